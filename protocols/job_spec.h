@@ -1,0 +1,63 @@
+// The job spec: what a tenant asks for. Parsed from YAML (untrusted) in one
+// place, validated in one place, and carried on the wire as Cap'n Proto
+// (protocols/sublet.capnp, struct JobSpec). The coordinator validates again on
+// receipt: it never trusts the client's checks.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "common/status.h"
+
+namespace sublet::protocols {
+
+enum class Priority : uint8_t { kLow = 0, kNormal = 1, kHigh = 2 };
+std::string_view PriorityName(Priority p);
+
+struct JobSpec {
+  std::string name;
+  uint32_t nodes = 1;          // gang size: all or nothing
+  uint32_t gpus_per_node = 1;  // one rank per GPU
+  std::vector<std::string> command;
+  std::map<std::string, std::string> env;
+  uint32_t tensor_parallel = 1;             // tensor groups stay inside a node
+  uint32_t checkpoint_every_steps = 0;      // 0: the trainer's default
+  uint32_t checkpoint_keep = 3;
+  Priority priority = Priority::kNormal;
+  uint32_t max_restarts = 0;                // failures only; preemptions never count
+  uint32_t elastic_min_nodes = 0;           // 0: not elastic
+  absl::Duration time_limit = absl::ZeroDuration();  // zero: no limit
+
+  uint32_t WorldSize() const { return nodes * gpus_per_node; }
+  bool operator==(const JobSpec&) const = default;
+};
+
+// Limits on what a spec may ask for; anything beyond is refused with the field
+// named. They bound the work and memory one submission can cost the service.
+struct SpecLimits {
+  uint32_t max_nodes = 4096;
+  uint32_t max_gpus_per_node = 64;
+  size_t max_name_bytes = 128;
+  size_t max_command_args = 256;
+  size_t max_arg_bytes = 4096;
+  size_t max_env_entries = 256;
+  size_t max_env_bytes = 8192;
+  size_t max_spec_bytes = 256 * 1024;
+};
+
+// Parses YAML text into a spec and validates it. Errors are InvalidArgument and
+// start with the field path, e.g. "resources.nodes: must be at least 1".
+absl::StatusOr<JobSpec> ParseJobSpecYaml(std::string_view yaml, const SpecLimits& limits = {});
+
+// Checks sizes, names, command, env, tensor divisibility. Used by the parser
+// and by the coordinator on every submission it receives.
+absl::Status ValidateJobSpec(const JobSpec& spec, const SpecLimits& limits = {});
+
+// Renders the spec back to YAML (for `sublet show -o json` and the store).
+std::string JobSpecToYaml(const JobSpec& spec);
+
+}  // namespace sublet::protocols

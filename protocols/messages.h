@@ -1,0 +1,202 @@
+// Every message Sublet's daemons and clients exchange, as plain C++ values.
+// The codec (protocols/codec.h) turns these into Cap'n Proto frames
+// (protocols/sublet.capnp) and back; nothing outside the codec touches Cap'n
+// Proto readers, so no other code can be surprised by hostile bytes.
+//
+// One frame = one Envelope. Requests carry the caller's token and a request id;
+// the reply to a request carries the same request id.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "protocols/job_spec.h"
+
+namespace sublet::protocols {
+
+inline constexpr uint16_t kProtocolVersion = 1;
+
+// ---- shared values -------------------------------------------------------
+
+struct KeyValue {
+  std::string key;
+  std::string value;
+  bool operator==(const KeyValue&) const = default;
+};
+
+struct JobEvent {
+  int64_t time_unix_ms = 0;
+  std::string kind;     // "submitted", "scheduled", "rank_failed", ...
+  std::string who;      // tenant/admin name, "scheduler", "worker:<node>"
+  std::string message;  // a sentence a person understands
+  bool operator==(const JobEvent&) const = default;
+};
+
+struct RankPlacement {
+  uint32_t rank = 0;
+  std::string node;
+  uint32_t local_rank = 0;
+  std::vector<uint32_t> gpus;
+  std::string state;      // "running", "exited"
+  int32_t exit_code = 0;  // valid when state == "exited"; 128+N for signal N
+  bool operator==(const RankPlacement&) const = default;
+};
+
+struct JobInfo {
+  std::string id;
+  std::string name;
+  std::string tenant;
+  std::string state;   // pending, running, preempting, succeeded, failed, cancelled
+  std::string reason;  // why pending, or why it ended
+  uint32_t restarts = 0;
+  uint32_t preemptions = 0;
+  uint32_t attempt = 0;
+  std::vector<std::string> nodes;  // placement of the current/last attempt
+  int64_t last_checkpoint_step = -1;
+  int64_t submit_time_unix_ms = 0;
+  int64_t start_time_unix_ms = 0;  // of the current/last attempt; 0 if never
+  int64_t end_time_unix_ms = 0;    // 0 while not final
+  JobSpec spec;
+  // Filled only by GetJob (`sublet show`).
+  std::vector<RankPlacement> ranks;
+  std::vector<JobEvent> events;
+  bool operator==(const JobInfo&) const = default;
+};
+
+struct NodeInfo {
+  std::string name;
+  std::string state;  // ready, reclaimed, draining, lost
+  uint32_t gpus = 0;
+  uint32_t gpus_free = 0;
+  std::vector<std::string> jobs;
+  std::string address;
+  int64_t last_heartbeat_unix_ms = 0;
+  bool operator==(const NodeInfo&) const = default;
+};
+
+// ---- tenant / admin API (client -> coordinator) --------------------------
+
+struct SubmitJobRequest { JobSpec spec; bool operator==(const SubmitJobRequest&) const = default; };
+struct ListJobsRequest { bool all = false; bool operator==(const ListJobsRequest&) const = default; };
+struct GetJobRequest { std::string job_id; bool operator==(const GetJobRequest&) const = default; };
+struct CancelJobRequest { std::string job_id; bool operator==(const CancelJobRequest&) const = default; };
+struct ListNodesRequest { bool operator==(const ListNodesRequest&) const = default; };
+struct ReadLogsRequest {
+  std::string job_id;
+  uint32_t rank = 0;
+  uint32_t attempt = 0;     // 0: the current/last attempt
+  uint64_t offset = 0;      // byte offset into the rank's log
+  uint32_t max_bytes = 1 << 20;
+  bool operator==(const ReadLogsRequest&) const = default;
+};
+
+// ---- API replies (coordinator -> client) ---------------------------------
+
+// Canonical absl status code number plus a message naming the cause.
+struct ErrorReply {
+  uint32_t code = 0;
+  std::string message;
+  bool operator==(const ErrorReply&) const = default;
+};
+struct SubmitJobReply { std::string job_id; bool operator==(const SubmitJobReply&) const = default; };
+struct JobListReply { std::vector<JobInfo> jobs; bool operator==(const JobListReply&) const = default; };
+struct JobReply { JobInfo job; bool operator==(const JobReply&) const = default; };
+struct NodeListReply { std::vector<NodeInfo> nodes; bool operator==(const NodeListReply&) const = default; };
+struct LogsReply {
+  std::string data;          // raw bytes of the log from `offset`
+  uint64_t next_offset = 0;  // where the next read starts
+  bool complete = false;     // the rank has exited and everything was read
+  bool operator==(const LogsReply&) const = default;
+};
+
+// ---- worker channel ------------------------------------------------------
+
+struct GpuInfo {
+  uint32_t index = 0;
+  std::string model;     // "emulated" when --gpus emulates them
+  uint64_t memory_mib = 0;
+  bool operator==(const GpuInfo&) const = default;
+};
+
+// Identifies one rank of one attempt of one job.
+struct RankKey {
+  std::string job_id;
+  uint32_t attempt = 0;
+  uint32_t rank = 0;
+  bool operator==(const RankKey&) const = default;
+  auto operator<=>(const RankKey&) const = default;
+};
+
+struct RankStatus {
+  RankKey key;
+  bool exited = false;
+  int32_t exit_code = 0;  // 128+N when killed by signal N
+  bool operator==(const RankStatus&) const = default;
+};
+
+// Worker -> coordinator: sent at registration, every heartbeat, and at once
+// when a rank exits. It is the worker's whole state, so a lost report is
+// repaired by the next one.
+struct WorkerReport {
+  std::string node;
+  std::string incarnation;   // random per worker process start
+  std::string address;       // address ranks on other nodes reach this node at
+  std::vector<GpuInfo> gpus;
+  std::vector<uint32_t> free_ports;  // probed free TCP ports for MASTER_PORT etc.
+  std::vector<RankStatus> ranks;     // running ranks and exits not yet acknowledged
+  bool operator==(const WorkerReport&) const = default;
+};
+
+// What one rank must run. The coordinator fills the full rank environment
+// of DESIGN.md except CUDA_VISIBLE_DEVICES and SUBLET_CONTROL, which the
+// worker adds because only it knows its devices and control endpoint.
+struct RankLaunch {
+  RankKey key;
+  std::vector<std::string> command;
+  std::vector<KeyValue> env;
+  std::vector<uint32_t> gpus;
+  bool operator==(const RankLaunch&) const = default;
+};
+
+// Coordinator -> worker: the desired state of the node. The worker starts
+// every listed rank it has not started in this incarnation, stops every rank
+// it runs that is not listed, and forgets the acknowledged exits.
+struct WorkerSync {
+  std::string incarnation;  // the worker incarnation this sync is for
+  std::vector<RankLaunch> desired;
+  std::vector<RankKey> acked_exits;
+  uint32_t stop_grace_ms = 10000;  // SIGTERM, then SIGKILL after this
+  bool operator==(const WorkerSync&) const = default;
+};
+
+// Coordinator -> worker, answered by LogsReply (or ErrorReply) with the same
+// request id: the coordinator proxies `sublet logs` to the node that ran it.
+struct ReadRankLogRequest {
+  RankKey key;
+  uint64_t offset = 0;
+  uint32_t max_bytes = 1 << 20;
+  bool operator==(const ReadRankLogRequest&) const = default;
+};
+
+// ---- the envelope ----------------------------------------------------------
+
+using Body = std::variant<
+    // API requests
+    SubmitJobRequest, ListJobsRequest, GetJobRequest, CancelJobRequest, ListNodesRequest,
+    ReadLogsRequest,
+    // API replies
+    ErrorReply, SubmitJobReply, JobListReply, JobReply, NodeListReply, LogsReply,
+    // worker channel
+    WorkerReport, WorkerSync, ReadRankLogRequest>;
+
+struct Envelope {
+  uint16_t version = kProtocolVersion;
+  uint64_t request_id = 0;
+  std::string token;
+  Body body;
+  bool operator==(const Envelope&) const = default;
+};
+
+}  // namespace sublet::protocols
