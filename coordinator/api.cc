@@ -1,0 +1,145 @@
+// Coordinator: the tenant/admin API and the log proxy. Authorization rules:
+// tenants see, cancel and read the logs of their own jobs only (another
+// tenant's job is "not found", so ids reveal nothing); admins see all jobs
+// and nodes but own no jobs; the worker token serves only the worker channel.
+#include "absl/strings/numbers.h"
+#include "common/log.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/views.h"
+#include "fmt/format.h"
+#include "protocols/codec.h"
+
+namespace sublet::coordinator {
+
+using protocols::Body;
+
+absl::StatusOr<Body> Coordinator::HandleApi(const Principal& who, protocols::Envelope& request,
+                                            const std::string& peer, bool& deferred) {
+  if (who.role == Role::kWorker) {
+    return absl::PermissionDeniedError("the worker token cannot use the tenant API");
+  }
+  Body& body = request.body;
+  if (auto* r = std::get_if<protocols::SubmitJobRequest>(&body)) return Submit(who, *r);
+  if (auto* r = std::get_if<protocols::ListJobsRequest>(&body)) return ListJobs(who, *r);
+  if (auto* r = std::get_if<protocols::GetJobRequest>(&body)) {
+    SUBLET_ASSIGN_OR_RETURN(const Job* job, VisibleJob(who, r->job_id));
+    SUBLET_ASSIGN_OR_RETURN(protocols::JobInfo info, JobView(*job, store_.get()));
+    return protocols::JobReply{std::move(info)};
+  }
+  if (auto* r = std::get_if<protocols::CancelJobRequest>(&body)) {
+    SUBLET_ASSIGN_OR_RETURN(const Job* job, VisibleJob(who, r->job_id));
+    SUBLET_RETURN_IF_ERROR(cluster_.Cancel(job->id, who.name));
+    SUBLET_ASSIGN_OR_RETURN(protocols::JobInfo info, JobView(*job, nullptr));
+    return protocols::JobReply{std::move(info)};
+  }
+  if (std::holds_alternative<protocols::ListNodesRequest>(body)) {
+    protocols::NodeListReply reply;
+    for (const auto& [name, node] : cluster_.nodes()) {
+      reply.nodes.push_back(NodeView(cluster_, node));
+    }
+    return reply;
+  }
+  if (auto* r = std::get_if<protocols::ReadLogsRequest>(&body)) {
+    SUBLET_RETURN_IF_ERROR(ForwardLogs(who, *r, peer, request.request_id));
+    deferred = true;
+    return protocols::LogsReply{};
+  }
+  return absl::InvalidArgumentError("not a request the coordinator serves");
+}
+
+absl::StatusOr<Body> Coordinator::Submit(const Principal& who, protocols::SubmitJobRequest& r) {
+  if (who.role != Role::kTenant) {
+    return absl::PermissionDeniedError(
+        fmt::format("{} is an admin; jobs belong to tenants, submit with a tenant token", who.name));
+  }
+  SUBLET_ASSIGN_OR_RETURN(uint64_t id, cluster_.Submit(who.name, std::move(r.spec)));
+  return protocols::SubmitJobReply{std::to_string(id)};
+}
+
+// Tenants list their own jobs, admins everyone's. Without `all`, jobs that
+// ended more than an hour ago are left out (like squeue next to sacct).
+absl::StatusOr<Body> Coordinator::ListJobs(const Principal& who,
+                                           const protocols::ListJobsRequest& r) {
+  const absl::Time cutoff = clock_.Now() - absl::Hours(1);
+  protocols::JobListReply reply;
+  for (const auto& [id, job] : cluster_.jobs()) {
+    if (who.role == Role::kTenant && job.tenant != who.name) continue;
+    if (!r.all && IsFinal(job.state) && job.end_time < cutoff) continue;
+    SUBLET_ASSIGN_OR_RETURN(protocols::JobInfo info, JobView(job, nullptr));
+    reply.jobs.push_back(std::move(info));
+  }
+  return reply;
+}
+
+absl::StatusOr<const Job*> Coordinator::VisibleJob(const Principal& who, const std::string& id) {
+  uint64_t n = 0;
+  const Job* job = absl::SimpleAtoi(id, &n) ? cluster_.FindJob(n) : nullptr;
+  if (!job || (who.role == Role::kTenant && job->tenant != who.name)) {
+    return absl::NotFoundError(fmt::format("job {} not found", id));
+  }
+  return job;
+}
+
+absl::Status Coordinator::ForwardLogs(const Principal& who, const protocols::ReadLogsRequest& r,
+                                      const std::string& peer, uint64_t request_id) {
+  SUBLET_ASSIGN_OR_RETURN(const Job* job, VisibleJob(who, r.job_id));
+  uint32_t attempt = r.attempt == 0 ? job->attempt : r.attempt;
+  if (job->attempt == 0) {
+    return absl::FailedPreconditionError(
+        fmt::format("job {} has not started yet, so it has no logs", job->id));
+  }
+  if (attempt > job->attempt) {
+    return absl::NotFoundError(fmt::format("job {} has no attempt {} (latest: {})", job->id,
+                                           attempt, job->attempt));
+  }
+  std::vector<RankRecord> ranks = job->ranks;
+  if (attempt != job->attempt || ranks.empty()) {
+    SUBLET_ASSIGN_OR_RETURN(ranks, store_->Ranks(job->id, attempt));
+  }
+  if (r.rank >= ranks.size()) {
+    return absl::InvalidArgumentError(fmt::format("--rank: job {} has ranks 0..{}", job->id,
+                                                  ranks.size() - 1));
+  }
+  const std::string& node_name = ranks[r.rank].node;
+  const Node* node = cluster_.FindNode(node_name);
+  if (!node || node->peer.empty() || node->state == "lost") {
+    return absl::UnavailableError(
+        fmt::format("node {} is not connected; its logs cannot be read now", node_name));
+  }
+  uint64_t proxy_id = next_proxy_id_++;
+  pending_logs_[proxy_id] = {peer, request_id, node->peer,
+                             clock_.Now() + options_.log_proxy_timeout};
+  protocols::Envelope forward;
+  forward.request_id = proxy_id;
+  forward.body = protocols::ReadRankLogRequest{{job->IdText(), attempt, r.rank}, r.offset,
+                                               std::min<uint32_t>(r.max_bytes, 1 << 20)};
+  outbox_.push_back({node->peer, std::move(forward)});
+  return absl::OkStatus();
+}
+
+void Coordinator::HandleWorkerReply(protocols::Envelope& reply, const std::string& peer) {
+  auto it = pending_logs_.find(reply.request_id);
+  if (it == pending_logs_.end() || it->second.worker_peer != peer) {
+    Log(LogLevel::kDebug, "unexpected_reply", {{"request", reply.request_id}});
+    return;
+  }
+  Reply(it->second.client_peer, it->second.client_request_id, std::move(reply.body));
+  pending_logs_.erase(it);
+}
+
+void Coordinator::ExpireLogProxies() {
+  const absl::Time now = clock_.Now();
+  for (auto it = pending_logs_.begin(); it != pending_logs_.end();) {
+    if (it->second.deadline > now) {
+      ++it;
+      continue;
+    }
+    Reply(it->second.client_peer, it->second.client_request_id,
+          protocols::ErrorEnvelope(0, absl::UnavailableError(
+                                          "the node holding this log did not answer in time"))
+              .body);
+    it = pending_logs_.erase(it);
+  }
+}
+
+}  // namespace sublet::coordinator

@@ -1,0 +1,104 @@
+// Cluster: the coordinator's state machine for jobs and nodes. It applies
+// submissions, cancellations, worker reports and timeouts, runs scheduling
+// passes, and writes every change to the Store inside the caller's
+// transaction. It does no I/O of its own: what must be sent to workers is
+// exposed as the set of nodes whose desired state changed (TakeDirtyNodes),
+// which the event loop turns into WorkerSync messages after committing.
+//
+// Job lifecycle:
+//   pending --(placed)--> running --(every rank exit 0)--> succeeded
+//   running --(a rank fails)--> pending (restarts+1) or failed at max_restarts
+//   running --(a node is lost)--> pending (not counted: not the tenant's fault)
+//   running --(a rank exits 75)--> pending (preemptions+1, never counted)
+//   running --(time_limit)--> failed;   pending|running --(cancel)--> cancelled
+// When an attempt ends early its other ranks are stopped (`stopping`); no new
+// attempt starts, and their GPUs stay taken, until each has reported its exit
+// or its node is gone. So no GPU is ever given to two ranks at once.
+//
+// Thread-compatible: owned by the event-loop thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "coordinator/config.h"
+#include "coordinator/model.h"
+#include "coordinator/store.h"
+#include "protocols/messages.h"
+
+namespace sublet::coordinator {
+
+class Cluster {
+ public:
+  Cluster(Store& store, const Clock& clock, const Config& config);
+
+  // Loads everything from the store. Nodes get a fresh heartbeat deadline.
+  absl::Status Recover();
+
+  // ---- tenant / admin actions -------------------------------------------
+  // Validates (again) and stores a new pending job; returns its id.
+  absl::StatusOr<uint64_t> Submit(const std::string& tenant, protocols::JobSpec spec);
+  // FailedPrecondition when the job already ended.
+  absl::Status Cancel(uint64_t job_id, const std::string& who);
+
+  // ---- workers ------------------------------------------------------------
+  // Applies a worker's report and returns the sync to answer it with.
+  absl::StatusOr<protocols::WorkerSync> OnWorkerReport(const protocols::WorkerReport& report,
+                                                       const std::string& peer);
+  protocols::WorkerSync SyncFor(const Node& node) const;
+
+  // ---- time ---------------------------------------------------------------
+  // Marks silent nodes lost and enforces time limits.
+  absl::Status CheckTimeouts();
+  // Places what fits; refreshes every pending job's reason. Cheap when nothing
+  // changed since the last pass.
+  absl::Status Schedule();
+  bool NeedsScheduling() const { return sched_dirty_; }
+
+  // Nodes whose desired rank set changed since the last call.
+  std::set<std::string> TakeDirtyNodes();
+
+  // ---- reads ----------------------------------------------------------------
+  const Job* FindJob(uint64_t id) const;
+  const std::map<uint64_t, Job>& jobs() const { return jobs_; }
+  const std::map<std::string, Node>& nodes() const { return nodes_; }
+  const Node* FindNode(const std::string& name) const;
+  // Live job ids with ranks on `node`.
+  std::vector<std::string> JobsOnNode(const std::string& node) const;
+  uint32_t FreeGpus(const Node& node) const;
+  uint32_t LargestNodeGpus() const;
+
+ private:
+  absl::Status Event(Job& job, const std::string& kind, const std::string& who,
+                     const std::string& message);
+  absl::Status Save(Job& job);
+  absl::Status StartAttempt(Job& job, const std::vector<const Node*>& nodes,
+                            const std::vector<std::vector<uint32_t>>& gpus);
+  absl::Status OnRankExit(Job& job, RankRecord& rank, int32_t code, const std::string& who);
+  absl::Status EndAttempt(Job& job, const RankRecord& cause, int32_t code, const std::string& who);
+  absl::Status Requeue(Job& job, const std::string& reason);
+  absl::Status Finish(Job& job, JobState state, const std::string& reason);
+  absl::Status AfterRanksChanged(Job& job);
+  absl::Status FailRanksOnNode(const std::string& node, const std::string& why);
+  void MarkNodesDirty(const Job& job);
+  std::vector<protocols::KeyValue> RankEnv(const Job& job, const RankRecord& rank) const;
+  std::vector<bool> BusyGpus(const Node& node) const;
+
+  Store& store_;
+  const Clock& clock_;
+  const Config& config_;
+  std::map<uint64_t, Job> jobs_;
+  std::map<std::string, Node> nodes_;
+  std::set<uint64_t> live_jobs_;  // jobs with at least one rank not yet exited
+  std::map<std::string, uint32_t> stray_ranks_;  // per node: running ranks we did not ask for
+  std::set<std::string> dirty_nodes_;
+  uint64_t next_job_id_ = 1;
+  bool sched_dirty_ = true;
+};
+
+}  // namespace sublet::coordinator

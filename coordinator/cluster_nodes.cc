@@ -1,0 +1,187 @@
+// Cluster: the worker side. Reports from workers, the desired state sent back
+// to them, lost nodes, and the environment each rank is started with.
+#include <filesystem>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
+#include "common/log.h"
+#include "coordinator/cluster.h"
+#include "fmt/format.h"
+
+namespace sublet::coordinator {
+
+// Protocol, per report:
+//  1. A new incarnation means the worker process restarted: the ranks it was
+//     given before are gone, so they count as lost (the gang restarts).
+//  2. Node facts (GPUs, address, ports) and liveness are refreshed; a lost
+//     node that reports again is ready again.
+//  3. Each reported exit is applied once (idempotent) and acknowledged, so
+//     the worker can forget it. Exits of old attempts are acknowledged only.
+//  4. Ranks the worker runs but we no longer want are counted as strays: the
+//     sync tells the worker to stop them, and until then no new work lands
+//     on the node.
+//  5. The reply is the node's desired state.
+absl::StatusOr<protocols::WorkerSync> Cluster::OnWorkerReport(
+    const protocols::WorkerReport& report, const std::string& peer) {
+  if (report.node.empty() || report.incarnation.empty()) {
+    return absl::InvalidArgumentError("worker report: node and incarnation are required");
+  }
+  auto [it, inserted] = nodes_.try_emplace(report.node);
+  Node& node = it->second;
+  bool restarted = !inserted && node.incarnation != report.incarnation;
+  bool changed = inserted || restarted || node.gpus.size() != report.gpus.size() ||
+                 node.address != report.address || node.state == "lost";
+  if (restarted) {
+    Log(LogLevel::kWarn, "worker_restarted", {{"node", report.node}});
+    SUBLET_RETURN_IF_ERROR(FailRanksOnNode(report.node, "its worker restarted"));
+  }
+  if (node.state == "lost") {
+    Log(LogLevel::kInfo, "node_back", {{"node", report.node}});
+    node.state = "ready";
+  }
+  if (inserted) Log(LogLevel::kInfo, "node_registered", {{"node", report.node},
+                                                          {"gpus", report.gpus.size()}});
+  node.name = report.node;
+  node.incarnation = report.incarnation;
+  node.gpus = report.gpus;
+  node.address = report.address;
+  node.peer = peer;
+  node.last_seen = clock_.Now();
+  node.free_ports = report.free_ports;
+  if (changed) {
+    SUBLET_RETURN_IF_ERROR(store_.SaveNode(node));
+    sched_dirty_ = true;
+  }
+
+  std::vector<protocols::RankKey> acked;
+  uint32_t strays = 0;
+  for (const protocols::RankStatus& rs : report.ranks) {
+    uint64_t job_id = 0;
+    Job* job = nullptr;
+    if (absl::SimpleAtoi(rs.key.job_id, &job_id)) {
+      auto j = jobs_.find(job_id);
+      if (j != jobs_.end()) job = &j->second;
+    }
+    RankRecord* rank = nullptr;
+    if (job && job->attempt == rs.key.attempt && rs.key.rank < job->ranks.size() &&
+        job->ranks[rs.key.rank].node == node.name &&
+        job->ranks[rs.key.rank].incarnation == node.incarnation) {
+      rank = &job->ranks[rs.key.rank];
+    }
+    if (rs.exited) {
+      acked.push_back(rs.key);
+      if (rank) SUBLET_RETURN_IF_ERROR(OnRankExit(*job, *rank, rs.exit_code, "worker:" + node.name));
+    } else if (!rank || rank->exited || !job->WantsRanks()) {
+      ++strays;
+    }
+  }
+  if (stray_ranks_[node.name] != strays) sched_dirty_ = true;
+  stray_ranks_[node.name] = strays;
+  protocols::WorkerSync sync = SyncFor(node);
+  sync.acked_exits = std::move(acked);
+  return sync;
+}
+
+protocols::WorkerSync Cluster::SyncFor(const Node& node) const {
+  protocols::WorkerSync sync;
+  sync.incarnation = node.incarnation;
+  sync.stop_grace_ms = static_cast<uint32_t>(absl::ToInt64Milliseconds(config_.stop_grace));
+  for (uint64_t id : live_jobs_) {
+    const Job& job = jobs_.at(id);
+    if (!job.WantsRanks()) continue;
+    for (const RankRecord& r : job.ranks) {
+      if (r.node != node.name || r.exited || r.incarnation != node.incarnation) continue;
+      sync.desired.push_back({{job.IdText(), job.attempt, r.rank}, job.spec.command,
+                              RankEnv(job, r), r.gpus});
+    }
+  }
+  return sync;
+}
+
+// Every live rank on `node` ends with kExitNodeLost, except those given to the
+// node's current incarnation when it is still the same worker.
+absl::Status Cluster::FailRanksOnNode(const std::string& node, const std::string& why) {
+  std::vector<uint64_t> ids(live_jobs_.begin(), live_jobs_.end());
+  for (uint64_t id : ids) {
+    Job& job = jobs_.at(id);
+    for (RankRecord& r : job.ranks) {
+      if (r.node != node || r.exited) continue;
+      SUBLET_RETURN_IF_ERROR(
+          OnRankExit(job, r, kExitNodeLost, fmt::format("scheduler ({} {})", node, why)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::vector<protocols::KeyValue> Cluster::RankEnv(const Job& job, const RankRecord& rank) const {
+  std::vector<std::string> node_order;
+  for (const RankRecord& r : job.ranks) {
+    if (node_order.empty() || node_order.back() != r.node) node_order.push_back(r.node);
+  }
+  uint32_t node_rank = 0;
+  while (node_rank < node_order.size() && node_order[node_rank] != rank.node) ++node_rank;
+  const std::string world = std::to_string(job.ranks.size());
+  const std::string local_world = std::to_string(job.spec.gpus_per_node);
+  std::vector<protocols::KeyValue> env;
+  for (const auto& [k, v] : job.spec.env) env.push_back({k, v});
+  std::vector<protocols::KeyValue> ours = {
+      {"SUBLET_JOB_ID", job.IdText()},
+      {"SUBLET_ATTEMPT", std::to_string(job.attempt)},
+      {"SUBLET_RANK", std::to_string(rank.rank)},
+      {"SUBLET_WORLD_SIZE", world},
+      {"SUBLET_LOCAL_RANK", std::to_string(rank.local_rank)},
+      {"SUBLET_LOCAL_WORLD_SIZE", local_world},
+      {"SUBLET_NODE_RANK", std::to_string(node_rank)},
+      {"SUBLET_NODE_NAME", rank.node},
+      {"SUBLET_NNODES", std::to_string(node_order.size())},
+      {"SUBLET_TENSOR_PARALLEL", std::to_string(job.spec.tensor_parallel)},
+      {"SUBLET_RENDEZVOUS", fmt::format("{}:{}", job.master_addr, job.rendezvous_port)},
+      {"SUBLET_CHECKPOINT_DIR", fmt::format("{}/{}/{}/checkpoints", config_.storage_root,
+                                            job.tenant, job.id)},
+      {"SUBLET_CHECKPOINT_EVERY", std::to_string(job.spec.checkpoint_every_steps)},
+      {"SUBLET_CHECKPOINT_KEEP", std::to_string(job.spec.checkpoint_keep)},
+      {"RANK", std::to_string(rank.rank)},
+      {"WORLD_SIZE", world},
+      {"LOCAL_RANK", std::to_string(rank.local_rank)},
+      {"LOCAL_WORLD_SIZE", local_world},
+      {"NODE_RANK", std::to_string(node_rank)},
+      {"MASTER_ADDR", job.master_addr},
+      {"MASTER_PORT", std::to_string(job.master_port)},
+  };
+  env.insert(env.end(), ours.begin(), ours.end());
+  return env;
+}
+
+std::vector<bool> Cluster::BusyGpus(const Node& node) const {
+  std::vector<bool> busy(node.gpus.size(), false);
+  for (uint64_t id : live_jobs_) {
+    for (const RankRecord& r : jobs_.at(id).ranks) {
+      if (r.exited || r.node != node.name) continue;
+      for (uint32_t g : r.gpus) {
+        if (g < busy.size()) busy[g] = true;
+      }
+    }
+  }
+  return busy;
+}
+
+uint32_t Cluster::FreeGpus(const Node& node) const {
+  uint32_t free = 0;
+  for (bool b : BusyGpus(node)) free += b ? 0 : 1;
+  return free;
+}
+
+std::vector<std::string> Cluster::JobsOnNode(const std::string& node) const {
+  std::vector<std::string> out;
+  for (uint64_t id : live_jobs_) {
+    for (const RankRecord& r : jobs_.at(id).ranks) {
+      if (!r.exited && r.node == node) {
+        out.push_back(std::to_string(id));
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace sublet::coordinator

@@ -1,0 +1,112 @@
+#include "coordinator/config.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <yaml-cpp/yaml.h>
+
+#include "common/duration.h"
+#include "fmt/format.h"
+
+namespace sublet::coordinator {
+namespace {
+
+absl::Status FieldError(const std::string& field, const std::string& message) {
+  return absl::InvalidArgumentError(fmt::format("{}: {}", field, message));
+}
+
+absl::StatusOr<std::string> RequiredString(const YAML::Node& node, const std::string& field) {
+  if (!node || !node.IsScalar() || node.Scalar().empty()) {
+    return FieldError(field, "required, must be a non-empty string");
+  }
+  return node.Scalar();
+}
+
+absl::Status CheckKeys(const YAML::Node& map, const std::set<std::string>& allowed,
+                       const std::string& where) {
+  if (!map.IsMap()) return FieldError(where, "must be a mapping");
+  for (const auto& kv : map) {
+    std::string key = kv.first.as<std::string>();
+    if (!allowed.count(key)) {
+      return FieldError(where.empty() ? key : where + "." + key, "unknown field");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AddPrincipals(const YAML::Node& list, Role role, const std::string& field,
+                           Config& config) {
+  if (!list) return absl::OkStatus();
+  if (!list.IsSequence()) return FieldError(field, "must be a list of {name, token}");
+  for (size_t i = 0; i < list.size(); ++i) {
+    std::string where = fmt::format("{}[{}]", field, i);
+    SUBLET_RETURN_IF_ERROR(CheckKeys(list[i], {"name", "token"}, where));
+    SUBLET_ASSIGN_OR_RETURN(std::string name, RequiredString(list[i]["name"], where + ".name"));
+    SUBLET_ASSIGN_OR_RETURN(std::string token, RequiredString(list[i]["token"], where + ".token"));
+    if (!config.tokens.emplace(token, Principal{role, name}).second) {
+      return FieldError(where + ".token", "duplicate token: a token identifies exactly one caller");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Config> ParseRoot(const YAML::Node& root) {
+  SUBLET_RETURN_IF_ERROR(CheckKeys(
+      root, {"storage_root", "heartbeat_timeout", "stop_grace", "tenants", "admins", "workers"},
+      ""));
+  Config config;
+  SUBLET_ASSIGN_OR_RETURN(config.storage_root, RequiredString(root["storage_root"], "storage_root"));
+  for (auto [key, target] : {std::pair{"heartbeat_timeout", &config.heartbeat_timeout},
+                             std::pair{"stop_grace", &config.stop_grace}}) {
+    if (!root[key]) continue;
+    auto d = ParseDuration(root[key].Scalar());
+    if (!d.ok()) return FieldError(key, std::string(d.status().message()));
+    *target = *d;
+  }
+  SUBLET_RETURN_IF_ERROR(AddPrincipals(root["tenants"], Role::kTenant, "tenants", config));
+  SUBLET_RETURN_IF_ERROR(AddPrincipals(root["admins"], Role::kAdmin, "admins", config));
+  if (root["workers"]) {
+    SUBLET_RETURN_IF_ERROR(CheckKeys(root["workers"], {"token"}, "workers"));
+    SUBLET_ASSIGN_OR_RETURN(std::string token,
+                            RequiredString(root["workers"]["token"], "workers.token"));
+    if (!config.tokens.emplace(token, Principal{Role::kWorker, "workers"}).second) {
+      return FieldError("workers.token", "duplicate token: a token identifies exactly one caller");
+    }
+  }
+  return config;
+}
+
+}  // namespace
+
+std::optional<Principal> Config::Authenticate(std::string_view token) const {
+  if (token.empty()) return std::nullopt;
+  auto it = tokens.find(std::string(token));
+  if (it == tokens.end()) return std::nullopt;
+  return it->second;
+}
+
+absl::StatusOr<Config> ParseConfig(std::string_view yaml) {
+  try {
+    YAML::Node root = YAML::Load(std::string(yaml));
+    if (!root.IsMap()) return absl::InvalidArgumentError("config: must be a YAML mapping");
+    return ParseRoot(root);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(fmt::format("config: {}", e.what()));
+  }
+}
+
+absl::StatusOr<Config> LoadConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(fmt::format("cannot read config file {}", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  auto config = ParseConfig(text.str());
+  if (!config.ok()) {
+    return absl::Status(config.status().code(),
+                        fmt::format("{}: {}", path, std::string(config.status().message())));
+  }
+  return config;
+}
+
+}  // namespace sublet::coordinator

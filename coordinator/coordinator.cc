@@ -1,0 +1,215 @@
+#include "coordinator/coordinator.h"
+
+#include <filesystem>
+
+#include "absl/strings/numbers.h"
+#include "common/log.h"
+#include "coordinator/views.h"
+#include "fmt/format.h"
+#include "protocols/codec.h"
+
+namespace sublet::coordinator {
+namespace {
+
+using protocols::Body;
+using protocols::Envelope;
+
+// Errors a handler returns before touching the store; anything else means
+// the store failed mid-batch and the whole batch must be rolled back.
+bool IsCallerError(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kUnavailable:  // a node is unreachable, not the store
+      return std::string(s.message()).rfind("store:", 0) != 0;
+    default:
+      return false;
+  }
+}
+
+bool IsWorkerReply(const Body& body) {
+  return std::holds_alternative<protocols::LogsReply>(body) ||
+         std::holds_alternative<protocols::ErrorReply>(body);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOptions options,
+                                                                  zmq::context_t& context,
+                                                                  const Clock& clock) {
+  std::error_code ec;
+  std::filesystem::create_directories(options.state_dir, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        fmt::format("cannot create state dir {}: {}", options.state_dir, ec.message()));
+  }
+  SUBLET_ASSIGN_OR_RETURN(std::unique_ptr<Store> store,
+                          Store::Open(options.state_dir + "/state.db"));
+  std::unique_ptr<Coordinator> c(new Coordinator(std::move(options), context, clock,
+                                                 std::move(store)));
+  SUBLET_RETURN_IF_ERROR(c->cluster_.Recover());
+  SUBLET_RETURN_IF_ERROR(c->channel_.Bind(c->options_.listen));
+  Log(LogLevel::kInfo, "listening", {{"endpoint", c->endpoint()},
+                                     {"jobs", c->cluster_.jobs().size()},
+                                     {"nodes", c->cluster_.nodes().size()}});
+  return c;
+}
+
+Coordinator::Coordinator(CoordinatorOptions options, zmq::context_t& context, const Clock& clock,
+                         std::unique_ptr<Store> store)
+    : options_(std::move(options)),
+      clock_(clock),
+      store_(std::move(store)),
+      cluster_(*store_, clock_, options_.config),
+      channel_(context) {}
+
+void Coordinator::Run(const std::atomic<bool>& stop) {
+  while (!stop.load()) {
+    zmq::pollitem_t item{channel_.socket().handle(), 0, ZMQ_POLLIN, 0};
+    absl::Duration wait = std::clamp(next_tick_ - clock_.Now(), absl::ZeroDuration(), options_.tick);
+    zmq::poll(&item, 1, std::chrono::milliseconds(absl::ToInt64Milliseconds(wait)));
+    std::vector<protocols::Incoming> batch;
+    while (batch.size() < options_.max_batch) {
+      std::optional<protocols::Incoming> in = channel_.TryReceive();
+      if (!in) break;
+      batch.push_back(std::move(*in));
+    }
+    Turn(batch);
+  }
+}
+
+void Coordinator::Turn(std::vector<protocols::Incoming>& batch) {
+  const absl::Time now = clock_.Now();
+  const bool tick_due = now >= next_tick_;
+  if (batch.empty() && !tick_due && !cluster_.NeedsScheduling()) return;
+  batch_failed_ = absl::OkStatus();
+  batch_requests_.clear();
+  reported_.clear();
+  absl::Status status = store_->Begin();
+  if (status.ok()) {
+    for (protocols::Incoming& in : batch) Dispatch(in);
+    if (tick_due) {
+      Note(cluster_.CheckTimeouts());
+      ExpireLogProxies();
+      next_tick_ = now + options_.tick;
+    }
+    if (batch_failed_.ok() && cluster_.NeedsScheduling()) Note(cluster_.Schedule());
+    QueueSyncs();
+    status = batch_failed_.ok() ? store_->Commit() : batch_failed_;
+  }
+  if (!status.ok()) Abandon(status);
+  Flush();
+}
+
+// The store failed: nothing of this batch happened. Reload the last committed
+// state and tell every requester to retry.
+void Coordinator::Abandon(const absl::Status& cause) {
+  Log(LogLevel::kError, "store_failed", {{"error", std::string(cause.message())}});
+  store_->Rollback();
+  outbox_.clear();
+  absl::Status recovered = cluster_.Recover();
+  if (!recovered.ok()) {
+    Log(LogLevel::kError, "recover_failed", {{"error", std::string(recovered.message())}});
+  }
+  absl::Status reply = absl::UnavailableError(
+      fmt::format("coordinator could not store the change, retry: {}", std::string(cause.message())));
+  for (const auto& [peer, id] : batch_requests_) {
+    outbox_.push_back({peer, protocols::ErrorEnvelope(id, reply)});
+  }
+}
+
+void Coordinator::Note(const absl::Status& status) {
+  if (!status.ok() && batch_failed_.ok()) batch_failed_ = status;
+}
+
+void Coordinator::Dispatch(protocols::Incoming& in) {
+  if (!in.envelope.ok()) {
+    ++bad_frames_;
+    Log(LogLevel::kWarn, "bad_frame", {{"bytes", in.frame_bytes}, {"total_bad", bad_frames_},
+                                       {"error", std::string(in.envelope.status().message())}});
+    outbox_.push_back({in.peer, protocols::ErrorEnvelope(0, in.envelope.status())});
+    return;
+  }
+  Envelope& env = *in.envelope;
+  if (IsWorkerReply(env.body)) {
+    HandleWorkerReply(env, in.peer);
+    return;
+  }
+  try {
+    std::optional<Principal> who = options_.config.Authenticate(env.token);
+    if (!who) {
+      Log(LogLevel::kWarn, "auth_refused", {{"request", env.request_id}});
+      Reply(in.peer, env.request_id,
+            protocols::ErrorEnvelope(0, absl::PermissionDeniedError("unknown token")).body);
+      return;
+    }
+    if (auto* report = std::get_if<protocols::WorkerReport>(&env.body)) {
+      if (who->role != Role::kWorker) {
+        Reply(in.peer, env.request_id, protocols::ErrorEnvelope(0, absl::PermissionDeniedError(
+                                           "only the worker token may report as a node")).body);
+        return;
+      }
+      HandleReport(*report, in.peer);
+      return;
+    }
+    batch_requests_.push_back({in.peer, env.request_id});
+    bool deferred = false;
+    absl::StatusOr<Body> reply = HandleApi(*who, env, in.peer, deferred);
+    if (!reply.ok() && !IsCallerError(reply.status())) Note(reply.status());
+    if (deferred) return;
+    Reply(in.peer, env.request_id,
+          reply.ok() ? *std::move(reply) : protocols::ErrorEnvelope(0, reply.status()).body);
+  } catch (const std::exception& e) {
+    // Last resort: a bug must fail only this request, never the daemon.
+    Log(LogLevel::kError, "request_crashed", {{"request", env.request_id}, {"error", e.what()}});
+    Reply(in.peer, env.request_id,
+          protocols::ErrorEnvelope(0, absl::InternalError("internal error")).body);
+  }
+}
+
+void Coordinator::HandleReport(const protocols::WorkerReport& report, const std::string& peer) {
+  absl::StatusOr<protocols::WorkerSync> sync = cluster_.OnWorkerReport(report, peer);
+  if (!sync.ok()) {
+    if (!IsCallerError(sync.status())) Note(sync.status());
+    Log(LogLevel::kWarn, "report_refused", {{"node", report.node},
+                                            {"error", std::string(sync.status().message())}});
+    return;
+  }
+  std::vector<protocols::RankKey>& acked = reported_[report.node];
+  acked.insert(acked.end(), sync->acked_exits.begin(), sync->acked_exits.end());
+}
+
+void Coordinator::Reply(const std::string& peer, uint64_t request_id, Body body) {
+  Envelope e;
+  e.request_id = request_id;
+  e.body = std::move(body);
+  outbox_.push_back({peer, std::move(e)});
+}
+
+// One sync per node that reported or whose desired ranks changed, built after
+// scheduling so that launches go out in the same turn that freed capacity.
+void Coordinator::QueueSyncs() {
+  std::set<std::string> names = cluster_.TakeDirtyNodes();
+  for (const auto& [name, acked] : reported_) names.insert(name);
+  for (const std::string& name : names) {
+    const Node* node = cluster_.FindNode(name);
+    if (!node || node->peer.empty()) continue;
+    protocols::WorkerSync sync = cluster_.SyncFor(*node);
+    auto it = reported_.find(name);
+    if (it != reported_.end()) sync.acked_exits = it->second;
+    Reply(node->peer, 0, std::move(sync));
+  }
+}
+
+void Coordinator::Flush() {
+  for (Outgoing& out : outbox_) {
+    absl::Status s = channel_.Send(out.peer, out.envelope);
+    if (!s.ok()) Log(LogLevel::kDebug, "send_failed", {{"error", std::string(s.message())}});
+  }
+  outbox_.clear();
+}
+
+}  // namespace sublet::coordinator

@@ -1,0 +1,101 @@
+// sublet-coordinator's event loop: one thread owns the ROUTER socket, the
+// store and the cluster state.
+//
+// Each turn of the loop:
+//  1. waits for frames (or the next tick), then drains up to `max_batch`;
+//  2. opens one store transaction and applies every frame (authenticate,
+//     authorize, act), collecting replies and worker syncs in an outbox;
+//  3. enforces timeouts and runs a scheduling pass when something changed;
+//  4. commits, and only then sends the outbox. If the commit fails, nothing
+//     is sent but errors, and the state is reloaded from the store.
+// A frame that fails (bad bytes, a bug) fails only its own request.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "common/clock.h"
+#include "coordinator/cluster.h"
+#include "coordinator/config.h"
+#include "coordinator/store.h"
+#include "protocols/channel.h"
+
+namespace sublet::coordinator {
+
+struct CoordinatorOptions {
+  std::string listen = "tcp://127.0.0.1:7700";
+  std::string state_dir;  // holds state.db; created if missing
+  Config config;
+  absl::Duration tick = absl::Milliseconds(100);  // timeout checks, log-proxy expiry
+  size_t max_batch = 4096;                         // frames per transaction
+  absl::Duration log_proxy_timeout = absl::Seconds(4);
+};
+
+class Coordinator {
+ public:
+  // Opens the store, recovers state, binds the socket.
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Create(CoordinatorOptions options,
+                                                              zmq::context_t& context,
+                                                              const Clock& clock);
+  std::string endpoint() const { return channel_.endpoint(); }
+  // Serves until `stop` becomes true (checked at least every tick).
+  void Run(const std::atomic<bool>& stop);
+
+ private:
+  struct Outgoing {
+    std::string peer;
+    protocols::Envelope envelope;
+  };
+  // A `sublet logs` request forwarded to the worker that ran the rank.
+  struct PendingLog {
+    std::string client_peer;
+    uint64_t client_request_id;
+    std::string worker_peer;
+    absl::Time deadline;
+  };
+
+  Coordinator(CoordinatorOptions options, zmq::context_t& context, const Clock& clock,
+              std::unique_ptr<Store> store);
+  void Turn(std::vector<protocols::Incoming>& batch);
+  void Abandon(const absl::Status& cause);
+  void Note(const absl::Status& status);
+  void Dispatch(protocols::Incoming& in);
+  void HandleReport(const protocols::WorkerReport& report, const std::string& peer);
+  absl::StatusOr<protocols::Body> HandleApi(const Principal& who, protocols::Envelope& request,
+                                            const std::string& peer, bool& deferred);
+  absl::StatusOr<protocols::Body> Submit(const Principal& who, protocols::SubmitJobRequest& r);
+  absl::StatusOr<protocols::Body> ListJobs(const Principal& who, const protocols::ListJobsRequest& r);
+  absl::StatusOr<const Job*> VisibleJob(const Principal& who, const std::string& id);
+  absl::Status ForwardLogs(const Principal& who, const protocols::ReadLogsRequest& r,
+                           const std::string& peer, uint64_t request_id);
+  void HandleWorkerReply(protocols::Envelope& reply, const std::string& peer);
+  void ExpireLogProxies();
+  void Reply(const std::string& peer, uint64_t request_id, protocols::Body body);
+  void QueueSyncs();
+  void Flush();
+
+  CoordinatorOptions options_;
+  const Clock& clock_;
+  std::unique_ptr<Store> store_;
+  Cluster cluster_;
+  protocols::ServerChannel channel_;
+  std::vector<Outgoing> outbox_;
+  std::map<uint64_t, PendingLog> pending_logs_;
+  // Per turn: the first store failure, the requests to answer if it happens,
+  // and the exits each reporting node gets acknowledged.
+  absl::Status batch_failed_;
+  std::vector<std::pair<std::string, uint64_t>> batch_requests_;
+  std::map<std::string, std::vector<protocols::RankKey>> reported_;
+  uint64_t bad_frames_ = 0;
+  uint64_t next_proxy_id_ = 1;
+  absl::Time next_tick_ = absl::InfinitePast();
+};
+
+}  // namespace sublet::coordinator

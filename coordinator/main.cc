@@ -1,0 +1,59 @@
+// sublet-coordinator: wires config, store, clock and socket together and runs
+// the event loop until SIGINT/SIGTERM.
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "common/log.h"
+#include "coordinator/coordinator.h"
+
+namespace {
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop.store(true); }
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"sublet-coordinator: stores jobs durably, gang-schedules them onto worker nodes "
+               "and serves the tenant/admin API."};
+  std::string listen = "tcp://127.0.0.1:7700";
+  std::string state_dir;
+  std::string config_path;
+  std::string log_level = "info";
+  app.add_option("--listen", listen, "ZeroMQ endpoint to bind")->capture_default_str();
+  app.add_option("--state-dir", state_dir, "directory for the durable state (state.db)")->required();
+  app.add_option("--config", config_path, "YAML config: storage_root, tokens, timeouts")
+      ->required();
+  app.add_option("--log-level", log_level, "debug|info|warn|error")->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  sublet::InitLogging("coordinator", log_level);
+  auto config = sublet::coordinator::LoadConfig(config_path);
+  if (!config.ok()) {
+    std::cerr << "sublet-coordinator: " << config.status().message() << "\n";
+    return 2;
+  }
+  sublet::coordinator::CoordinatorOptions options;
+  options.listen = listen;
+  options.state_dir = state_dir;
+  options.config = *std::move(config);
+  zmq::context_t context;
+  sublet::RealClock clock;
+  auto coordinator = sublet::coordinator::Coordinator::Create(std::move(options), context, clock);
+  if (!coordinator.ok()) {
+    std::cerr << "sublet-coordinator: " << coordinator.status().message() << "\n";
+    return coordinator.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGPIPE, SIG_IGN);
+  (*coordinator)->Run(g_stop);
+  sublet::Log(sublet::LogLevel::kInfo, "stopped");
+  return 0;
+}

@@ -1,0 +1,230 @@
+#include "coordinator/scheduler.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "fmt/format.h"
+
+namespace sublet::coordinator {
+namespace {
+
+// The head job's reservation (EASY backfill): at `shadow` it will start on
+// `nodes`; `spare[i]` is what nodes[i] can give to jobs running past shadow.
+struct Reservation {
+  bool active = false;
+  std::string job_id;
+  uint32_t gpus_per_node = 0;
+  uint32_t node_count = 0;
+  absl::Time shadow;
+  std::vector<int64_t> spare;  // indexed by node; -1 when not reserved
+};
+
+class Pass {
+ public:
+  Pass(const std::vector<SchedNode>& nodes, const std::vector<SchedRunning>& running, absl::Time now)
+      : nodes_(nodes), now_(now), free_(nodes.size()), releases_(nodes.size()) {
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      free_[i] = static_cast<uint32_t>(nodes[i].free_gpus.size());
+      max_total_ = std::max(max_total_, nodes[i].total_gpus);
+    }
+    hist_.assign(max_total_ + 2, 0);
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      if (nodes[i].schedulable) hist_[std::min(free_[i], max_total_)]++;
+    }
+    for (const SchedRunning& r : running) {
+      if (r.node < nodes.size()) releases_[r.node].push_back({r.expected_end, r.gpus});
+    }
+  }
+
+  void Consider(const SchedJob& job, SchedResult& out) {
+    if (!CouldEverFit(job, out)) return;
+    const bool restricted = reservation_.active && !EndsBeforeShadow(job);
+    std::vector<uint32_t> chosen = Choose(job, restricted);
+    if (chosen.size() == job.nodes) {
+      Place(job, chosen, out);
+      return;
+    }
+    if (CountFitting(job.gpus_per_node) >= job.nodes) {
+      // It fits now but only by taking what the head job is promised.
+      out.waiting.push_back({job.id, fmt::format(
+          "waiting behind job {} (first in queue, needs {} nodes with {} GPUs): starting now "
+          "would delay it", reservation_.job_id, reservation_.node_count,
+          reservation_.gpus_per_node)});
+      return;
+    }
+    out.waiting.push_back({job.id, NeedsText(job)});
+    if (!reservation_.active) Reserve(job, out);
+  }
+
+ private:
+  struct Release {
+    absl::Time end;
+    uint32_t gpus;
+  };
+
+  bool CouldEverFit(const SchedJob& job, SchedResult& out) {
+    uint32_t big_enough = 0;
+    uint32_t ready = 0;
+    for (const SchedNode& n : nodes_) {
+      if (!n.schedulable) continue;
+      ++ready;
+      if (n.total_gpus >= job.gpus_per_node) ++big_enough;
+    }
+    if (big_enough >= job.nodes) return true;
+    std::string reason;
+    if (ready == 0) {
+      reason = "no ready nodes in the cluster";
+    } else if (big_enough == 0) {
+      reason = fmt::format("needs {} GPUs per node; no ready node has that many (largest: {})",
+                           job.gpus_per_node, LargestReadyNode());
+    } else {
+      reason = fmt::format("needs {} nodes with {} GPU{}; the cluster has {} such ready node{}",
+                           job.nodes, job.gpus_per_node, job.gpus_per_node == 1 ? "" : "s",
+                           big_enough, big_enough == 1 ? "" : "s");
+    }
+    out.waiting.push_back({job.id, std::move(reason)});
+    return false;
+  }
+
+  uint32_t LargestReadyNode() const {
+    uint32_t largest = 0;
+    for (const SchedNode& n : nodes_) {
+      if (n.schedulable) largest = std::max(largest, n.total_gpus);
+    }
+    return largest;
+  }
+
+  std::string NeedsText(const SchedJob& job) const {
+    uint32_t have = CountFitting(job.gpus_per_node);
+    return fmt::format("needs {} node{} with {} free GPU{}; {} {}", job.nodes,
+                       job.nodes == 1 ? "" : "s", job.gpus_per_node,
+                       job.gpus_per_node == 1 ? "" : "s", have, have == 1 ? "has them" : "have them");
+  }
+
+  uint32_t CountFitting(uint32_t gpus) const {
+    uint32_t count = 0;
+    for (uint32_t g = std::min(gpus, max_total_ + 1); g < hist_.size(); ++g) count += hist_[g];
+    return count;
+  }
+
+  bool EndsBeforeShadow(const SchedJob& job) const {
+    return job.time_limit > absl::ZeroDuration() && now_ + job.time_limit <= reservation_.shadow;
+  }
+
+  // Best fit: the fullest nodes that still have room, so whole nodes stay free.
+  std::vector<uint32_t> Choose(const SchedJob& job, bool restricted) const {
+    if (CountFitting(job.gpus_per_node) < job.nodes) return {};
+    std::vector<uint32_t> candidates;
+    for (uint32_t i = 0; i < nodes_.size(); ++i) {
+      if (!nodes_[i].schedulable || free_[i] < job.gpus_per_node) continue;
+      if (restricted && reservation_.spare[i] >= 0 &&
+          reservation_.spare[i] < static_cast<int64_t>(job.gpus_per_node)) {
+        continue;
+      }
+      candidates.push_back(i);
+    }
+    if (candidates.size() < job.nodes) return {};
+    auto fuller = [&](uint32_t a, uint32_t b) {
+      if (free_[a] != free_[b]) return free_[a] < free_[b];
+      return nodes_[a].name < nodes_[b].name;
+    };
+    std::partial_sort(candidates.begin(), candidates.begin() + job.nodes, candidates.end(), fuller);
+    candidates.resize(job.nodes);
+    // Node rank order follows node names, so placements read naturally.
+    std::sort(candidates.begin(), candidates.end(),
+              [&](uint32_t a, uint32_t b) { return nodes_[a].name < nodes_[b].name; });
+    return candidates;
+  }
+
+  void Place(const SchedJob& job, const std::vector<uint32_t>& chosen, SchedResult& out) {
+    Placement p;
+    p.job_id = job.id;
+    const bool past_shadow = reservation_.active && !EndsBeforeShadow(job);
+    for (uint32_t n : chosen) {
+      const std::vector<uint32_t>& free_list = nodes_[n].free_gpus;
+      const size_t used = nodes_[n].free_gpus.size() - free_[n];
+      p.nodes.push_back(n);
+      p.gpus.emplace_back(free_list.begin() + used, free_list.begin() + used + job.gpus_per_node);
+      hist_[std::min(free_[n], max_total_)]--;
+      free_[n] -= job.gpus_per_node;
+      hist_[std::min(free_[n], max_total_)]++;
+      absl::Time end = job.time_limit > absl::ZeroDuration() ? now_ + job.time_limit
+                                                            : absl::InfiniteFuture();
+      releases_[n].push_back({end, job.gpus_per_node});
+      if (past_shadow && reservation_.spare[n] >= 0) reservation_.spare[n] -= job.gpus_per_node;
+    }
+    out.placements.push_back(std::move(p));
+  }
+
+  // When node n will first have `gpus` free, from the expected ends of what runs there.
+  absl::Time AvailableAt(uint32_t n, uint32_t gpus) {
+    if (free_[n] >= gpus) return now_;
+    std::vector<Release>& rel = releases_[n];
+    std::sort(rel.begin(), rel.end(), [](const Release& a, const Release& b) { return a.end < b.end; });
+    uint32_t have = free_[n];
+    for (const Release& r : rel) {
+      have += r.gpus;
+      if (have >= gpus) return r.end;
+    }
+    return absl::InfiniteFuture();
+  }
+
+  uint32_t FreeAt(uint32_t n, absl::Time t) const {
+    uint32_t have = free_[n];
+    for (const Release& r : releases_[n]) {
+      if (r.end <= t) have += r.gpus;
+    }
+    return have;
+  }
+
+  void Reserve(const SchedJob& job, SchedResult& out) {
+    std::vector<std::pair<absl::Time, uint32_t>> when;
+    for (uint32_t i = 0; i < nodes_.size(); ++i) {
+      if (nodes_[i].schedulable && nodes_[i].total_gpus >= job.gpus_per_node) {
+        when.push_back({AvailableAt(i, job.gpus_per_node), i});
+      }
+    }
+    std::sort(when.begin(), when.end(), [&](const auto& a, const auto& b) {
+      if (a.first != b.first) return a.first < b.first;
+      return nodes_[a.second].name < nodes_[b.second].name;
+    });
+    reservation_.active = true;
+    reservation_.job_id = job.id;
+    reservation_.gpus_per_node = job.gpus_per_node;
+    reservation_.node_count = job.nodes;
+    reservation_.shadow = when[job.nodes - 1].first;
+    reservation_.spare.assign(nodes_.size(), -1);
+    for (uint32_t k = 0; k < job.nodes; ++k) {
+      uint32_t n = when[k].second;
+      // At an infinite shadow even unbounded jobs count as ended: the head
+      // then starts "when everything has ended", and spare is what is left.
+      reservation_.spare[n] =
+          static_cast<int64_t>(FreeAt(n, reservation_.shadow)) - job.gpus_per_node;
+    }
+    out.head_job = job.id;
+  }
+
+  const std::vector<SchedNode>& nodes_;
+  absl::Time now_;
+  std::vector<uint32_t> free_;
+  std::vector<std::vector<Release>> releases_;
+  uint32_t max_total_ = 0;
+  std::vector<uint32_t> hist_;  // schedulable nodes by free GPU count
+  Reservation reservation_;
+};
+
+}  // namespace
+
+SchedResult Schedule(const std::vector<SchedNode>& nodes, const std::vector<SchedRunning>& running,
+                     std::vector<SchedJob> jobs, absl::Time now) {
+  std::sort(jobs.begin(), jobs.end(), [](const SchedJob& a, const SchedJob& b) {
+    if (a.priority != b.priority) return a.priority > b.priority;
+    return a.order < b.order;
+  });
+  SchedResult result;
+  Pass pass(nodes, running, now);
+  for (const SchedJob& job : jobs) pass.Consider(job, result);
+  return result;
+}
+
+}  // namespace sublet::coordinator

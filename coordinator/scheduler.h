@@ -1,0 +1,78 @@
+// The gang scheduler: one pure pass over a snapshot of the cluster. It decides
+// which pending jobs start now and on which GPUs, and why every other pending
+// job waits. It owns no state and does no I/O, so it is unit-tested and
+// benchmarked directly.
+//
+// Policy, in order:
+//  1. Pending jobs are considered by priority (high first), then submit order.
+//  2. A job starts only if all `nodes` ranks-groups fit at once (all or
+//     nothing): `nodes` distinct ready nodes with `gpus_per_node` free GPUs
+//     each. One node hosts a whole group, so tensor groups stay inside a node.
+//     Among fitting nodes we pick the fullest first (best fit), which keeps
+//     whole nodes free for wide jobs.
+//  3. The first job that does not fit and could ever fit the cluster becomes
+//     the head: it gets a reservation (EASY backfill). From the expected end
+//     of running jobs (start + time_limit; no limit = never) we compute the
+//     shadow time T at which enough nodes will have room for it, and the
+//     nodes it will use then.
+//  4. A later job may start (backfill) only if it does not delay the head:
+//     it ends before T by its own time_limit, or it leaves each reserved node
+//     enough free GPUs at T for the head's group.
+//  5. A job that can never fit the cluster as it is (more nodes than exist,
+//     more GPUs per node than any node has) waits with that reason and
+//     reserves nothing, so it cannot block anyone.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace sublet::coordinator {
+
+struct SchedNode {
+  std::string name;
+  uint32_t total_gpus = 0;
+  std::vector<uint32_t> free_gpus;  // indices of GPUs no live rank holds
+  bool schedulable = true;          // ready (not lost, draining or reclaimed)
+};
+
+// GPUs a running job holds on one node, and when it is expected to end.
+struct SchedRunning {
+  uint32_t node = 0;  // index into the node list
+  uint32_t gpus = 0;
+  absl::Time expected_end = absl::InfiniteFuture();
+};
+
+struct SchedJob {
+  std::string id;
+  int priority = 1;     // higher first
+  uint64_t order = 0;   // submit order, lower first
+  uint32_t nodes = 1;
+  uint32_t gpus_per_node = 1;
+  absl::Duration time_limit = absl::ZeroDuration();  // zero: unknown/unbounded
+};
+
+struct Placement {
+  std::string job_id;
+  std::vector<uint32_t> nodes;              // node indices, node rank order
+  std::vector<std::vector<uint32_t>> gpus;  // per node, GPU indices
+};
+
+struct Waiting {
+  std::string job_id;
+  std::string reason;
+};
+
+struct SchedResult {
+  std::vector<Placement> placements;
+  std::vector<Waiting> waiting;
+  std::string head_job;  // the job holding the reservation, if any
+};
+
+// `jobs` may be in any order; `running` describes GPUs held by live ranks.
+SchedResult Schedule(const std::vector<SchedNode>& nodes, const std::vector<SchedRunning>& running,
+                     std::vector<SchedJob> jobs, absl::Time now);
+
+}  // namespace sublet::coordinator

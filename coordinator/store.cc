@@ -1,0 +1,320 @@
+#include "coordinator/store.h"
+
+#include <sqlite3.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "fmt/format.h"
+
+namespace sublet::coordinator {
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS jobs (
+  id INTEGER PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  spec TEXT NOT NULL,
+  state TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  restarts INTEGER NOT NULL,
+  preemptions INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  last_checkpoint_step INTEGER NOT NULL,
+  submit_ms INTEGER NOT NULL,
+  start_ms INTEGER NOT NULL,
+  end_ms INTEGER NOT NULL,
+  stopping INTEGER NOT NULL,
+  master_addr TEXT NOT NULL,
+  master_port INTEGER NOT NULL,
+  rendezvous_port INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ranks (
+  job_id INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  rank INTEGER NOT NULL,
+  node TEXT NOT NULL,
+  incarnation TEXT NOT NULL,
+  local_rank INTEGER NOT NULL,
+  gpus TEXT NOT NULL,
+  exited INTEGER NOT NULL,
+  exit_code INTEGER NOT NULL,
+  PRIMARY KEY (job_id, attempt, rank));
+CREATE TABLE IF NOT EXISTS nodes (
+  name TEXT PRIMARY KEY,
+  state TEXT NOT NULL,
+  gpus INTEGER NOT NULL,
+  incarnation TEXT NOT NULL,
+  address TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id INTEGER NOT NULL,
+  time_ms INTEGER NOT NULL,
+  who TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  message TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_by_job ON events (job_id, seq);
+)sql";
+
+int64_t ToMs(absl::Time t) { return t == absl::InfinitePast() ? 0 : absl::ToUnixMillis(t); }
+absl::Time FromMs(int64_t ms) { return ms == 0 ? absl::InfinitePast() : absl::FromUnixMillis(ms); }
+
+std::string Text(sqlite3_stmt* s, int col) {
+  const unsigned char* p = sqlite3_column_text(s, col);
+  return p ? std::string(reinterpret_cast<const char*>(p)) : std::string();
+}
+
+void BindText(sqlite3_stmt* s, int i, const std::string& v) {
+  sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+}
+
+std::string JoinGpus(const std::vector<uint32_t>& gpus) { return absl::StrJoin(gpus, ","); }
+
+std::vector<uint32_t> SplitGpus(const std::string& text) {
+  std::vector<uint32_t> out;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    uint32_t gpu = 0;
+    if (absl::SimpleAtoi(part, &gpu)) out.push_back(gpu);
+  }
+  return out;
+}
+
+// Resets a cached statement when it goes out of scope, whatever happened.
+struct StmtReset {
+  sqlite3_stmt* s;
+  ~StmtReset() {
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+  }
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close(db);
+    return absl::UnavailableError(fmt::format("cannot open store {}: {}", path, msg));
+  }
+  std::unique_ptr<Store> store(new Store(db));
+  SUBLET_RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL"));
+  SUBLET_RETURN_IF_ERROR(store->Exec("PRAGMA synchronous=FULL"));
+  SUBLET_RETURN_IF_ERROR(store->Exec("PRAGMA busy_timeout=5000"));
+  SUBLET_RETURN_IF_ERROR(store->Exec(kSchema));
+  SUBLET_ASSIGN_OR_RETURN(store->put_job_, store->Prepare(
+      "INSERT OR REPLACE INTO jobs VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)"));
+  SUBLET_ASSIGN_OR_RETURN(store->put_rank_, store->Prepare(
+      "INSERT OR REPLACE INTO ranks VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"));
+  SUBLET_ASSIGN_OR_RETURN(store->put_node_, store->Prepare(
+      "INSERT OR REPLACE INTO nodes VALUES (?1,?2,?3,?4,?5)"));
+  SUBLET_ASSIGN_OR_RETURN(store->put_event_, store->Prepare(
+      "INSERT INTO events (job_id, time_ms, who, kind, message) VALUES (?1,?2,?3,?4,?5)"));
+  return store;
+}
+
+Store::~Store() {
+  for (sqlite3_stmt* s : cached_) sqlite3_finalize(s);
+  sqlite3_close(db_);
+}
+
+absl::Status Store::Error(const char* what) const {
+  return absl::UnavailableError(fmt::format("store: {}: {}", what, sqlite3_errmsg(db_)));
+}
+
+absl::Status Store::Exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    return absl::UnavailableError(fmt::format("store: {}", msg));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<sqlite3_stmt*> Store::Prepare(const char* sql) {
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK) return Error("prepare");
+  cached_.push_back(s);
+  return s;
+}
+
+absl::Status Store::Begin() { return Exec("BEGIN IMMEDIATE"); }
+absl::Status Store::Commit() { return Exec("COMMIT"); }
+void Store::Rollback() { (void)Exec("ROLLBACK"); }
+
+absl::Status Store::SaveJob(const Job& job) {
+  sqlite3_stmt* s = put_job_;
+  StmtReset reset{s};
+  sqlite3_bind_int64(s, 1, static_cast<int64_t>(job.id));
+  BindText(s, 2, job.tenant);
+  BindText(s, 3, protocols::JobSpecToYaml(job.spec));
+  BindText(s, 4, std::string(JobStateName(job.state)));
+  BindText(s, 5, job.reason);
+  sqlite3_bind_int64(s, 6, job.restarts);
+  sqlite3_bind_int64(s, 7, job.preemptions);
+  sqlite3_bind_int64(s, 8, job.attempt);
+  sqlite3_bind_int64(s, 9, job.last_checkpoint_step);
+  sqlite3_bind_int64(s, 10, ToMs(job.submit_time));
+  sqlite3_bind_int64(s, 11, ToMs(job.start_time));
+  sqlite3_bind_int64(s, 12, ToMs(job.end_time));
+  sqlite3_bind_int(s, 13, job.stopping ? 1 : 0);
+  BindText(s, 14, job.master_addr);
+  sqlite3_bind_int64(s, 15, job.master_port);
+  sqlite3_bind_int64(s, 16, job.rendezvous_port);
+  if (sqlite3_step(s) != SQLITE_DONE) return Error("save job");
+  return SaveRanks(job);
+}
+
+absl::Status Store::SaveRanks(const Job& job) {
+  sqlite3_stmt* s = put_rank_;
+  for (const RankRecord& r : job.ranks) {
+    StmtReset reset{s};
+    sqlite3_bind_int64(s, 1, static_cast<int64_t>(job.id));
+    sqlite3_bind_int64(s, 2, job.attempt);
+    sqlite3_bind_int64(s, 3, r.rank);
+    BindText(s, 4, r.node);
+    BindText(s, 5, r.incarnation);
+    sqlite3_bind_int64(s, 6, r.local_rank);
+    BindText(s, 7, JoinGpus(r.gpus));
+    sqlite3_bind_int(s, 8, r.exited ? 1 : 0);
+    sqlite3_bind_int(s, 9, r.exit_code);
+    if (sqlite3_step(s) != SQLITE_DONE) return Error("save rank");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Store::SaveNode(const Node& node) {
+  sqlite3_stmt* s = put_node_;
+  StmtReset reset{s};
+  BindText(s, 1, node.name);
+  BindText(s, 2, node.state);
+  sqlite3_bind_int64(s, 3, static_cast<int64_t>(node.gpus.size()));
+  BindText(s, 4, node.incarnation);
+  BindText(s, 5, node.address);
+  if (sqlite3_step(s) != SQLITE_DONE) return Error("save node");
+  return absl::OkStatus();
+}
+
+absl::Status Store::AppendEvent(uint64_t job_id, const protocols::JobEvent& event) {
+  sqlite3_stmt* s = put_event_;
+  StmtReset reset{s};
+  sqlite3_bind_int64(s, 1, static_cast<int64_t>(job_id));
+  sqlite3_bind_int64(s, 2, event.time_unix_ms);
+  BindText(s, 3, event.who);
+  BindText(s, 4, event.kind);
+  BindText(s, 5, event.message);
+  if (sqlite3_step(s) != SQLITE_DONE) return Error("append event");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Store::Snapshot> Store::Load() {
+  Snapshot snap;
+  SUBLET_ASSIGN_OR_RETURN(sqlite3_stmt* jobs, Prepare("SELECT * FROM jobs ORDER BY id"));
+  StmtReset reset_jobs{jobs};
+  int rc;
+  while ((rc = sqlite3_step(jobs)) == SQLITE_ROW) {
+    Job job;
+    job.id = static_cast<uint64_t>(sqlite3_column_int64(jobs, 0));
+    job.tenant = Text(jobs, 1);
+    auto spec = protocols::ParseJobSpecYaml(Text(jobs, 2));
+    std::optional<JobState> state = JobStateFromName(Text(jobs, 3));
+    if (!spec.ok() || !state) {
+      return absl::DataLossError(fmt::format(
+          "store: job {} cannot be read back ({})", job.id,
+          spec.ok() ? "unknown state " + Text(jobs, 3) : std::string(spec.status().message())));
+    }
+    job.spec = *std::move(spec);
+    job.state = *state;
+    job.reason = Text(jobs, 4);
+    job.restarts = static_cast<uint32_t>(sqlite3_column_int64(jobs, 5));
+    job.preemptions = static_cast<uint32_t>(sqlite3_column_int64(jobs, 6));
+    job.attempt = static_cast<uint32_t>(sqlite3_column_int64(jobs, 7));
+    job.last_checkpoint_step = sqlite3_column_int64(jobs, 8);
+    job.submit_time = FromMs(sqlite3_column_int64(jobs, 9));
+    job.start_time = FromMs(sqlite3_column_int64(jobs, 10));
+    job.end_time = FromMs(sqlite3_column_int64(jobs, 11));
+    job.stopping = sqlite3_column_int(jobs, 12) != 0;
+    job.master_addr = Text(jobs, 13);
+    job.master_port = static_cast<uint32_t>(sqlite3_column_int64(jobs, 14));
+    job.rendezvous_port = static_cast<uint32_t>(sqlite3_column_int64(jobs, 15));
+    snap.max_job_id = std::max(snap.max_job_id, job.id);
+    snap.jobs.push_back(std::move(job));
+  }
+  if (rc != SQLITE_DONE) return Error("load jobs");
+  SUBLET_RETURN_IF_ERROR(LoadRanks(snap.jobs));
+
+  SUBLET_ASSIGN_OR_RETURN(sqlite3_stmt* nodes, Prepare("SELECT * FROM nodes ORDER BY name"));
+  StmtReset reset_nodes{nodes};
+  while ((rc = sqlite3_step(nodes)) == SQLITE_ROW) {
+    Node node;
+    node.name = Text(nodes, 0);
+    node.state = Text(nodes, 1);
+    int64_t gpus = sqlite3_column_int64(nodes, 2);
+    for (int64_t i = 0; i < gpus; ++i) node.gpus.push_back({static_cast<uint32_t>(i), "", 0});
+    node.incarnation = Text(nodes, 3);
+    node.address = Text(nodes, 4);
+    snap.nodes.push_back(std::move(node));
+  }
+  if (rc != SQLITE_DONE) return Error("load nodes");
+  return snap;
+}
+
+absl::Status Store::LoadRanks(std::vector<Job>& jobs) {
+  // Only live jobs need their placement in memory; older attempts stay on disk.
+  for (Job& job : jobs) {
+    if (job.attempt == 0) continue;
+    if (IsFinal(job.state) && !job.stopping) continue;
+    SUBLET_ASSIGN_OR_RETURN(job.ranks, Ranks(job.id, job.attempt));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<RankRecord>> Store::Ranks(uint64_t job_id, uint32_t attempt) {
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v2(db_,
+                         "SELECT rank, node, incarnation, local_rank, gpus, exited, exit_code "
+                         "FROM ranks WHERE job_id=?1 AND attempt=?2 ORDER BY rank",
+                         -1, &s, nullptr) != SQLITE_OK) {
+    return Error("prepare ranks");
+  }
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> guard(s, sqlite3_finalize);
+  sqlite3_bind_int64(s, 1, static_cast<int64_t>(job_id));
+  sqlite3_bind_int64(s, 2, attempt);
+  std::vector<RankRecord> out;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    RankRecord r;
+    r.rank = static_cast<uint32_t>(sqlite3_column_int64(s, 0));
+    r.node = Text(s, 1);
+    r.incarnation = Text(s, 2);
+    r.local_rank = static_cast<uint32_t>(sqlite3_column_int64(s, 3));
+    r.gpus = SplitGpus(Text(s, 4));
+    r.exited = sqlite3_column_int(s, 5) != 0;
+    r.exit_code = sqlite3_column_int(s, 6);
+    out.push_back(std::move(r));
+  }
+  if (rc != SQLITE_DONE) return Error("load ranks");
+  return out;
+}
+
+absl::StatusOr<std::vector<protocols::JobEvent>> Store::Events(uint64_t job_id) {
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v2(db_,
+                         "SELECT time_ms, who, kind, message FROM events WHERE job_id=?1 "
+                         "ORDER BY seq",
+                         -1, &s, nullptr) != SQLITE_OK) {
+    return Error("prepare events");
+  }
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> guard(s, sqlite3_finalize);
+  sqlite3_bind_int64(s, 1, static_cast<int64_t>(job_id));
+  std::vector<protocols::JobEvent> out;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    out.push_back({sqlite3_column_int64(s, 0), Text(s, 2), Text(s, 1), Text(s, 3)});
+  }
+  if (rc != SQLITE_DONE) return Error("load events");
+  return out;
+}
+
+}  // namespace sublet::coordinator

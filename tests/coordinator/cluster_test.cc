@@ -1,0 +1,263 @@
+#include "coordinator/cluster.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace sublet::coordinator {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+
+protocols::JobSpec Spec(uint32_t nodes, uint32_t gpus, uint32_t max_restarts = 0) {
+  protocols::JobSpec s;
+  s.name = "test";
+  s.nodes = nodes;
+  s.gpus_per_node = gpus;
+  s.command = {"sh", "-c", "true"};
+  s.max_restarts = max_restarts;
+  return s;
+}
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = *Store::Open(":memory:");
+    config_.storage_root = ::testing::TempDir() + "/storage";
+    config_.heartbeat_timeout = absl::Seconds(10);
+    cluster_ = std::make_unique<Cluster>(*store_, clock_, config_);
+    ASSERT_TRUE(cluster_->Recover().ok());
+  }
+
+  // Runs `fn` in a committed transaction, like one turn of the event loop.
+  template <typename F>
+  auto InTxn(F fn) {
+    EXPECT_TRUE(store_->Begin().ok());
+    auto result = fn();
+    EXPECT_TRUE(store_->Commit().ok());
+    return result;
+  }
+
+  protocols::WorkerSync Report(const std::string& node, std::vector<protocols::RankStatus> ranks = {},
+                               const std::string& incarnation = "inc-1", uint32_t gpus = 2) {
+    protocols::WorkerReport r;
+    r.node = node;
+    r.incarnation = incarnation;
+    r.address = "127.0.0.1";
+    for (uint32_t g = 0; g < gpus; ++g) r.gpus.push_back({g, "emulated", 0});
+    r.free_ports = {41000, 41001};
+    r.ranks = std::move(ranks);
+    return InTxn([&] { return *cluster_->OnWorkerReport(r, "peer-" + node); });
+  }
+
+  // A turn whose work must succeed.
+  template <typename F>
+  void Do(F fn) {
+    absl::Status s = InTxn(fn);
+    EXPECT_TRUE(s.ok()) << s;
+  }
+
+  uint64_t Submit(const protocols::JobSpec& spec) {
+    return InTxn([&] { return *cluster_->Submit("acme", spec); });
+  }
+
+  void Schedule() {
+    Do([&] { return cluster_->Schedule(); });
+  }
+
+  const Job& JobById(uint64_t id) { return *cluster_->FindJob(id); }
+
+  // The rank statuses a worker would report for ranks of `job` on `node`.
+  std::vector<protocols::RankStatus> Exits(uint64_t id, const std::string& node,
+                                           std::map<uint32_t, int32_t> codes) {
+    std::vector<protocols::RankStatus> out;
+    const Job& job = JobById(id);
+    for (const RankRecord& r : job.ranks) {
+      if (r.node != node) continue;
+      bool exited = codes.count(r.rank) > 0;
+      out.push_back({{job.IdText(), job.attempt, r.rank}, exited, exited ? codes[r.rank] : 0});
+    }
+    return out;
+  }
+
+  std::map<std::string, std::string> EnvOf(const protocols::RankLaunch& launch) {
+    std::map<std::string, std::string> env;
+    for (const auto& kv : launch.env) env[kv.key] = kv.value;
+    return env;
+  }
+
+  FakeClock clock_;
+  Config config_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Cluster> cluster_;
+};
+
+TEST_F(ClusterTest, StartsGangWithConsistentRankEnvironment) {
+  Report("node-a");
+  Report("node-b");
+  uint64_t id = Submit(Spec(2, 2));
+  Schedule();
+  EXPECT_EQ(JobById(id).state, JobState::kRunning);
+  auto a = cluster_->SyncFor(*cluster_->FindNode("node-a"));
+  auto b = cluster_->SyncFor(*cluster_->FindNode("node-b"));
+  ASSERT_THAT(a.desired, SizeIs(2));
+  ASSERT_THAT(b.desired, SizeIs(2));
+  auto env = EnvOf(b.desired[1]);
+  EXPECT_EQ(env["SUBLET_RANK"], "3");
+  EXPECT_EQ(env["RANK"], "3");
+  EXPECT_EQ(env["SUBLET_WORLD_SIZE"], "4");
+  EXPECT_EQ(env["SUBLET_LOCAL_RANK"], "1");
+  EXPECT_EQ(env["SUBLET_LOCAL_WORLD_SIZE"], "2");
+  EXPECT_EQ(env["SUBLET_NODE_RANK"], "1");
+  EXPECT_EQ(env["SUBLET_NODE_NAME"], "node-b");
+  EXPECT_EQ(env["MASTER_ADDR"], "127.0.0.1");
+  EXPECT_EQ(env["MASTER_PORT"], EnvOf(a.desired[0])["MASTER_PORT"]);
+  EXPECT_EQ(env["SUBLET_RENDEZVOUS"], EnvOf(a.desired[0])["SUBLET_RENDEZVOUS"]);
+  EXPECT_THAT(env["SUBLET_CHECKPOINT_DIR"], HasSubstr("/acme/" + std::to_string(id)));
+}
+
+TEST_F(ClusterTest, SucceedsWhenEveryRankExitsZero) {
+  Report("node-a");
+  uint64_t id = Submit(Spec(1, 2));
+  Schedule();
+  auto sync = Report("node-a", Exits(id, "node-a", {{0, 0}, {1, 0}}));
+  EXPECT_EQ(JobById(id).state, JobState::kSucceeded);
+  EXPECT_THAT(sync.acked_exits, SizeIs(2));
+  EXPECT_EQ(cluster_->FreeGpus(*cluster_->FindNode("node-a")), 2u);
+}
+
+TEST_F(ClusterTest, FailingRankStopsGangAndRestartsUntilMaxRestarts) {
+  Report("node-a");
+  Report("node-b");
+  uint64_t id = Submit(Spec(2, 1, /*max_restarts=*/1));
+  Schedule();
+  Report("node-a", Exits(id, "node-a", {{0, 3}}));
+  EXPECT_EQ(JobById(id).state, JobState::kPending);
+  EXPECT_EQ(JobById(id).restarts, 1u);
+  // Rank 1 is told to stop, and the job waits for it before a new attempt.
+  EXPECT_THAT(cluster_->SyncFor(*cluster_->FindNode("node-b")).desired, SizeIs(0));
+  Schedule();
+  EXPECT_EQ(JobById(id).attempt, 1u);
+  Report("node-b", Exits(id, "node-b", {{1, 143}}));
+  Schedule();
+  EXPECT_EQ(JobById(id).attempt, 2u);
+  EXPECT_EQ(JobById(id).state, JobState::kRunning);
+  Report("node-b", Exits(id, "node-b", {{1, 1}}));
+  EXPECT_EQ(JobById(id).state, JobState::kFailed);
+  EXPECT_THAT(JobById(id).reason, HasSubstr("max_restarts (1) reached"));
+}
+
+TEST_F(ClusterTest, CancelKeepsGpusTakenUntilRanksExit) {
+  Report("node-a");
+  uint64_t id = Submit(Spec(1, 2));
+  Schedule();
+  Do([&] { return cluster_->Cancel(id, "acme"); });
+  EXPECT_EQ(JobById(id).state, JobState::kCancelled);
+  EXPECT_EQ(cluster_->FreeGpus(*cluster_->FindNode("node-a")), 0u);
+  Report("node-a", Exits(id, "node-a", {{0, 143}, {1, 143}}));
+  EXPECT_EQ(cluster_->FreeGpus(*cluster_->FindNode("node-a")), 2u);
+  EXPECT_FALSE(JobById(id).stopping);
+}
+
+TEST_F(ClusterTest, CancelOfEndedJobIsRefused) {
+  Report("node-a");
+  uint64_t id = Submit(Spec(1, 1));
+  Do([&] { return cluster_->Cancel(id, "acme"); });
+  absl::Status again = InTxn([&] { return cluster_->Cancel(id, "acme"); });
+  EXPECT_EQ(again.code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(ClusterTest, SilentNodeBecomesLostAndItsJobIsRequeuedWithoutCounting) {
+  Report("node-a");
+  Report("node-b");
+  uint64_t id = Submit(Spec(2, 1, 0));
+  Schedule();
+  clock_.Advance(absl::Seconds(6));
+  Report("node-a", Exits(id, "node-a", {}));
+  clock_.Advance(absl::Seconds(6));
+  Do([&] { return cluster_->CheckTimeouts(); });
+  EXPECT_EQ(cluster_->FindNode("node-b")->state, "lost");
+  EXPECT_EQ(cluster_->FindNode("node-a")->state, "ready");
+  EXPECT_EQ(JobById(id).state, JobState::kPending);
+  EXPECT_EQ(JobById(id).restarts, 0u);
+  EXPECT_THAT(JobById(id).reason, HasSubstr("node node-b was lost"));
+}
+
+TEST_F(ClusterTest, RestartedWorkerLosesItsOldRanks) {
+  Report("node-a");
+  uint64_t id = Submit(Spec(1, 2, 0));
+  Schedule();
+  Report("node-a", {}, "inc-2");
+  EXPECT_EQ(JobById(id).state, JobState::kPending);
+  EXPECT_FALSE(JobById(id).stopping);
+}
+
+TEST_F(ClusterTest, ExitSeventyFiveRequeuesAsPreemption) {
+  Report("node-a");
+  uint64_t id = Submit(Spec(1, 2, 0));
+  Schedule();
+  Report("node-a", Exits(id, "node-a", {{0, 75}, {1, 75}}));
+  EXPECT_EQ(JobById(id).state, JobState::kPending);
+  EXPECT_EQ(JobById(id).preemptions, 1u);
+  EXPECT_EQ(JobById(id).restarts, 0u);
+}
+
+TEST_F(ClusterTest, TimeLimitFailsRunningJob) {
+  Report("node-a");
+  protocols::JobSpec spec = Spec(1, 1);
+  spec.time_limit = absl::Minutes(5);
+  uint64_t id = Submit(spec);
+  Schedule();
+  clock_.Advance(absl::Minutes(4));
+  Report("node-a", Exits(id, "node-a", {}));
+  clock_.Advance(absl::Minutes(2));
+  Report("node-a", Exits(id, "node-a", {}));
+  Do([&] { return cluster_->CheckTimeouts(); });
+  EXPECT_EQ(JobById(id).state, JobState::kFailed);
+  EXPECT_THAT(JobById(id).reason, HasSubstr("time limit"));
+}
+
+TEST_F(ClusterTest, RejectsMoreGpusPerNodeThanAnyNodeHas) {
+  Report("node-a");
+  absl::StatusOr<uint64_t> id = InTxn([&] { return cluster_->Submit("acme", Spec(1, 4)); });
+  ASSERT_FALSE(id.ok());
+  EXPECT_EQ(id.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(id.status().message()), HasSubstr("resources.gpus_per_node"));
+}
+
+TEST_F(ClusterTest, StrayRankBlocksNodeUntilStopped) {
+  Report("node-a");
+  std::vector<protocols::RankStatus> stray = {{{"999", 1, 0}, false, 0}};
+  Report("node-a", stray);
+  uint64_t id = Submit(Spec(1, 1));
+  Schedule();
+  EXPECT_EQ(JobById(id).state, JobState::kPending);
+  Report("node-a", {});
+  Schedule();
+  EXPECT_EQ(JobById(id).state, JobState::kRunning);
+}
+
+TEST_F(ClusterTest, RecoverRestoresRunningJobsAndTheirPlacement) {
+  Report("node-a");
+  uint64_t id = Submit(Spec(1, 2));
+  Schedule();
+  Cluster recovered(*store_, clock_, config_);
+  ASSERT_TRUE(recovered.Recover().ok());
+  const Job* job = recovered.FindJob(id);
+  ASSERT_NE(job, nullptr);
+  EXPECT_EQ(job->state, JobState::kRunning);
+  EXPECT_THAT(job->ranks, SizeIs(2));
+  EXPECT_THAT(recovered.SyncFor(*recovered.FindNode("node-a")).desired, SizeIs(2));
+}
+
+TEST_F(ClusterTest, ReportWithoutIncarnationIsRefused) {
+  protocols::WorkerReport r;
+  r.node = "node-a";
+  auto sync = InTxn([&] { return cluster_->OnWorkerReport(r, "peer"); });
+  EXPECT_EQ(sync.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace sublet::coordinator
