@@ -1,0 +1,169 @@
+#include "worker/process_launcher.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/worker/test_util.h"
+#include "worker/pid_file.h"
+
+namespace sublet::worker {
+namespace {
+
+using testing::ReadFile;
+using testing::TempDir;
+using testing::WaitForExit;
+using ::testing::HasSubstr;
+
+class PosixProcessLauncherTest : public ::testing::Test {
+ protected:
+  LaunchSpec Shell(const std::string& script) {
+    LaunchSpec spec;
+    spec.argv = {"/bin/sh", "-c", script};
+    spec.working_dir = dir_.path();
+    spec.log_path = dir_ / "out.log";
+    return spec;
+  }
+
+  // Runs `spec` to completion and returns its exit code (-1 on timeout).
+  int RunToExit(const LaunchSpec& spec) {
+    absl::StatusOr<int> pid = launcher_.Launch(spec);
+    EXPECT_TRUE(pid.ok()) << pid.status();
+    if (!pid.ok()) return -1;
+    return WaitForExit(launcher_, *pid).value_or(-1);
+  }
+
+  TempDir dir_;
+  PosixProcessLauncher launcher_{{.path_prefix = "/opt/sublet-test/bin"}};
+};
+
+TEST_F(PosixProcessLauncherTest, WritesStdoutAndStderrToTheLog) {
+  EXPECT_EQ(RunToExit(Shell("echo out; echo err >&2")), 0);
+  EXPECT_EQ(ReadFile(dir_ / "out.log"), "out\nerr\n");
+}
+
+TEST_F(PosixProcessLauncherTest, AppendsToAnExistingLog) {
+  testing::WriteFile(dir_ / "out.log", "before\n");
+  EXPECT_EQ(RunToExit(Shell("echo after")), 0);
+  EXPECT_EQ(ReadFile(dir_ / "out.log"), "before\nafter\n");
+}
+
+TEST_F(PosixProcessLauncherTest, ChildSeesOverlaidEnvironmentAndPathPrefix) {
+  setenv("SUBLET_TEST_INHERITED", "from-parent", 1);
+  setenv("SUBLET_TEST_OVERRIDDEN", "old", 1);
+  LaunchSpec spec =
+      Shell("echo \"$SUBLET_TEST_INHERITED $SUBLET_TEST_OVERRIDDEN $SUBLET_TEST_NEW\"; "
+            "echo \"$PATH\"");
+  spec.env = {{"SUBLET_TEST_OVERRIDDEN", "new"}, {"SUBLET_TEST_NEW", "added"}};
+  EXPECT_EQ(RunToExit(spec), 0);
+  const std::string log = ReadFile(dir_ / "out.log");
+  EXPECT_THAT(log, HasSubstr("from-parent new added\n"));
+  EXPECT_THAT(log, HasSubstr("\n/opt/sublet-test/bin:"));
+}
+
+TEST_F(PosixProcessLauncherTest, ResolvesTheCommandOnThePrefixedPath) {
+  std::filesystem::create_directories(dir_ / "bin");
+  testing::WriteFile(dir_ / "bin/sublet-fake-tool", "#!/bin/sh\necho tool ran\n");
+  std::filesystem::permissions(dir_ / "bin/sublet-fake-tool", std::filesystem::perms::owner_all);
+  PosixProcessLauncher launcher({.path_prefix = dir_ / "bin"});
+  LaunchSpec spec = Shell("");
+  spec.argv = {"sublet-fake-tool"};
+  absl::StatusOr<int> pid = launcher.Launch(spec);
+  ASSERT_TRUE(pid.ok()) << pid.status();
+  EXPECT_EQ(WaitForExit(launcher, *pid), 0);
+  EXPECT_EQ(ReadFile(dir_ / "out.log"), "tool ran\n");
+}
+
+TEST_F(PosixProcessLauncherTest, RunsInTheWorkingDirectoryWithStdinClosed) {
+  std::filesystem::create_directories(dir_ / "wd");
+  LaunchSpec spec = Shell("pwd; cat; echo done");
+  spec.working_dir = dir_ / "wd";
+  EXPECT_EQ(RunToExit(spec), 0);
+  EXPECT_EQ(ReadFile(dir_ / "out.log"),
+            std::filesystem::canonical(dir_ / "wd").string() + "\ndone\n");
+}
+
+TEST_F(PosixProcessLauncherTest, ReportsTheExitStatus) {
+  EXPECT_EQ(RunToExit(Shell("exit 3")), 3);
+}
+
+TEST_F(PosixProcessLauncherTest, ReportsDeathBySignalAs128PlusSignal) {
+  EXPECT_EQ(RunToExit(Shell("kill -TERM $$")), 128 + SIGTERM);
+  EXPECT_EQ(RunToExit(Shell("kill -KILL $$")), 128 + SIGKILL);
+}
+
+TEST_F(PosixProcessLauncherTest, RunsEachChildInItsOwnProcessGroup) {
+  EXPECT_EQ(RunToExit(Shell("test \"$(cut -d' ' -f5 /proc/$$/stat)\" = \"$$\"")), 0);
+}
+
+TEST_F(PosixProcessLauncherTest, ExecFailureExits127WithAMessageInTheLog) {
+  LaunchSpec spec = Shell("");
+  spec.argv = {"sublet-no-such-command"};
+  EXPECT_EQ(RunToExit(spec), 127);
+  EXPECT_THAT(ReadFile(dir_ / "out.log"),
+              HasSubstr("sublet-worker: cannot run sublet-no-such-command: No such file"));
+}
+
+TEST_F(PosixProcessLauncherTest, MissingWorkingDirectoryExits127WithAMessage) {
+  LaunchSpec spec = Shell("true");
+  spec.working_dir = dir_ / "missing";
+  EXPECT_EQ(RunToExit(spec), 127);
+  EXPECT_THAT(ReadFile(dir_ / "out.log"), HasSubstr("cannot enter"));
+}
+
+TEST_F(PosixProcessLauncherTest, RefusesAnEmptyCommand) {
+  LaunchSpec spec = Shell("");
+  spec.argv.clear();
+  EXPECT_TRUE(absl::IsInvalidArgument(launcher_.Launch(spec).status()));
+}
+
+TEST_F(PosixProcessLauncherTest, FailsWhenTheLogCannotBeOpened) {
+  LaunchSpec spec = Shell("true");
+  spec.log_path = dir_ / "no-such-dir/out.log";
+  absl::StatusOr<int> pid = launcher_.Launch(spec);
+  EXPECT_TRUE(absl::IsInternal(pid.status())) << pid.status();
+}
+
+TEST_F(PosixProcessLauncherTest, WritesThePidFileAndRemovesItOnExit) {
+  LaunchSpec spec = Shell("exec sleep 1000");
+  spec.pid_file = dir_ / "rank.pid";
+  absl::StatusOr<int> pid = launcher_.Launch(spec);
+  ASSERT_TRUE(pid.ok()) << pid.status();
+  absl::StatusOr<PidRecord> record = ReadPidFile(spec.pid_file);
+  ASSERT_TRUE(record.ok()) << record.status();
+  EXPECT_EQ(record->pid, *pid);
+  EXPECT_EQ(record->start_time, ProcessStartTime(*pid).value());
+  ASSERT_TRUE(launcher_.SignalGroup(*pid, SIGKILL).ok());
+  EXPECT_EQ(WaitForExit(launcher_, *pid), 128 + SIGKILL);
+  EXPECT_FALSE(std::filesystem::exists(spec.pid_file));
+}
+
+TEST_F(PosixProcessLauncherTest, SignalGroupOfAGoneProcessIsNotFound) {
+  absl::StatusOr<int> pid = launcher_.Launch(Shell("true"));
+  ASSERT_TRUE(pid.ok());
+  ASSERT_EQ(WaitForExit(launcher_, *pid), 0);
+  EXPECT_TRUE(absl::IsNotFound(launcher_.SignalGroup(*pid, SIGTERM)));
+}
+
+TEST(MergeEnvironmentTest, OverlaysReplacesAppendsAndPrefixesPath) {
+  EXPECT_THAT(MergeEnvironment({"A=1", "PATH=/bin", "B=2"}, {{"B", "3"}, {"C", "4"}}, "/x"),
+              ::testing::ElementsAre("A=1", "PATH=/x:/bin", "B=3", "C=4"));
+}
+
+TEST(MergeEnvironmentTest, PrefixesTheOverlaidPathAndLeavesPathAloneWithoutPrefix) {
+  EXPECT_THAT(MergeEnvironment({"PATH=/bin"}, {{"PATH", "/job"}}, "/x"),
+              ::testing::ElementsAre("PATH=/x:/job"));
+  EXPECT_THAT(MergeEnvironment({"PATH=/bin"}, {}, ""), ::testing::ElementsAre("PATH=/bin"));
+}
+
+TEST(ExitCodeTest, MapsWaitStatuses) {
+  EXPECT_EQ(ExitCodeFromWaitStatus(3 << 8), 3);
+  EXPECT_EQ(ExitCodeFromWaitStatus(SIGKILL), 128 + SIGKILL);
+}
+
+}  // namespace
+}  // namespace sublet::worker

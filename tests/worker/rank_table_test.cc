@@ -1,0 +1,200 @@
+#include "worker/rank_table.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace sublet::worker {
+namespace {
+
+using protocols::RankLaunch;
+using protocols::RankStatus;
+using protocols::WorkerSync;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+constexpr char kIncarnation[] = "abc123";
+
+RankKey Key(uint32_t rank, const std::string& job = "job-1", uint32_t attempt = 1) {
+  return RankKey{.job_id = job, .attempt = attempt, .rank = rank};
+}
+
+RankLaunch Launch(const RankKey& key) {
+  return RankLaunch{.key = key, .command = {"true"}, .env = {}, .gpus = {key.rank}};
+}
+
+WorkerSync Sync(std::vector<RankKey> desired, std::vector<RankKey> acked = {}) {
+  WorkerSync sync;
+  sync.incarnation = kIncarnation;
+  for (const RankKey& key : desired) sync.desired.push_back(Launch(key));
+  sync.acked_exits = std::move(acked);
+  return sync;
+}
+
+std::vector<RankKey> Keys(const std::vector<RankLaunch>& launches) {
+  std::vector<RankKey> keys;
+  for (const RankLaunch& launch : launches) keys.push_back(launch.key);
+  return keys;
+}
+
+class RankTableTest : public ::testing::Test {
+ protected:
+  // Applies `sync` and records a successful launch (pid 100 + rank) for
+  // every launch it asks for.
+  SyncPlan ApplyAndLaunch(const WorkerSync& sync) {
+    std::optional<SyncPlan> plan = table_.ApplySync(sync);
+    EXPECT_TRUE(plan.has_value());
+    if (!plan) return {};
+    for (const RankLaunch& launch : plan->launch) {
+      table_.RecordLaunch(launch.key, 100 + static_cast<int>(launch.key.rank));
+    }
+    return *plan;
+  }
+
+  RankTable table_{kIncarnation};
+};
+
+TEST_F(RankTableTest, LaunchesEveryNewDesiredRank) {
+  SyncPlan plan = ApplyAndLaunch(Sync({Key(0), Key(1)}));
+  EXPECT_THAT(Keys(plan.launch), ElementsAre(Key(0), Key(1)));
+  EXPECT_THAT(plan.stop, IsEmpty());
+  EXPECT_EQ(table_.live_count(), 2u);
+}
+
+TEST_F(RankTableTest, DoesNotLaunchARunningRankAgain) {
+  ApplyAndLaunch(Sync({Key(0)}));
+  SyncPlan plan = ApplyAndLaunch(Sync({Key(0), Key(1)}));
+  EXPECT_THAT(Keys(plan.launch), ElementsAre(Key(1)));
+}
+
+TEST_F(RankTableTest, LaunchesAKeyListedTwiceOnce) {
+  WorkerSync sync = Sync({Key(0), Key(0)});
+  SyncPlan plan = ApplyAndLaunch(sync);
+  EXPECT_THAT(Keys(plan.launch), ElementsAre(Key(0)));
+}
+
+TEST_F(RankTableTest, NeverRelaunchesAnExitedRankStillDesired) {
+  ApplyAndLaunch(Sync({Key(0)}));
+  ASSERT_EQ(table_.RecordExit(100, 1), Key(0));
+  SyncPlan plan = ApplyAndLaunch(Sync({Key(0)}));
+  EXPECT_THAT(plan.launch, IsEmpty());
+}
+
+TEST_F(RankTableTest, NeverRelaunchesAnAckedExitStillDesired) {
+  ApplyAndLaunch(Sync({Key(0)}));
+  table_.RecordExit(100, 0);
+  ApplyAndLaunch(Sync({Key(0)}, {Key(0)}));
+  SyncPlan plan = ApplyAndLaunch(Sync({Key(0)}));
+  EXPECT_THAT(plan.launch, IsEmpty());
+}
+
+TEST_F(RankTableTest, StopsRunningRanksNoLongerDesired) {
+  ApplyAndLaunch(Sync({Key(0), Key(1)}));
+  SyncPlan plan = ApplyAndLaunch(Sync({Key(1)}));
+  EXPECT_THAT(plan.stop, ElementsAre(Key(0)));
+}
+
+TEST_F(RankTableTest, AsksToStopARankOnlyOnce) {
+  ApplyAndLaunch(Sync({Key(0)}));
+  SyncPlan first = ApplyAndLaunch(Sync({}));
+  ASSERT_THAT(first.stop, ElementsAre(Key(0)));
+  ASSERT_TRUE(table_.RecordStopRequested(Key(0), absl::FromUnixSeconds(10)));
+  EXPECT_THAT(ApplyAndLaunch(Sync({})).stop, IsEmpty());
+}
+
+TEST_F(RankTableTest, DoesNotStopExitedRanks) {
+  ApplyAndLaunch(Sync({Key(0)}));
+  table_.RecordExit(100, 0);
+  EXPECT_THAT(ApplyAndLaunch(Sync({})).stop, IsEmpty());
+}
+
+TEST_F(RankTableTest, ForgetsAckedExits) {
+  ApplyAndLaunch(Sync({Key(0), Key(1)}));
+  table_.RecordExit(100, 0);
+  table_.RecordExit(101, 3);
+  SyncPlan plan = ApplyAndLaunch(Sync({Key(0), Key(1)}, {Key(0)}));
+  EXPECT_THAT(plan.forgotten, ElementsAre(Key(0)));
+  EXPECT_THAT(table_.Statuses(),
+              ElementsAre(RankStatus{.key = Key(1), .exited = true, .exit_code = 3}));
+}
+
+TEST_F(RankTableTest, DoesNotForgetARunningRankThatIsAcked) {
+  ApplyAndLaunch(Sync({Key(0)}));
+  SyncPlan plan = ApplyAndLaunch(Sync({Key(0)}, {Key(0)}));
+  EXPECT_THAT(plan.forgotten, IsEmpty());
+  EXPECT_TRUE(table_.IsLive(Key(0)));
+}
+
+TEST_F(RankTableTest, IgnoresSyncForAnotherIncarnation) {
+  WorkerSync sync = Sync({Key(0)});
+  sync.incarnation = "someone-else";
+  EXPECT_FALSE(table_.ApplySync(sync).has_value());
+  EXPECT_EQ(table_.launched_count(), 0u);
+}
+
+TEST_F(RankTableTest, DropsLaunchHistoryOfKeysNeitherDesiredNorLive) {
+  ApplyAndLaunch(Sync({Key(0), Key(1)}));
+  table_.RecordExit(100, 0);
+  ApplyAndLaunch(Sync({Key(1)}, {Key(0)}));
+  EXPECT_EQ(table_.launched_count(), 1u);
+}
+
+TEST_F(RankTableTest, KeepsLaunchHistoryOfAStoppingRank) {
+  ApplyAndLaunch(Sync({Key(0)}));
+  table_.RecordStopRequested(Key(0), absl::FromUnixSeconds(10));
+  ApplyAndLaunch(Sync({}));
+  EXPECT_EQ(table_.launched_count(), 1u);
+  EXPECT_THAT(ApplyAndLaunch(Sync({Key(0)})).launch, IsEmpty());
+}
+
+TEST_F(RankTableTest, ReportsRunningRanksAndUnackedExits) {
+  ApplyAndLaunch(Sync({Key(0), Key(1)}));
+  table_.RecordExit(101, 137);
+  EXPECT_THAT(table_.Statuses(),
+              ElementsAre(RankStatus{.key = Key(0), .exited = false, .exit_code = 0},
+                          RankStatus{.key = Key(1), .exited = true, .exit_code = 137}));
+}
+
+TEST_F(RankTableTest, ReportsALaunchFailureAsAnExit) {
+  std::optional<SyncPlan> plan = table_.ApplySync(Sync({Key(0)}));
+  ASSERT_TRUE(plan.has_value());
+  table_.RecordLaunchFailure(Key(0), 127);
+  EXPECT_THAT(table_.Statuses(),
+              ElementsAre(RankStatus{.key = Key(0), .exited = true, .exit_code = 127}));
+  EXPECT_THAT(ApplyAndLaunch(Sync({Key(0)})).launch, IsEmpty());
+}
+
+TEST_F(RankTableTest, HandsOutEachDueKillOnce) {
+  ApplyAndLaunch(Sync({Key(0), Key(1)}));
+  table_.RecordStopRequested(Key(0), absl::FromUnixSeconds(10));
+  table_.RecordStopRequested(Key(1), absl::FromUnixSeconds(20));
+  EXPECT_EQ(table_.NextKillDeadline(), absl::FromUnixSeconds(10));
+  EXPECT_THAT(table_.TakeDueKills(absl::FromUnixSeconds(9)), IsEmpty());
+  std::vector<RankRecord> due = table_.TakeDueKills(absl::FromUnixSeconds(10));
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].key, Key(0));
+  EXPECT_THAT(table_.TakeDueKills(absl::FromUnixSeconds(15)), IsEmpty());
+  EXPECT_EQ(table_.NextKillDeadline(), absl::FromUnixSeconds(20));
+}
+
+TEST_F(RankTableTest, RefusesToStopARankThatIsNotRunning) {
+  EXPECT_FALSE(table_.RecordStopRequested(Key(0), absl::FromUnixSeconds(1)));
+  ApplyAndLaunch(Sync({Key(0)}));
+  table_.RecordExit(100, 0);
+  EXPECT_FALSE(table_.RecordStopRequested(Key(0), absl::FromUnixSeconds(1)));
+}
+
+TEST_F(RankTableTest, IgnoresExitOfUnknownPid) {
+  ApplyAndLaunch(Sync({Key(0)}));
+  EXPECT_EQ(table_.RecordExit(999, 0), std::nullopt);
+  EXPECT_TRUE(table_.IsLive(Key(0)));
+}
+
+TEST_F(RankTableTest, KeepsRanksOfDifferentAttemptsApart) {
+  ApplyAndLaunch(Sync({Key(0, "job-1", 1)}));
+  table_.RecordExit(100, 75);
+  SyncPlan plan = table_.ApplySync(Sync({Key(0, "job-1", 2)})).value();
+  EXPECT_THAT(Keys(plan.launch), ElementsAre(Key(0, "job-1", 2)));
+}
+
+}  // namespace
+}  // namespace sublet::worker

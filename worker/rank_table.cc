@@ -1,0 +1,122 @@
+#include "worker/rank_table.h"
+
+#include <algorithm>
+
+namespace sublet::worker {
+
+std::optional<SyncPlan> RankTable::ApplySync(const protocols::WorkerSync& sync) {
+  if (sync.incarnation != incarnation_) return std::nullopt;
+  SyncPlan plan;
+
+  std::set<RankKey> desired;
+  for (const protocols::RankLaunch& launch : sync.desired) {
+    desired.insert(launch.key);
+    if (launched_.contains(launch.key) || ranks_.contains(launch.key)) continue;
+    launched_.insert(launch.key);  // also dedupes a key listed twice
+    plan.launch.push_back(launch);
+  }
+
+  for (const auto& [key, record] : ranks_) {
+    if (record.state == RankState::kRunning && !desired.contains(key)) plan.stop.push_back(key);
+  }
+
+  for (const RankKey& key : sync.acked_exits) {
+    auto it = ranks_.find(key);
+    if (it == ranks_.end() || it->second.live()) continue;
+    ranks_.erase(it);
+    plan.forgotten.push_back(key);
+  }
+
+  std::erase_if(launched_, [&](const RankKey& key) {
+    return !desired.contains(key) && !IsLive(key);
+  });
+  return plan;
+}
+
+void RankTable::RecordLaunch(const RankKey& key, int pid) {
+  launched_.insert(key);
+  RankRecord& record = ranks_[key] = RankRecord();
+  record.key = key;
+  record.pid = pid;
+}
+
+void RankTable::RecordLaunchFailure(const RankKey& key, int32_t exit_code) {
+  launched_.insert(key);
+  RankRecord& record = ranks_[key] = RankRecord();
+  record.key = key;
+  record.state = RankState::kExited;
+  record.exit_code = exit_code;
+}
+
+bool RankTable::RecordStopRequested(const RankKey& key, absl::Time kill_at) {
+  auto it = ranks_.find(key);
+  if (it == ranks_.end() || it->second.state != RankState::kRunning) return false;
+  it->second.state = RankState::kStopping;
+  it->second.kill_at = kill_at;
+  return true;
+}
+
+std::vector<RankRecord> RankTable::TakeDueKills(absl::Time now) {
+  std::vector<RankRecord> due;
+  for (auto& [key, record] : ranks_) {
+    if (record.state != RankState::kStopping || record.kill_at > now) continue;
+    record.state = RankState::kKilled;
+    due.push_back(record);
+  }
+  return due;
+}
+
+std::optional<RankKey> RankTable::RecordExit(int pid, int32_t exit_code) {
+  for (auto& [key, record] : ranks_) {
+    if (record.pid != pid || !record.live()) continue;
+    record.state = RankState::kExited;
+    record.exit_code = exit_code;
+    record.kill_at = absl::InfiniteFuture();
+    return key;
+  }
+  return std::nullopt;
+}
+
+std::vector<protocols::RankStatus> RankTable::Statuses() const {
+  std::vector<protocols::RankStatus> statuses;
+  statuses.reserve(ranks_.size());
+  for (const auto& [key, record] : ranks_) {
+    statuses.push_back(protocols::RankStatus{
+        .key = key, .exited = !record.live(), .exit_code = record.live() ? 0 : record.exit_code});
+  }
+  return statuses;
+}
+
+const RankRecord* RankTable::Find(const RankKey& key) const {
+  auto it = ranks_.find(key);
+  return it == ranks_.end() ? nullptr : &it->second;
+}
+
+bool RankTable::IsLive(const RankKey& key) const {
+  const RankRecord* record = Find(key);
+  return record != nullptr && record->live();
+}
+
+std::vector<RankRecord> RankTable::LiveRanks() const {
+  std::vector<RankRecord> live;
+  for (const auto& [key, record] : ranks_) {
+    if (record.live()) live.push_back(record);
+  }
+  return live;
+}
+
+size_t RankTable::live_count() const {
+  return std::count_if(ranks_.begin(), ranks_.end(),
+                       [](const auto& entry) { return entry.second.live(); });
+}
+
+std::optional<absl::Time> RankTable::NextKillDeadline() const {
+  std::optional<absl::Time> next;
+  for (const auto& [key, record] : ranks_) {
+    if (record.state != RankState::kStopping) continue;
+    if (!next || record.kill_at < *next) next = record.kill_at;
+  }
+  return next;
+}
+
+}  // namespace sublet::worker

@@ -1,0 +1,220 @@
+// Worker: rank bookkeeping on top of RankTable and the ProcessLauncher. The
+// event loop and sockets are in worker_loop.cc.
+#include "worker/worker.h"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <system_error>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/log.h"
+#include "fmt/format.h"
+#include "worker/inventory.h"
+#include "worker/pid_file.h"
+
+namespace sublet::worker {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr uint32_t kMaxLogReadBytes = 1 << 20;
+
+// Job ids come from the network and become path components.
+absl::Status CheckJobId(const std::string& job_id) {
+  if (job_id.empty() || job_id == "." || job_id == ".." || job_id.size() > 255 ||
+      job_id.find_first_of(std::string("/\0", 2)) != std::string::npos) {
+    return absl::InvalidArgumentError(fmt::format("bad job id '{}'", job_id));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string NewIncarnation() {
+  std::random_device device;
+  const uint64_t value = (uint64_t{device()} << 32) ^ device();
+  return fmt::format("{:016x}", value);
+}
+
+Worker::Worker(Options options, Clock& clock, ProcessLauncher& launcher, zmq::context_t& context)
+    : options_(std::move(options)),
+      clock_(clock),
+      launcher_(launcher),
+      context_(context),
+      control_endpoint_("ipc://" + options_.work_dir + "/control.sock"),
+      table_(NewIncarnation()),
+      stop_grace_(options_.stop_grace) {}
+
+Worker::~Worker() { CloseSockets(); }
+
+absl::Status Worker::Prepare() {
+  std::error_code error;
+  for (const char* sub : {"jobs", "ranks"}) {
+    fs::create_directories(fs::path(options_.work_dir) / sub, error);
+    if (error) {
+      return absl::InternalError(
+          fmt::format("cannot create {}/{}: {}", options_.work_dir, sub, error.message()));
+    }
+  }
+  KillLeftoverRanks((fs::path(options_.work_dir) / "ranks").string());
+  return absl::OkStatus();
+}
+
+std::string Worker::AttemptDir(const RankKey& key) const {
+  return fmt::format("{}/jobs/{}/attempt-{}", options_.work_dir, key.job_id, key.attempt);
+}
+
+std::string Worker::LogPath(const RankKey& key) const {
+  return fmt::format("{}/rank-{}.log", AttemptDir(key), key.rank);
+}
+
+std::string Worker::PidPath(const RankKey& key) const {
+  return fmt::format("{}/ranks/{}.{}.{}.pid", options_.work_dir, key.job_id, key.attempt,
+                     key.rank);
+}
+
+void Worker::HandleSync(const protocols::WorkerSync& sync) {
+  if (shutting_down_) {
+    Log(LogLevel::kDebug, "sync_ignored", {{"reason", "shutting down"}});
+    return;
+  }
+  std::optional<SyncPlan> plan = table_.ApplySync(sync);
+  if (!plan) {
+    Log(LogLevel::kDebug, "sync_ignored",
+        {{"incarnation", sync.incarnation}, {"ours", table_.incarnation()}});
+    return;
+  }
+  stop_grace_ = absl::Milliseconds(sync.stop_grace_ms);
+  for (const RankKey& key : plan->stop) StopRank(key);
+  for (const protocols::RankLaunch& launch : plan->launch) LaunchRank(launch);
+  for (const RankKey& key : plan->forgotten) {
+    Log(LogLevel::kDebug, "rank_forgotten",
+        {{"job", key.job_id}, {"attempt", key.attempt}, {"rank", key.rank}});
+  }
+}
+
+void Worker::LaunchRank(const protocols::RankLaunch& launch) {
+  const RankKey& key = launch.key;
+  absl::StatusOr<int> pid = StartRank(launch);
+  if (!pid.ok()) {
+    Log(LogLevel::kError, "rank_launch_failed",
+        {{"job", key.job_id}, {"attempt", key.attempt}, {"rank", key.rank},
+         {"error", pid.status().ToString()}});
+    table_.RecordLaunchFailure(key, 127);
+    report_due_ = true;
+    return;
+  }
+  table_.RecordLaunch(key, *pid);
+  Log(LogLevel::kInfo, "rank_started",
+      {{"job", key.job_id}, {"attempt", key.attempt}, {"rank", key.rank}, {"pid", *pid},
+       {"gpus", absl::StrJoin(launch.gpus, ",")}});
+}
+
+absl::StatusOr<int> Worker::StartRank(const protocols::RankLaunch& launch) {
+  SUBLET_RETURN_IF_ERROR(CheckJobId(launch.key.job_id));
+  const std::string dir = AttemptDir(launch.key);
+  std::error_code error;
+  fs::create_directories(dir, error);
+  if (error) return absl::InternalError(fmt::format("cannot create {}: {}", dir, error.message()));
+  LaunchSpec spec;
+  spec.argv = launch.command;
+  spec.working_dir = dir;
+  spec.log_path = LogPath(launch.key);
+  spec.pid_file = PidPath(launch.key);
+  for (const protocols::KeyValue& entry : launch.env) spec.env.emplace_back(entry.key, entry.value);
+  spec.env.emplace_back("CUDA_VISIBLE_DEVICES", absl::StrJoin(launch.gpus, ","));
+  spec.env.emplace_back("SUBLET_CONTROL", control_endpoint_);
+  return launcher_.Launch(spec);
+}
+
+void Worker::StopRank(const RankKey& key) {
+  const RankRecord* record = table_.Find(key);
+  if (record == nullptr || record->state != RankState::kRunning) return;
+  absl::Status sent = launcher_.SignalGroup(record->pid, SIGTERM);
+  if (!sent.ok() && !absl::IsNotFound(sent)) {
+    Log(LogLevel::kWarn, "signal_failed", {{"job", key.job_id}, {"error", sent.ToString()}});
+  }
+  table_.RecordStopRequested(key, clock_.Now() + stop_grace_);
+  Log(LogLevel::kInfo, "rank_stop_requested",
+      {{"job", key.job_id}, {"attempt", key.attempt}, {"rank", key.rank},
+       {"grace_ms", absl::ToInt64Milliseconds(stop_grace_)}});
+}
+
+void Worker::FireDueKills() {
+  for (const RankRecord& record : table_.TakeDueKills(clock_.Now())) {
+    absl::Status sent = launcher_.SignalGroup(record.pid, SIGKILL);
+    Log(LogLevel::kWarn, "rank_killed",
+        {{"job", record.key.job_id}, {"attempt", record.key.attempt}, {"rank", record.key.rank},
+         {"pid", record.pid}, {"signal_sent", sent.ok() ? "yes" : "no (already gone)"}});
+  }
+}
+
+void Worker::HandleExits(const std::vector<ProcessExit>& exits) {
+  for (const ProcessExit& exit : exits) {
+    std::optional<RankKey> key = table_.RecordExit(exit.pid, exit.exit_code);
+    if (!key) {
+      Log(LogLevel::kDebug, "unknown_child_exited", {{"pid", exit.pid}});
+      continue;
+    }
+    report_due_ = true;
+    Log(exit.exit_code == 0 ? LogLevel::kInfo : LogLevel::kWarn, "rank_exited",
+        {{"job", key->job_id}, {"attempt", key->attempt}, {"rank", key->rank},
+         {"code", exit.exit_code}});
+  }
+}
+
+void Worker::BeginShutdown() {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  Log(LogLevel::kInfo, "worker_stopping",
+      {{"ranks", table_.live_count()}, {"grace_ms", absl::ToInt64Milliseconds(stop_grace_)}});
+  for (const RankRecord& record : table_.LiveRanks()) StopRank(record.key);
+}
+
+protocols::WorkerReport Worker::BuildReport() const {
+  protocols::WorkerReport report;
+  report.node = options_.node;
+  report.incarnation = table_.incarnation();
+  report.address = options_.address;
+  report.gpus = options_.gpus;
+  report.ranks = table_.Statuses();
+  absl::StatusOr<std::vector<uint32_t>> ports =
+      ProbeFreePorts(options_.address, options_.free_ports);
+  if (ports.ok()) {
+    report.free_ports = *std::move(ports);
+  } else {
+    Log(LogLevel::kWarn, "port_probe_failed", {{"error", ports.status().ToString()}});
+  }
+  return report;
+}
+
+absl::StatusOr<protocols::LogsReply> Worker::ReadRankLog(
+    const protocols::ReadRankLogRequest& request) const {
+  const RankKey& key = request.key;
+  SUBLET_RETURN_IF_ERROR(CheckJobId(key.job_id));
+  std::ifstream in(LogPath(key), std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(fmt::format("no log for job {} attempt {} rank {} on node {}",
+                                           key.job_id, key.attempt, key.rank, options_.node));
+  }
+  in.seekg(0, std::ios::end);
+  const uint64_t size = static_cast<uint64_t>(in.tellg());
+  protocols::LogsReply reply;
+  if (request.offset < size) {
+    const uint64_t wanted = std::min<uint64_t>({std::min(request.max_bytes, kMaxLogReadBytes),
+                                                size - request.offset});
+    reply.data.resize(wanted);
+    in.seekg(static_cast<std::streamoff>(request.offset));
+    in.read(reply.data.data(), static_cast<std::streamsize>(wanted));
+    reply.data.resize(static_cast<size_t>(in.gcount()));
+  }
+  reply.next_offset = request.offset + reply.data.size();
+  reply.complete = !table_.IsLive(key) && reply.next_offset >= size;
+  return reply;
+}
+
+}  // namespace sublet::worker

@@ -1,0 +1,169 @@
+// Worker: the event loop. One thread polls the coordinator channel, the
+// control socket and the launcher's exit wake-up fd, and runs the timers
+// (heartbeat, SIGKILL deadlines) from the Clock; nothing here sleeps.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <exception>
+#include <type_traits>
+
+#include "common/log.h"
+#include "fmt/format.h"
+#include "protocols/codec.h"
+#include "worker/worker.h"
+
+namespace sublet::worker {
+
+absl::Status Worker::Run(const std::atomic<bool>& stop) {
+  SUBLET_RETURN_IF_ERROR(Prepare());
+  absl::Status opened = OpenSockets();
+  if (!opened.ok()) {
+    CloseSockets();
+    return opened;
+  }
+  Log(LogLevel::kInfo, "worker_started",
+      {{"node", options_.node}, {"incarnation", table_.incarnation()},
+       {"gpus", options_.gpus.size()}, {"coordinator", options_.coordinator},
+       {"control", control_endpoint_}});
+  SendReport();
+  while (true) {
+    if (stop.load() && !shutting_down_) BeginShutdown();
+    if (shutting_down_ && table_.live_count() == 0) break;
+    PollOnce();
+    DrainCoordinator();
+    DrainControl();
+    // Reaping on every wake-up, not only when the wake-up fd fired, costs a
+    // waitpid per rank and makes a lost SIGCHLD harmless.
+    HandleExits(launcher_.Reap());
+    FireDueKills();
+    if (report_due_ || clock_.Now() >= next_heartbeat_) SendReport();
+  }
+  SendReport();
+  Log(LogLevel::kInfo, "worker_stopped", {{"node", options_.node}});
+  CloseSockets();
+  return absl::OkStatus();
+}
+
+absl::Status Worker::OpenSockets() {
+  channel_ = std::make_unique<protocols::ClientChannel>(context_, options_.coordinator);
+  const std::string path = control_endpoint_.substr(std::string("ipc://").size());
+  unlink(path.c_str());  // a stale socket file from a previous worker process
+  try {
+    control_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router);
+    control_->set(zmq::sockopt::linger, 0);
+    control_->bind(control_endpoint_);
+  } catch (const zmq::error_t& e) {
+    return absl::UnavailableError(
+        fmt::format("cannot bind control endpoint {}: {}", control_endpoint_, e.what()));
+  }
+  return absl::OkStatus();
+}
+
+void Worker::CloseSockets() {
+  if (control_) {
+    control_.reset();
+    unlink(control_endpoint_.substr(std::string("ipc://").size()).c_str());
+  }
+  if (channel_) {
+    // The channel drops unsent messages on close; give the final report a
+    // moment to leave (the context's destruction waits for it).
+    channel_->socket().set(zmq::sockopt::linger, 1000);
+    channel_.reset();
+  }
+}
+
+void Worker::PollOnce() {
+  const absl::Time now = clock_.Now();
+  absl::Time wake = std::min(next_heartbeat_, now + options_.max_poll_wait);
+  if (std::optional<absl::Time> kill = table_.NextKillDeadline()) wake = std::min(wake, *kill);
+  const auto timeout =
+      std::chrono::milliseconds(std::max<int64_t>(0, absl::ToInt64Milliseconds(wake - now)));
+  std::vector<zmq::pollitem_t> items = {
+      {channel_->socket().handle(), 0, ZMQ_POLLIN, 0},
+      {control_->handle(), 0, ZMQ_POLLIN, 0},
+  };
+  if (launcher_.wakeup_fd() >= 0) items.push_back({nullptr, launcher_.wakeup_fd(), ZMQ_POLLIN, 0});
+  try {
+    zmq::poll(items, timeout);
+  } catch (const zmq::error_t& e) {
+    if (e.num() != EINTR) Log(LogLevel::kError, "poll_failed", {{"error", e.what()}});
+  }
+}
+
+void Worker::DrainCoordinator() {
+  while (std::optional<absl::StatusOr<protocols::Envelope>> received = channel_->TryReceive()) {
+    if (!received->ok()) {
+      Log(LogLevel::kWarn, "bad_message", {{"error", received->status().ToString()}});
+      continue;
+    }
+    // The last-resort catch: one bad message must not take the node down.
+    try {
+      Dispatch(**received);
+    } catch (const std::exception& e) {
+      Log(LogLevel::kError, "dispatch_failed", {{"error", e.what()}});
+    }
+  }
+}
+
+void Worker::Dispatch(const protocols::Envelope& envelope) {
+  if (const auto* sync = std::get_if<protocols::WorkerSync>(&envelope.body)) {
+    HandleSync(*sync);
+  } else if (const auto* request = std::get_if<protocols::ReadRankLogRequest>(&envelope.body)) {
+    ServeLogRequest(envelope, *request);
+  } else {
+    Log(LogLevel::kDebug, "unexpected_message", {{"body_index", envelope.body.index()}});
+  }
+}
+
+void Worker::ServeLogRequest(const protocols::Envelope& envelope,
+                             const protocols::ReadRankLogRequest& request) {
+  absl::StatusOr<protocols::LogsReply> reply = ReadRankLog(request);
+  protocols::Envelope out;
+  if (reply.ok()) {
+    out.request_id = envelope.request_id;
+    out.body = *std::move(reply);
+  } else {
+    out = protocols::ErrorEnvelope(envelope.request_id, reply.status());
+  }
+  Send(std::move(out));
+}
+
+// Messages on the control socket come from ranks (SUBLET_CONTROL). The rank
+// runtime's protocol (preemption notices, progress) is a later piece of work;
+// until then they are read so the socket never fills, and logged.
+void Worker::DrainControl() {
+  zmq::message_t frame;
+  while (control_->recv(frame, zmq::recv_flags::dontwait)) {
+    Log(LogLevel::kDebug, "control_message", {{"bytes", frame.size()}, {"more", frame.more()}});
+  }
+}
+
+void Worker::SendReport() {
+  report_due_ = false;
+  next_heartbeat_ = clock_.Now() + options_.heartbeat;
+  protocols::Envelope envelope;
+  envelope.body = BuildReport();
+  Send(std::move(envelope));
+}
+
+void Worker::Send(protocols::Envelope envelope) {
+  envelope.token = options_.token;
+  absl::Status sent = channel_->Send(envelope);
+  if (sent.ok()) {
+    if (coordinator_unreachable_) {
+      coordinator_unreachable_ = false;
+      Log(LogLevel::kInfo, "coordinator_reachable", {{"coordinator", options_.coordinator}});
+    }
+    return;
+  }
+  if (!absl::IsUnavailable(sent)) {
+    Log(LogLevel::kWarn, "send_failed", {{"error", sent.ToString()}});
+  } else if (!coordinator_unreachable_) {
+    coordinator_unreachable_ = true;
+    Log(LogLevel::kWarn, "coordinator_unreachable",
+        {{"coordinator", options_.coordinator}, {"error", sent.ToString()}});
+  }
+}
+
+}  // namespace sublet::worker
