@@ -1,0 +1,95 @@
+#include "client/client.h"
+
+#include <fmt/format.h>
+
+#include <utility>
+#include <variant>
+
+#include "protocols/codec.h"
+
+namespace sublet::client {
+
+using protocols::Envelope;
+
+Client::Client(ClientOptions options)
+    : options_(std::move(options)), context_(1), channel_(context_, options_.endpoint) {}
+
+template <typename Reply>
+absl::StatusOr<Reply> Client::Roundtrip(protocols::Body body) {
+  Envelope request;
+  request.token = options_.token;
+  request.body = std::move(body);
+  absl::StatusOr<Envelope> reply = channel_.Call(std::move(request), options_.timeout);
+  if (!reply.ok()) {
+    if (absl::IsUnavailable(reply.status()) || absl::IsDeadlineExceeded(reply.status())) {
+      return absl::UnavailableError(
+          fmt::format("cannot reach coordinator at {}", options_.endpoint));
+    }
+    // A malformed endpoint (InvalidArgument) or an undecodable reply.
+    return reply.status();
+  }
+  SUBLET_RETURN_IF_ERROR(protocols::StatusFromReply(*reply));
+  if (Reply* typed = std::get_if<Reply>(&reply->body)) return std::move(*typed);
+  return absl::InternalError(
+      fmt::format("unexpected reply from the coordinator (body type #{})", reply->body.index()));
+}
+
+absl::StatusOr<std::string> Client::Submit(const protocols::JobSpec& spec) {
+  SUBLET_ASSIGN_OR_RETURN(auto reply,
+                          Roundtrip<protocols::SubmitJobReply>(protocols::SubmitJobRequest{spec}));
+  return std::move(reply.job_id);
+}
+
+absl::StatusOr<std::vector<protocols::JobInfo>> Client::ListJobs(bool all) {
+  SUBLET_ASSIGN_OR_RETURN(auto reply,
+                          Roundtrip<protocols::JobListReply>(protocols::ListJobsRequest{all}));
+  return std::move(reply.jobs);
+}
+
+absl::StatusOr<protocols::JobInfo> Client::GetJob(const std::string& job_id) {
+  SUBLET_ASSIGN_OR_RETURN(auto reply,
+                          Roundtrip<protocols::JobReply>(protocols::GetJobRequest{job_id}));
+  return std::move(reply.job);
+}
+
+absl::StatusOr<protocols::JobInfo> Client::Cancel(const std::string& job_id) {
+  SUBLET_ASSIGN_OR_RETURN(auto reply,
+                          Roundtrip<protocols::JobReply>(protocols::CancelJobRequest{job_id}));
+  return std::move(reply.job);
+}
+
+absl::StatusOr<protocols::LogsReply> Client::ReadLogs(const protocols::ReadLogsRequest& request) {
+  return Roundtrip<protocols::LogsReply>(request);
+}
+
+absl::StatusOr<std::vector<protocols::NodeInfo>> Client::ListNodes() {
+  SUBLET_ASSIGN_OR_RETURN(auto reply,
+                          Roundtrip<protocols::NodeListReply>(protocols::ListNodesRequest{}));
+  return std::move(reply.nodes);
+}
+
+bool IsFinalState(const std::string& state) {
+  return state == "succeeded" || state == "failed" || state == "cancelled";
+}
+
+int ExitCodeFor(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return 0;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange:
+      return 2;
+    case absl::StatusCode::kNotFound:
+      return 3;
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kUnauthenticated:
+      return 4;
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+      return 5;
+    default:
+      return 1;
+  }
+}
+
+}  // namespace sublet::client

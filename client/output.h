@@ -1,0 +1,53 @@
+// How the CLI shows jobs and nodes: aligned tables for people, JSON documents
+// for programs. Pure functions of their inputs (the current time is passed in)
+// so they are tested without a coordinator.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "common/status.h"
+#include "protocols/messages.h"
+
+namespace sublet::client {
+
+enum class OutputFormat { kTable, kJson };
+
+// ---- JSON ----------------------------------------------------------------
+
+// A job object: id, name, tenant, state, reason, restarts, preemptions,
+// attempt, nodes, last_checkpoint_step (null when none), submit_time,
+// start_time, end_time (ISO 8601 UTC or null), the spec's num_nodes,
+// gpus_per_node, tensor_parallel, priority, max_restarts, time_limit, and with
+// `detailed` also ranks and events.
+nlohmann::json JobToJson(const protocols::JobInfo& job, bool detailed);
+// name, state, gpus, gpus_free, jobs, address, last_heartbeat.
+nlohmann::json NodeToJson(const protocols::NodeInfo& node);
+// {"error": {"code": "NOT_FOUND", "message": "..."}}
+nlohmann::json ErrorToJson(const absl::Status& status);
+// One document, two-space indented, newline-terminated; invalid UTF-8 (log
+// bytes) is replaced rather than thrown on.
+std::string DumpJson(const nlohmann::json& document);
+
+// ---- text ----------------------------------------------------------------
+
+// "2026-11-26T05:40:00.123Z", or "" for 0 (never).
+std::string FormatTimestamp(int64_t unix_ms);
+// Coarse age for tables: "12s", "5m", "3h", "2d"; "-" for 0 (never).
+std::string FormatAge(int64_t unix_ms, absl::Time now);
+
+// Columns padded to their widest cell, two spaces apart, no trailing blanks.
+std::string RenderTable(const std::vector<std::string>& header,
+                        const std::vector<std::vector<std::string>>& rows);
+
+// ID NAME TENANT STATE NODES RESTARTS PREEMPT AGE REASON
+std::string RenderJobsTable(const std::vector<protocols::JobInfo>& jobs, absl::Time now);
+// NAME STATE GPUS FREE JOBS ADDRESS LAST-SEEN
+std::string RenderNodesTable(const std::vector<protocols::NodeInfo>& nodes, absl::Time now);
+// `sublet show`: state, spec summary, placement, counters, checkpoint, events.
+std::string RenderJobDetail(const protocols::JobInfo& job, absl::Time now);
+
+}  // namespace sublet::client

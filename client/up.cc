@@ -1,0 +1,279 @@
+#include "client/up.h"
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <thread>
+#include <vector>
+
+#include "client/client.h"
+#include "client/context.h"
+#include "client/internal/child_process.h"
+#include "client/output.h"
+
+extern char** environ;
+
+namespace sublet::client {
+namespace {
+
+namespace fs = std::filesystem;
+using internal::ChildProcess;
+using internal::StopSignals;
+
+constexpr char kTenantToken[] = "dev-token";
+constexpr char kAdminToken[] = "admin-token";
+constexpr char kNodeToken[] = "node-token";
+constexpr std::chrono::milliseconds kPollInterval{250};
+constexpr int kLogTailLines = 20;
+
+absl::StatusOr<std::string> PrepareStateDir(const std::string& requested) {
+  if (requested.empty()) {
+    std::string pattern = "/tmp/sublet-up-XXXXXX";
+    if (mkdtemp(pattern.data()) == nullptr) return absl::InternalError("mkdtemp failed");
+    return pattern;
+  }
+  std::error_code ec;
+  fs::create_directories(requested, ec);
+  if (ec)
+    return absl::InvalidArgumentError(fmt::format("--state-dir {}: {}", requested, ec.message()));
+  return fs::absolute(requested).string();
+}
+
+absl::StatusOr<std::string> FindBinDir(const std::string& requested) {
+  std::error_code ec;
+  const fs::path dir = requested.empty() ? fs::read_symlink("/proc/self/exe", ec).parent_path()
+                                         : fs::path(requested);
+  if (ec) return absl::InternalError(fmt::format("/proc/self/exe: {}", ec.message()));
+  for (const char* binary : {"sublet-coordinator", "sublet-worker"}) {
+    if (access((dir / binary).c_str(), X_OK) != 0) {
+      return absl::FailedPreconditionError(
+          fmt::format("{} not found in {} (build it first: scripts/build)", binary, dir.string()));
+    }
+  }
+  return dir.string();
+}
+
+// This process's environment with `bin_dir` first on PATH, so that job specs
+// can name sublet-train without a path.
+std::vector<std::string> ChildEnv(const std::string& bin_dir) {
+  std::vector<std::string> env;
+  std::string path = bin_dir;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    std::string_view var = *entry;
+    if (var.starts_with("PATH=")) {
+      path += ":" + std::string(var.substr(5));
+    } else {
+      env.emplace_back(var);
+    }
+  }
+  env.push_back("PATH=" + path);
+  return env;
+}
+
+// Writes the context file unless one for another coordinator exists.
+// Returns whether it wrote it.
+bool ClaimContext(const std::string& path, const std::string& listen, std::ostream& err) {
+  if (path.empty()) return false;
+  absl::StatusOr<std::optional<ContextFile>> existing = ReadContextFile(path);
+  if (!existing.ok() || (existing->has_value() && (*existing)->coordinator != listen)) {
+    err << fmt::format(
+               "sublet up: leaving {} alone (it is for another cluster); use "
+               "--coordinator {} --token {}",
+               path, listen, kTenantToken)
+        << std::endl;
+    return false;
+  }
+  absl::Status written = WriteContextFile(path, {listen, kTenantToken});
+  if (!written.ok()) err << "sublet up: " << written.message() << std::endl;
+  return written.ok();
+}
+
+void ReleaseContext(const std::string& path, const std::string& listen) {
+  absl::StatusOr<std::optional<ContextFile>> existing = ReadContextFile(path);
+  if (existing.ok() && existing->has_value() && (*existing)->coordinator == listen) {
+    std::error_code ec;
+    fs::remove(path, ec);
+  }
+}
+
+class LocalCluster {
+ public:
+  LocalCluster(const UpOptions& options, std::string state_dir, std::string bin_dir,
+               std::ostream& err)
+      : options_(options),
+        state_dir_(std::move(state_dir)),
+        bin_dir_(std::move(bin_dir)),
+        err_(err) {}
+
+  absl::Status Start();
+  // OK when every node is ready; Cancelled when a stop signal came first.
+  absl::Status WaitUntilReady(StopSignals& signals);
+  // OK after a stop signal; Internal naming the child when one died.
+  absl::Status RunUntilStopped(StopSignals& signals);
+  void Stop();
+
+ private:
+  absl::Status Spawn(const std::string& name, std::vector<std::string> args);
+  absl::Status CheckChildren();
+  absl::StatusOr<int> ReadyNodes(Client& client);
+
+  const UpOptions& options_;
+  const std::string state_dir_;
+  const std::string bin_dir_;
+  std::ostream& err_;
+  std::vector<ChildProcess> children_;
+};
+
+absl::Status LocalCluster::Spawn(const std::string& name, std::vector<std::string> args) {
+  args.insert(args.begin(), fmt::format("{}/sublet-{}", bin_dir_,
+                                        name == "coordinator" ? "coordinator" : "worker"));
+  SUBLET_ASSIGN_OR_RETURN(ChildProcess child,
+                          ChildProcess::Spawn(name, args, ChildEnv(bin_dir_),
+                                              fmt::format("{}/{}.log", state_dir_, name)));
+  children_.push_back(std::move(child));
+  return absl::OkStatus();
+}
+
+absl::Status LocalCluster::Start() {
+  const std::string config = state_dir_ + "/coordinator.yaml";
+  std::ofstream(config) << RenderUpCoordinatorConfig(state_dir_);
+  std::error_code ec;
+  fs::create_directories(state_dir_ + "/storage", ec);
+  SUBLET_RETURN_IF_ERROR(Spawn("coordinator", {"--listen", options_.listen, "--state-dir",
+                                               state_dir_ + "/coordinator", "--config", config}));
+  for (int i = 1; i <= options_.workers; ++i) {
+    const std::string name = fmt::format("node-{}", i);
+    SUBLET_RETURN_IF_ERROR(Spawn(name, {"--coordinator", options_.listen, "--name", name, "--gpus",
+                                        std::to_string(options_.gpus), "--work-dir",
+                                        state_dir_ + "/" + name, "--token", kNodeToken}));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LocalCluster::CheckChildren() {
+  for (ChildProcess& child : children_) {
+    if (!child.Poll()) continue;
+    return absl::InternalError(fmt::format("{} exited unexpectedly ({}); last lines of {}:\n{}",
+                                           child.name(), child.DescribeExit(), child.log_path(),
+                                           internal::TailFile(child.log_path(), kLogTailLines)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> LocalCluster::ReadyNodes(Client& client) {
+  SUBLET_ASSIGN_OR_RETURN(std::vector<protocols::NodeInfo> nodes, client.ListNodes());
+  int ready = 0;
+  for (const auto& node : nodes) ready += node.state == "ready" ? 1 : 0;
+  return ready;
+}
+
+absl::Status LocalCluster::WaitUntilReady(StopSignals& signals) {
+  Client client({.endpoint = options_.listen, .token = kAdminToken, .timeout = kPollInterval * 4});
+  const auto deadline = std::chrono::steady_clock::now() + options_.ready_timeout;
+  int last_ready = -1;
+  while (std::chrono::steady_clock::now() < deadline) {
+    SUBLET_RETURN_IF_ERROR(CheckChildren());
+    absl::StatusOr<int> ready = ReadyNodes(client);
+    if (ready.ok() && *ready != last_ready) {
+      err_ << fmt::format("waiting for nodes: {}/{} ready", *ready, options_.workers) << std::endl;
+      last_ready = *ready;
+    }
+    if (ready.ok() && *ready >= options_.workers) return absl::OkStatus();
+    if (!ready.ok() && !absl::IsUnavailable(ready.status())) return ready.status();
+    if (signals.Wait(kPollInterval)) return absl::CancelledError("stopped");
+  }
+  return absl::DeadlineExceededError(
+      fmt::format("the nodes were not ready within {}s; see the logs in {}",
+                  options_.ready_timeout.count(), state_dir_));
+}
+
+absl::Status LocalCluster::RunUntilStopped(StopSignals& signals) {
+  while (true) {
+    SUBLET_RETURN_IF_ERROR(CheckChildren());
+    if (signals.Wait(kPollInterval)) return absl::OkStatus();
+  }
+}
+
+void LocalCluster::Stop() {
+  for (ChildProcess& child : children_) child.Signal(SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + options_.stop_grace;
+  auto all_exited = [this] {
+    bool all = true;
+    for (ChildProcess& child : children_) all = child.Poll() && all;
+    return all;
+  };
+  while (!all_exited()) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      for (ChildProcess& child : children_) child.Signal(SIGKILL);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+void PrintBanner(const UpOptions& options, const std::string& state_dir, bool wrote_context,
+                 std::ostream& out) {
+  if (options.json) {
+    out << DumpJson({{"coordinator", options.listen},
+                     {"token", kTenantToken},
+                     {"admin_token", kAdminToken},
+                     {"nodes", options.workers},
+                     {"gpus_per_node", options.gpus},
+                     {"state_dir", state_dir},
+                     {"context_file", wrote_context ? nlohmann::json(options.context_path)
+                                                    : nlohmann::json(nullptr)}})
+        << std::flush;
+    return;
+  }
+  out << fmt::format("cluster ready: {} nodes × {} GPUs at {}\n", options.workers, options.gpus,
+                     options.listen);
+  out << (wrote_context ? "  try: sublet submit examples/jobs/hello.yaml\n"
+                        : fmt::format("  try: sublet --coordinator {} --token {} submit "
+                                      "examples/jobs/hello.yaml\n",
+                                      options.listen, kTenantToken));
+  out << fmt::format("  tenant token: {}; admin token: {}\n", kTenantToken, kAdminToken);
+  out << fmt::format("  logs in {}\n  Ctrl-C stops the cluster\n", state_dir) << std::flush;
+}
+
+}  // namespace
+
+std::string RenderUpCoordinatorConfig(const std::string& state_dir) {
+  return fmt::format(
+      "storage_root: {}/storage\n"
+      "heartbeat_timeout: 10s\n"
+      "tenants:\n"
+      "  - {{name: dev, token: \"{}\"}}\n"
+      "admins:\n"
+      "  - {{name: admin, token: \"{}\"}}\n"
+      "workers: {{token: \"{}\"}}\n",
+      state_dir, kTenantToken, kAdminToken, kNodeToken);
+}
+
+absl::Status RunUp(const UpOptions& options, std::ostream& out, std::ostream& err) {
+  if (options.workers < 1) return absl::InvalidArgumentError("--workers: must be at least 1");
+  if (options.gpus < 1) return absl::InvalidArgumentError("--gpus: must be at least 1");
+  SUBLET_ASSIGN_OR_RETURN(const std::string bin_dir, FindBinDir(options.bin_dir));
+  SUBLET_ASSIGN_OR_RETURN(const std::string state_dir, PrepareStateDir(options.state_dir));
+
+  StopSignals signals;  // before any thread or child exists
+  LocalCluster cluster(options, state_dir, bin_dir, err);
+  absl::Status status = cluster.Start();
+  if (status.ok()) status = cluster.WaitUntilReady(signals);
+  bool wrote_context = false;
+  if (status.ok()) {
+    wrote_context = ClaimContext(options.context_path, options.listen, err);
+    PrintBanner(options, state_dir, wrote_context, out);
+    status = cluster.RunUntilStopped(signals);
+  }
+  err << "sublet up: stopping the cluster" << std::endl;
+  cluster.Stop();
+  if (wrote_context) ReleaseContext(options.context_path, options.listen);
+  return absl::IsCancelled(status) ? absl::OkStatus() : status;
+}
+
+}  // namespace sublet::client

@@ -1,0 +1,205 @@
+// The `sublet` command line end to end against a fake coordinator: argument
+// errors, exit codes, and what lands on stdout and stderr.
+#include "client/cli/cli.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "tests/client/fake_coordinator.h"
+
+namespace sublet::client::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using protocols::Body;
+using protocols::Envelope;
+using testing::FakeCoordinator;
+using ::testing::HasSubstr;
+
+constexpr char kHelloSpec[] =
+    "name: hello\nresources: {nodes: 1, gpus_per_node: 1}\ncommand: [echo, hi]\n";
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "sublet-cli-XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string WriteFile(const std::string& name, const std::string& text) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  // Runs `sublet args...` with only XDG_CONFIG_HOME set (to an empty dir).
+  int Run(std::vector<std::string> args) {
+    args.insert(args.begin(), "sublet");
+    std::vector<const char*> argv;
+    for (const auto& arg : args) argv.push_back(arg.c_str());
+    out_.str("");
+    err_.str("");
+    EnvLookup env = [this](const std::string& name) -> std::optional<std::string> {
+      if (name == "XDG_CONFIG_HOME") return dir_;
+      return std::nullopt;
+    };
+    return RunCli(static_cast<int>(argv.size()), argv.data(), env, out_, err_);
+  }
+
+  // Runs against `fake` with a tenant token.
+  int RunAgainst(const FakeCoordinator& fake, std::vector<std::string> args) {
+    args.insert(args.begin(), {"--coordinator", fake.endpoint(), "--token", "acme-token"});
+    return Run(std::move(args));
+  }
+
+  std::string dir_;
+  std::ostringstream out_;
+  std::ostringstream err_;
+};
+
+Body JobReplyIn(std::string state) {
+  protocols::JobInfo job;
+  job.id = "17";
+  job.name = "hello";
+  job.tenant = "acme";
+  job.state = std::move(state);
+  return protocols::JobReply{job};
+}
+
+TEST_F(CliTest, HelpExitsZeroAndDescribesTheCommand) {
+  EXPECT_EQ(Run({"submit", "--help"}), 0);
+  EXPECT_THAT(out_.str(), HasSubstr("--wait"));
+}
+
+TEST_F(CliTest, UnknownFlagExitsTwoNamingTheFlag) {
+  EXPECT_EQ(Run({"jobs", "--bogus"}), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("--bogus"));
+}
+
+TEST_F(CliTest, MissingCommandExitsTwo) { EXPECT_EQ(Run({}), 2); }
+
+TEST_F(CliTest, BadOutputFormatExitsTwo) {
+  EXPECT_EQ(Run({"-o", "yaml", "jobs"}), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("--output"));
+}
+
+TEST_F(CliTest, ParseErrorInJsonModeIsAJsonDocumentOnStdout) {
+  EXPECT_EQ(Run({"-o", "json", "logs"}), 2);
+  nlohmann::json error = nlohmann::json::parse(out_.str());
+  EXPECT_EQ(error["error"]["code"], "INVALID_ARGUMENT");
+}
+
+TEST_F(CliTest, MissingSpecFileExitsTwoNamingThePath) {
+  const std::string path = dir_ + "/absent.yaml";
+  EXPECT_EQ(Run({"submit", path}), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("sublet: " + path));
+}
+
+TEST_F(CliTest, InvalidSpecExitsTwoNamingFileAndField) {
+  const std::string path =
+      WriteFile("bad.yaml", "name: x\nresources: {nodes: 0, gpus_per_node: 1}\ncommand: [a]\n");
+  EXPECT_EQ(Run({"submit", path}), 2);
+  EXPECT_THAT(err_.str(), HasSubstr(path + ": resources.nodes"));
+}
+
+TEST_F(CliTest, SubmitPrintsTheJobId) {
+  FakeCoordinator fake([](const Envelope&) -> Body { return protocols::SubmitJobReply{"17"}; });
+  EXPECT_EQ(RunAgainst(fake, {"submit", WriteFile("hello.yaml", kHelloSpec)}), 0);
+  EXPECT_EQ(out_.str(), "17\n");
+  EXPECT_EQ(fake.requests().at(0).token, "acme-token");
+}
+
+TEST_F(CliTest, SubmitInJsonModePrintsAnIdDocument) {
+  FakeCoordinator fake([](const Envelope&) -> Body { return protocols::SubmitJobReply{"17"}; });
+  EXPECT_EQ(RunAgainst(fake, {"-o", "json", "submit", WriteFile("hello.yaml", kHelloSpec)}), 0);
+  EXPECT_EQ(nlohmann::json::parse(out_.str()), nlohmann::json({{"id", "17"}}));
+}
+
+TEST_F(CliTest, SubmitWaitExitsOneWhenTheJobFails) {
+  FakeCoordinator fake([](const Envelope& request) -> Body {
+    if (std::holds_alternative<protocols::SubmitJobRequest>(request.body)) {
+      return protocols::SubmitJobReply{"17"};
+    }
+    return JobReplyIn("failed");
+  });
+  EXPECT_EQ(RunAgainst(fake, {"submit", "--wait", WriteFile("hello.yaml", kHelloSpec)}), 1);
+  EXPECT_THAT(err_.str(), HasSubstr("job 17: failed"));
+}
+
+TEST_F(CliTest, SubmitWaitExitsZeroWhenTheJobSucceeds) {
+  FakeCoordinator fake([](const Envelope& request) -> Body {
+    if (std::holds_alternative<protocols::SubmitJobRequest>(request.body)) {
+      return protocols::SubmitJobReply{"17"};
+    }
+    return JobReplyIn("succeeded");
+  });
+  EXPECT_EQ(RunAgainst(fake, {"submit", "--wait", WriteFile("hello.yaml", kHelloSpec)}), 0);
+}
+
+TEST_F(CliTest, UnknownJobExitsThree) {
+  FakeCoordinator fake([](const Envelope&) -> Body {
+    return protocols::ErrorReply{static_cast<uint32_t>(absl::StatusCode::kNotFound),
+                                 "job 9 not found"};
+  });
+  EXPECT_EQ(RunAgainst(fake, {"show", "9"}), 3);
+  EXPECT_EQ(err_.str(), "sublet: job 9 not found\n");
+  EXPECT_EQ(out_.str(), "");
+}
+
+TEST_F(CliTest, ErrorInJsonModeIsAJsonDocumentOnStdout) {
+  FakeCoordinator fake([](const Envelope&) -> Body {
+    return protocols::ErrorReply{static_cast<uint32_t>(absl::StatusCode::kPermissionDenied),
+                                 "admins only"};
+  });
+  EXPECT_EQ(RunAgainst(fake, {"jobs", "--all", "-o", "json"}), 4);
+  nlohmann::json error = nlohmann::json::parse(out_.str());
+  EXPECT_EQ(error["error"]["code"], "PERMISSION_DENIED");
+  EXPECT_EQ(error["error"]["message"], "admins only");
+}
+
+TEST_F(CliTest, UnreachableCoordinatorExitsFiveNamingTheAddress) {
+  EXPECT_EQ(Run({"--coordinator", "tcp://127.0.0.1:1", "--timeout", "100ms", "nodes"}), 5);
+  EXPECT_EQ(err_.str(), "sublet: cannot reach coordinator at tcp://127.0.0.1:1\n");
+}
+
+TEST_F(CliTest, JobsInJsonModeListsJobs) {
+  FakeCoordinator fake([](const Envelope&) -> Body {
+    return protocols::JobListReply{{std::get<protocols::JobReply>(JobReplyIn("running")).job}};
+  });
+  EXPECT_EQ(RunAgainst(fake, {"-o", "json", "jobs"}), 0);
+  nlohmann::json jobs = nlohmann::json::parse(out_.str());
+  ASSERT_EQ(jobs["jobs"].size(), 1u);
+  EXPECT_EQ(jobs["jobs"][0]["state"], "running");
+}
+
+TEST_F(CliTest, CancelPrintsTheNewState) {
+  FakeCoordinator fake([](const Envelope&) -> Body { return JobReplyIn("cancelled"); });
+  EXPECT_EQ(RunAgainst(fake, {"cancel", "17"}), 0);
+  EXPECT_EQ(out_.str(), "job 17: cancelled\n");
+}
+
+TEST_F(CliTest, LogsWritesEveryChunkInOrder) {
+  FakeCoordinator fake([](const Envelope& request) -> Body {
+    const auto& read = std::get<protocols::ReadLogsRequest>(request.body);
+    if (read.offset == 0) return protocols::LogsReply{"hello ", 6, false};
+    return protocols::LogsReply{"world\n", 12, true};
+  });
+  EXPECT_EQ(RunAgainst(fake, {"logs", "17", "--rank", "2"}), 0);
+  EXPECT_EQ(out_.str(), "hello world\n");
+  EXPECT_EQ(std::get<protocols::ReadLogsRequest>(fake.requests().at(0).body).rank, 2u);
+}
+
+TEST_F(CliTest, LogsRejectsANonNumericRank) {
+  EXPECT_EQ(Run({"logs", "17", "--rank", "two"}), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("--rank"));
+}
+
+}  // namespace
+}  // namespace sublet::client::cli

@@ -1,0 +1,172 @@
+#include "client/output.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace sublet::client {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+constexpr int64_t kSubmitMs = 1'800'000'000'000;  // 2027-01-15T08:00:00Z
+const absl::Time kNow = absl::FromUnixMillis(kSubmitMs) + absl::Minutes(5);
+
+protocols::JobInfo RunningJob() {
+  protocols::JobInfo job;
+  job.id = "17";
+  job.name = "gpt-tiny";
+  job.tenant = "acme";
+  job.state = "running";
+  job.attempt = 2;
+  job.restarts = 1;
+  job.nodes = {"node-1", "node-2"};
+  job.submit_time_unix_ms = kSubmitMs;
+  job.start_time_unix_ms = kSubmitMs + 1500;
+  job.spec.nodes = 2;
+  job.spec.gpus_per_node = 2;
+  job.spec.tensor_parallel = 2;
+  job.spec.time_limit = absl::Hours(2);
+  job.ranks = {{.rank = 0, .node = "node-1", .local_rank = 0, .gpus = {0}, .state = "running"},
+               {.rank = 3,
+                .node = "node-2",
+                .local_rank = 1,
+                .gpus = {1},
+                .state = "exited",
+                .exit_code = 137}};
+  job.events = {{.time_unix_ms = kSubmitMs,
+                 .kind = "submitted",
+                 .who = "acme",
+                 .message = "submitted by acme"}};
+  return job;
+}
+
+protocols::NodeInfo ReadyNode() {
+  return {.name = "node-1",
+          .state = "ready",
+          .gpus = 4,
+          .gpus_free = 2,
+          .jobs = {"17"},
+          .address = "127.0.0.1",
+          .last_heartbeat_unix_ms = kSubmitMs};
+}
+
+TEST(JobJsonTest, CarriesEveryRequiredKey) {
+  nlohmann::json job = JobToJson(RunningJob(), /*detailed=*/false);
+  for (const char* key :
+       {"id", "name", "tenant", "state", "reason", "restarts", "preemptions", "attempt", "nodes",
+        "last_checkpoint_step", "submit_time", "start_time", "end_time", "gpus_per_node",
+        "num_nodes", "priority", "max_restarts", "time_limit"}) {
+    EXPECT_TRUE(job.contains(key)) << key;
+  }
+  EXPECT_FALSE(job.contains("ranks"));
+  EXPECT_EQ(job["id"], "17");
+  EXPECT_EQ(job["nodes"], nlohmann::json({"node-1", "node-2"}));
+  EXPECT_EQ(job["priority"], "normal");
+  EXPECT_EQ(job["time_limit"], "2h");
+}
+
+TEST(JobJsonTest, CheckpointStepIsNullWhenNoneAndANumberOtherwise) {
+  protocols::JobInfo job = RunningJob();
+  EXPECT_TRUE(JobToJson(job, false)["last_checkpoint_step"].is_null());
+  job.last_checkpoint_step = 400;
+  EXPECT_EQ(JobToJson(job, false)["last_checkpoint_step"], 400);
+}
+
+TEST(JobJsonTest, TimesAreIso8601AndNullWhenUnset) {
+  nlohmann::json job = JobToJson(RunningJob(), false);
+  EXPECT_EQ(job["submit_time"], "2027-01-15T08:00:00.000Z");
+  EXPECT_EQ(job["start_time"], "2027-01-15T08:00:01.500Z");
+  EXPECT_TRUE(job["end_time"].is_null());
+}
+
+TEST(JobJsonTest, DetailedJobHasRanksAndEvents) {
+  nlohmann::json job = JobToJson(RunningJob(), /*detailed=*/true);
+  ASSERT_EQ(job["ranks"].size(), 2u);
+  EXPECT_EQ(job["ranks"][1]["node"], "node-2");
+  EXPECT_EQ(job["ranks"][1]["exit_code"], 137);
+  EXPECT_TRUE(job["ranks"][0]["exit_code"].is_null());
+  ASSERT_EQ(job["events"].size(), 1u);
+  EXPECT_EQ(job["events"][0]["kind"], "submitted");
+  EXPECT_EQ(job["events"][0]["who"], "acme");
+}
+
+TEST(NodeJsonTest, CarriesEveryRequiredKey) {
+  nlohmann::json node = NodeToJson(ReadyNode());
+  EXPECT_EQ(node["name"], "node-1");
+  EXPECT_EQ(node["state"], "ready");
+  EXPECT_EQ(node["gpus"], 4);
+  EXPECT_EQ(node["gpus_free"], 2);
+  EXPECT_EQ(node["jobs"], nlohmann::json({"17"}));
+  EXPECT_EQ(node["address"], "127.0.0.1");
+  EXPECT_EQ(node["last_heartbeat"], "2027-01-15T08:00:00.000Z");
+}
+
+TEST(ErrorJsonTest, NamesTheCanonicalCodeAndMessage) {
+  nlohmann::json error = ErrorToJson(absl::NotFoundError("job 9 not found"));
+  EXPECT_EQ(error["error"]["code"], "NOT_FOUND");
+  EXPECT_EQ(error["error"]["message"], "job 9 not found");
+}
+
+TEST(DumpJsonTest, ReplacesInvalidUtf8InsteadOfThrowing) {
+  std::string dumped = DumpJson({{"data", std::string("ok\xff")}});
+  EXPECT_THAT(dumped, HasSubstr("ok"));
+  EXPECT_EQ(dumped.back(), '\n');
+}
+
+TEST(FormatAgeTest, PicksACoarseUnit) {
+  const absl::Time now = absl::FromUnixMillis(kSubmitMs);
+  EXPECT_EQ(FormatAge(kSubmitMs - 45'000, now), "45s");
+  EXPECT_EQ(FormatAge(kSubmitMs - 10 * 60'000, now), "10m");
+  EXPECT_EQ(FormatAge(kSubmitMs - 5 * 3'600'000LL, now), "5h");
+  EXPECT_EQ(FormatAge(kSubmitMs - 3 * 86'400'000LL, now), "3d");
+  EXPECT_EQ(FormatAge(0, now), "-");
+}
+
+TEST(RenderTableTest, PadsColumnsToTheWidestCell) {
+  EXPECT_EQ(RenderTable({"A", "LONG"}, {{"wide-cell", "x"}}),
+            "A          LONG\n"
+            "wide-cell  x\n");
+}
+
+TEST(JobsTableTest, ShowsOneRowPerJobUnderTheHeader) {
+  protocols::JobInfo pending = RunningJob();
+  pending.id = "18";
+  pending.state = "pending";
+  pending.nodes.clear();
+  pending.reason = "waiting for 4 GPUs";
+  std::string table = RenderJobsTable({RunningJob(), pending}, kNow);
+  EXPECT_THAT(
+      table,
+      StartsWith("ID  NAME      TENANT  STATE    NODES          RESTARTS  PREEMPT  AGE  REASON\n"));
+  EXPECT_THAT(
+      table,
+      HasSubstr("17  gpt-tiny  acme    running  node-1,node-2  1         0        5m   -\n"));
+  EXPECT_THAT(table, HasSubstr("waiting for 4 GPUs"));
+}
+
+TEST(NodesTableTest, ShowsGpusJobsAndLastSeen) {
+  std::string table = RenderNodesTable({ReadyNode()}, kNow);
+  EXPECT_THAT(table, StartsWith("NAME    STATE  GPUS  FREE  JOBS  ADDRESS    LAST-SEEN\n"));
+  EXPECT_THAT(table, HasSubstr("node-1  ready  4     2     17    127.0.0.1  5m ago\n"));
+}
+
+TEST(JobDetailTest, ShowsSpecPlacementCheckpointAndEvents) {
+  protocols::JobInfo job = RunningJob();
+  job.last_checkpoint_step = 400;
+  std::string detail = RenderJobDetail(job, kNow);
+  EXPECT_THAT(detail, HasSubstr("2 nodes x 2 GPUs, tensor 2, priority normal"));
+  EXPECT_THAT(detail, HasSubstr("step 400"));
+  EXPECT_THAT(detail, HasSubstr("RANK  NODE    LOCAL_RANK  GPUS  STATE    EXIT_CODE"));
+  EXPECT_THAT(detail, HasSubstr("3     node-2  1           1     exited   137"));
+  EXPECT_THAT(detail, HasSubstr("submitted by acme"));
+}
+
+TEST(JobDetailTest, SaysWhenNothingIsPlacedYet) {
+  protocols::JobInfo job = RunningJob();
+  job.ranks.clear();
+  EXPECT_THAT(RenderJobDetail(job, kNow), HasSubstr("(not placed)"));
+}
+
+}  // namespace
+}  // namespace sublet::client
