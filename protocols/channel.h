@@ -77,6 +77,7 @@ class ClientChannel {
   CodecLimits limits_;
   std::unique_ptr<zmq::socket_t> socket_;
   uint64_t next_request_id_;
+  absl::Status connect_status_;  // a malformed endpoint fails every call with this
 };
 
 }  // namespace sublet::protocols

@@ -47,6 +47,8 @@ struct SpecLimits {
   size_t max_env_entries = 256;
   size_t max_env_bytes = 8192;
   size_t max_spec_bytes = 256 * 1024;
+  uint32_t max_restarts = 1000;
+  absl::Duration max_time_limit = absl::Hours(24 * 365);
 };
 
 // Parses YAML text into a spec and validates it. Errors are InvalidArgument and

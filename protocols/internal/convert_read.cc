@@ -1,0 +1,308 @@
+// Cap'n Proto readers -> plain values. Every list is checked against
+// CodecLimits::max_list_elements before anything is copied out of it; every
+// enum and union member is checked against the values this build knows.
+#include <fmt/format.h>
+
+#include <string>
+#include <vector>
+
+#include "protocols/internal/convert.h"
+
+namespace sublet::protocols::internal {
+namespace {
+
+std::string ToString(capnp::Text::Reader t) { return std::string(t.begin(), t.size()); }
+
+absl::Status CheckListSize(const char* field, size_t size, const CodecLimits& limits) {
+  if (size <= limits.max_list_elements) return absl::OkStatus();
+  return absl::InvalidArgumentError(fmt::format("{}: list of {} elements exceeds the limit of {}",
+                                                field, size, limits.max_list_elements));
+}
+
+// Reads a list of structs with `read_one(item_reader, item&) -> Status`.
+template <typename T, typename ListReader, typename ReadOne>
+absl::Status ReadList(const char* field, ListReader in, const CodecLimits& limits,
+                      std::vector<T>& out, ReadOne read_one) {
+  SUBLET_RETURN_IF_ERROR(CheckListSize(field, in.size(), limits));
+  out.clear();
+  out.reserve(in.size());
+  for (auto item : in) SUBLET_RETURN_IF_ERROR(read_one(item, out.emplace_back()));
+  return absl::OkStatus();
+}
+
+template <typename ListReader>
+absl::Status ReadTexts(const char* field, ListReader in, const CodecLimits& limits,
+                       std::vector<std::string>& out) {
+  return ReadList(field, in, limits, out, [](capnp::Text::Reader t, std::string& s) {
+    s = ToString(t);
+    return absl::OkStatus();
+  });
+}
+
+template <typename T, typename ListReader>
+absl::Status ReadNumbers(const char* field, ListReader in, const CodecLimits& limits,
+                         std::vector<T>& out) {
+  return ReadList(field, in, limits, out, [](T n, T& v) {
+    v = n;
+    return absl::OkStatus();
+  });
+}
+
+absl::Status Read(wire::KeyValue::Reader in, const CodecLimits&, KeyValue& out) {
+  out.key = ToString(in.getKey());
+  out.value = ToString(in.getValue());
+  return absl::OkStatus();
+}
+
+absl::Status Read(wire::RankKey::Reader in, const CodecLimits&, RankKey& out) {
+  out.job_id = ToString(in.getJobId());
+  out.attempt = in.getAttempt();
+  out.rank = in.getRank();
+  return absl::OkStatus();
+}
+
+absl::Status Read(wire::RankPlacement::Reader in, const CodecLimits& limits, RankPlacement& out) {
+  out.rank = in.getRank();
+  out.node = ToString(in.getNode());
+  out.local_rank = in.getLocalRank();
+  SUBLET_RETURN_IF_ERROR(ReadNumbers("RankPlacement.gpus", in.getGpus(), limits, out.gpus));
+  out.state = ToString(in.getState());
+  out.exit_code = in.getExitCode();
+  return absl::OkStatus();
+}
+
+absl::Status Read(wire::JobEvent::Reader in, const CodecLimits&, JobEvent& out) {
+  out.time_unix_ms = in.getTimeUnixMs();
+  out.kind = ToString(in.getKind());
+  out.who = ToString(in.getWho());
+  out.message = ToString(in.getMessage());
+  return absl::OkStatus();
+}
+
+absl::Status Read(wire::JobInfo::Reader in, const CodecLimits& limits, JobInfo& out) {
+  return ReadJobInfo(in, limits, out);
+}
+absl::Status Read(wire::NodeInfo::Reader in, const CodecLimits& limits, NodeInfo& out) {
+  return ReadNodeInfo(in, limits, out);
+}
+
+absl::Status Read(wire::GpuInfo::Reader in, const CodecLimits&, GpuInfo& out) {
+  out.index = in.getIndex();
+  out.model = ToString(in.getModel());
+  out.memory_mib = in.getMemoryMib();
+  return absl::OkStatus();
+}
+
+absl::Status Read(wire::RankStatus::Reader in, const CodecLimits& limits, RankStatus& out) {
+  SUBLET_RETURN_IF_ERROR(Read(in.getKey(), limits, out.key));
+  out.exited = in.getExited();
+  out.exit_code = in.getExitCode();
+  return absl::OkStatus();
+}
+
+absl::Status Read(wire::RankLaunch::Reader in, const CodecLimits& limits, RankLaunch& out) {
+  SUBLET_RETURN_IF_ERROR(Read(in.getKey(), limits, out.key));
+  SUBLET_RETURN_IF_ERROR(ReadTexts("RankLaunch.command", in.getCommand(), limits, out.command));
+  SUBLET_RETURN_IF_ERROR(
+      ReadList("RankLaunch.env", in.getEnv(), limits, out.env,
+               [&](auto kv, KeyValue& value) { return Read(kv, limits, value); }));
+  return ReadNumbers("RankLaunch.gpus", in.getGpus(), limits, out.gpus);
+}
+
+// Adapts the overloads above for ReadList.
+auto ReadOne(const CodecLimits& limits) {
+  return [&limits](auto reader, auto& value) { return Read(reader, limits, value); };
+}
+
+// ---- bodies ------------------------------------------------------------------
+
+absl::Status Read(wire::SubmitJobRequest::Reader in, const CodecLimits& limits,
+                  SubmitJobRequest& out) {
+  return ReadJobSpec(in.getSpec(), limits, out.spec);
+}
+absl::Status Read(wire::ListJobsRequest::Reader in, const CodecLimits&, ListJobsRequest& out) {
+  out.all = in.getAll();
+  return absl::OkStatus();
+}
+absl::Status Read(wire::GetJobRequest::Reader in, const CodecLimits&, GetJobRequest& out) {
+  out.job_id = ToString(in.getJobId());
+  return absl::OkStatus();
+}
+absl::Status Read(wire::CancelJobRequest::Reader in, const CodecLimits&, CancelJobRequest& out) {
+  out.job_id = ToString(in.getJobId());
+  return absl::OkStatus();
+}
+absl::Status Read(wire::ListNodesRequest::Reader, const CodecLimits&, ListNodesRequest&) {
+  return absl::OkStatus();
+}
+absl::Status Read(wire::ReadLogsRequest::Reader in, const CodecLimits&, ReadLogsRequest& out) {
+  out.job_id = ToString(in.getJobId());
+  out.rank = in.getRank();
+  out.attempt = in.getAttempt();
+  out.offset = in.getOffset();
+  out.max_bytes = in.getMaxBytes();
+  return absl::OkStatus();
+}
+absl::Status Read(wire::ErrorReply::Reader in, const CodecLimits&, ErrorReply& out) {
+  out.code = in.getCode();
+  out.message = ToString(in.getMessage());
+  return absl::OkStatus();
+}
+absl::Status Read(wire::SubmitJobReply::Reader in, const CodecLimits&, SubmitJobReply& out) {
+  out.job_id = ToString(in.getJobId());
+  return absl::OkStatus();
+}
+absl::Status Read(wire::JobListReply::Reader in, const CodecLimits& limits, JobListReply& out) {
+  return ReadList("JobListReply.jobs", in.getJobs(), limits, out.jobs, ReadOne(limits));
+}
+absl::Status Read(wire::JobReply::Reader in, const CodecLimits& limits, JobReply& out) {
+  return ReadJobInfo(in.getJob(), limits, out.job);
+}
+absl::Status Read(wire::NodeListReply::Reader in, const CodecLimits& limits, NodeListReply& out) {
+  return ReadList("NodeListReply.nodes", in.getNodes(), limits, out.nodes, ReadOne(limits));
+}
+absl::Status Read(wire::LogsReply::Reader in, const CodecLimits&, LogsReply& out) {
+  capnp::Data::Reader data = in.getData();
+  out.data.assign(reinterpret_cast<const char*>(data.begin()), data.size());
+  out.next_offset = in.getNextOffset();
+  out.complete = in.getComplete();
+  return absl::OkStatus();
+}
+absl::Status Read(wire::WorkerReport::Reader in, const CodecLimits& limits, WorkerReport& out) {
+  out.node = ToString(in.getNode());
+  out.incarnation = ToString(in.getIncarnation());
+  out.address = ToString(in.getAddress());
+  SUBLET_RETURN_IF_ERROR(
+      ReadList("WorkerReport.gpus", in.getGpus(), limits, out.gpus, ReadOne(limits)));
+  SUBLET_RETURN_IF_ERROR(
+      ReadNumbers("WorkerReport.freePorts", in.getFreePorts(), limits, out.free_ports));
+  return ReadList("WorkerReport.ranks", in.getRanks(), limits, out.ranks, ReadOne(limits));
+}
+absl::Status Read(wire::WorkerSync::Reader in, const CodecLimits& limits, WorkerSync& out) {
+  out.incarnation = ToString(in.getIncarnation());
+  SUBLET_RETURN_IF_ERROR(
+      ReadList("WorkerSync.desired", in.getDesired(), limits, out.desired, ReadOne(limits)));
+  SUBLET_RETURN_IF_ERROR(ReadList("WorkerSync.ackedExits", in.getAckedExits(), limits,
+                                  out.acked_exits, ReadOne(limits)));
+  out.stop_grace_ms = in.getStopGraceMs();
+  return absl::OkStatus();
+}
+absl::Status Read(wire::ReadRankLogRequest::Reader in, const CodecLimits& limits,
+                  ReadRankLogRequest& out) {
+  SUBLET_RETURN_IF_ERROR(Read(in.getKey(), limits, out.key));
+  out.offset = in.getOffset();
+  out.max_bytes = in.getMaxBytes();
+  return absl::OkStatus();
+}
+
+template <typename T, typename Reader>
+absl::Status ReadBody(Reader in, const CodecLimits& limits, Body& out) {
+  T value;
+  SUBLET_RETURN_IF_ERROR(Read(in, limits, value));
+  out = std::move(value);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ReadJobSpec(wire::JobSpec::Reader in, const CodecLimits& limits, JobSpec& out) {
+  out.name = ToString(in.getName());
+  out.nodes = in.getNodes();
+  out.gpus_per_node = in.getGpusPerNode();
+  SUBLET_RETURN_IF_ERROR(ReadTexts("JobSpec.command", in.getCommand(), limits, out.command));
+  auto env = in.getEnv();
+  SUBLET_RETURN_IF_ERROR(CheckListSize("JobSpec.env", env.size(), limits));
+  out.env.clear();
+  for (auto kv : env) {
+    if (!out.env.emplace(ToString(kv.getKey()), ToString(kv.getValue())).second) {
+      return absl::InvalidArgumentError("JobSpec.env: duplicate key");
+    }
+  }
+  out.tensor_parallel = in.getTensorParallel();
+  out.checkpoint_every_steps = in.getCheckpointEverySteps();
+  out.checkpoint_keep = in.getCheckpointKeep();
+  auto priority = static_cast<uint16_t>(in.getPriority());
+  if (priority > static_cast<uint16_t>(Priority::kHigh)) {
+    return absl::InvalidArgumentError(fmt::format("JobSpec.priority: unknown value {}", priority));
+  }
+  out.priority = static_cast<Priority>(priority);
+  out.max_restarts = in.getMaxRestarts();
+  out.elastic_min_nodes = in.getElasticMinNodes();
+  out.time_limit = absl::Nanoseconds(in.getTimeLimitNanos());
+  return absl::OkStatus();
+}
+
+absl::Status ReadJobInfo(wire::JobInfo::Reader in, const CodecLimits& limits, JobInfo& out) {
+  out.id = ToString(in.getId());
+  out.name = ToString(in.getName());
+  out.tenant = ToString(in.getTenant());
+  out.state = ToString(in.getState());
+  out.reason = ToString(in.getReason());
+  out.restarts = in.getRestarts();
+  out.preemptions = in.getPreemptions();
+  out.attempt = in.getAttempt();
+  SUBLET_RETURN_IF_ERROR(ReadTexts("JobInfo.nodes", in.getNodes(), limits, out.nodes));
+  out.last_checkpoint_step = in.getLastCheckpointStep();
+  out.submit_time_unix_ms = in.getSubmitTimeUnixMs();
+  out.start_time_unix_ms = in.getStartTimeUnixMs();
+  out.end_time_unix_ms = in.getEndTimeUnixMs();
+  SUBLET_RETURN_IF_ERROR(ReadJobSpec(in.getSpec(), limits, out.spec));
+  SUBLET_RETURN_IF_ERROR(
+      ReadList("JobInfo.ranks", in.getRanks(), limits, out.ranks, ReadOne(limits)));
+  return ReadList("JobInfo.events", in.getEvents(), limits, out.events, ReadOne(limits));
+}
+
+absl::Status ReadNodeInfo(wire::NodeInfo::Reader in, const CodecLimits& limits, NodeInfo& out) {
+  out.name = ToString(in.getName());
+  out.state = ToString(in.getState());
+  out.gpus = in.getGpus();
+  out.gpus_free = in.getGpusFree();
+  SUBLET_RETURN_IF_ERROR(ReadTexts("NodeInfo.jobs", in.getJobs(), limits, out.jobs));
+  out.address = ToString(in.getAddress());
+  out.last_heartbeat_unix_ms = in.getLastHeartbeatUnixMs();
+  return absl::OkStatus();
+}
+
+absl::Status ReadEnvelope(wire::Envelope::Reader in, const CodecLimits& limits, Envelope& out) {
+  out.version = in.getVersion();
+  out.request_id = in.getRequestId();
+  out.token = ToString(in.getToken());
+  auto body = in.getBody();
+  using W = wire::Envelope::Body;
+  switch (body.which()) {
+    case W::SUBMIT_JOB_REQUEST:
+      return ReadBody<SubmitJobRequest>(body.getSubmitJobRequest(), limits, out.body);
+    case W::LIST_JOBS_REQUEST:
+      return ReadBody<ListJobsRequest>(body.getListJobsRequest(), limits, out.body);
+    case W::GET_JOB_REQUEST:
+      return ReadBody<GetJobRequest>(body.getGetJobRequest(), limits, out.body);
+    case W::CANCEL_JOB_REQUEST:
+      return ReadBody<CancelJobRequest>(body.getCancelJobRequest(), limits, out.body);
+    case W::LIST_NODES_REQUEST:
+      return ReadBody<ListNodesRequest>(body.getListNodesRequest(), limits, out.body);
+    case W::READ_LOGS_REQUEST:
+      return ReadBody<ReadLogsRequest>(body.getReadLogsRequest(), limits, out.body);
+    case W::ERROR_REPLY:
+      return ReadBody<ErrorReply>(body.getErrorReply(), limits, out.body);
+    case W::SUBMIT_JOB_REPLY:
+      return ReadBody<SubmitJobReply>(body.getSubmitJobReply(), limits, out.body);
+    case W::JOB_LIST_REPLY:
+      return ReadBody<JobListReply>(body.getJobListReply(), limits, out.body);
+    case W::JOB_REPLY:
+      return ReadBody<JobReply>(body.getJobReply(), limits, out.body);
+    case W::NODE_LIST_REPLY:
+      return ReadBody<NodeListReply>(body.getNodeListReply(), limits, out.body);
+    case W::LOGS_REPLY:
+      return ReadBody<LogsReply>(body.getLogsReply(), limits, out.body);
+    case W::WORKER_REPORT:
+      return ReadBody<WorkerReport>(body.getWorkerReport(), limits, out.body);
+    case W::WORKER_SYNC:
+      return ReadBody<WorkerSync>(body.getWorkerSync(), limits, out.body);
+    case W::READ_RANK_LOG_REQUEST:
+      return ReadBody<ReadRankLogRequest>(body.getReadRankLogRequest(), limits, out.body);
+  }
+  return absl::InvalidArgumentError(
+      fmt::format("unknown message body {}", static_cast<uint16_t>(body.which())));
+}
+
+}  // namespace sublet::protocols::internal

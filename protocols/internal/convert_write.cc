@@ -1,0 +1,202 @@
+// Plain values -> Cap'n Proto builders. Lists are sized exactly; nothing here
+// can fail for values built in this process.
+#include <map>
+#include <string>
+#include <vector>
+
+#include "protocols/internal/convert.h"
+
+namespace sublet::protocols::internal {
+namespace {
+
+capnp::Text::Reader AsText(const std::string& s) {
+  return capnp::Text::Reader(s.data(), s.size());  // std::string is NUL-terminated
+}
+
+template <typename ListBuilder>
+void WriteTexts(const std::vector<std::string>& in, ListBuilder out) {
+  for (unsigned i = 0; i < in.size(); ++i) out.set(i, AsText(in[i]));
+}
+
+template <typename ListBuilder, typename T>
+void WriteNumbers(const std::vector<T>& in, ListBuilder out) {
+  for (unsigned i = 0; i < in.size(); ++i) out.set(i, in[i]);
+}
+
+void WriteKeyValue(const std::string& key, const std::string& value, wire::KeyValue::Builder out) {
+  out.setKey(AsText(key));
+  out.setValue(AsText(value));
+}
+
+void WriteRankKey(const RankKey& in, wire::RankKey::Builder out) {
+  out.setJobId(AsText(in.job_id));
+  out.setAttempt(in.attempt);
+  out.setRank(in.rank);
+}
+
+void WriteRankPlacement(const RankPlacement& in, wire::RankPlacement::Builder out) {
+  out.setRank(in.rank);
+  out.setNode(AsText(in.node));
+  out.setLocalRank(in.local_rank);
+  WriteNumbers(in.gpus, out.initGpus(in.gpus.size()));
+  out.setState(AsText(in.state));
+  out.setExitCode(in.exit_code);
+}
+
+void WriteJobEvent(const JobEvent& in, wire::JobEvent::Builder out) {
+  out.setTimeUnixMs(in.time_unix_ms);
+  out.setKind(AsText(in.kind));
+  out.setWho(AsText(in.who));
+  out.setMessage(AsText(in.message));
+}
+
+void WriteRankLaunch(const RankLaunch& in, wire::RankLaunch::Builder out) {
+  WriteRankKey(in.key, out.initKey());
+  WriteTexts(in.command, out.initCommand(in.command.size()));
+  auto env = out.initEnv(in.env.size());
+  for (unsigned i = 0; i < in.env.size(); ++i)
+    WriteKeyValue(in.env[i].key, in.env[i].value, env[i]);
+  WriteNumbers(in.gpus, out.initGpus(in.gpus.size()));
+}
+
+void WriteWorkerReport(const WorkerReport& in, wire::WorkerReport::Builder out) {
+  out.setNode(AsText(in.node));
+  out.setIncarnation(AsText(in.incarnation));
+  out.setAddress(AsText(in.address));
+  auto gpus = out.initGpus(in.gpus.size());
+  for (unsigned i = 0; i < in.gpus.size(); ++i) {
+    gpus[i].setIndex(in.gpus[i].index);
+    gpus[i].setModel(AsText(in.gpus[i].model));
+    gpus[i].setMemoryMib(in.gpus[i].memory_mib);
+  }
+  WriteNumbers(in.free_ports, out.initFreePorts(in.free_ports.size()));
+  auto ranks = out.initRanks(in.ranks.size());
+  for (unsigned i = 0; i < in.ranks.size(); ++i) {
+    WriteRankKey(in.ranks[i].key, ranks[i].initKey());
+    ranks[i].setExited(in.ranks[i].exited);
+    ranks[i].setExitCode(in.ranks[i].exit_code);
+  }
+}
+
+void WriteWorkerSync(const WorkerSync& in, wire::WorkerSync::Builder out) {
+  out.setIncarnation(AsText(in.incarnation));
+  auto desired = out.initDesired(in.desired.size());
+  for (unsigned i = 0; i < in.desired.size(); ++i) WriteRankLaunch(in.desired[i], desired[i]);
+  auto acked = out.initAckedExits(in.acked_exits.size());
+  for (unsigned i = 0; i < in.acked_exits.size(); ++i) WriteRankKey(in.acked_exits[i], acked[i]);
+  out.setStopGraceMs(in.stop_grace_ms);
+}
+
+// One overload per Body alternative; std::visit picks it.
+struct BodyWriter {
+  wire::Envelope::Body::Builder body;
+
+  void operator()(const SubmitJobRequest& in) {
+    WriteJobSpec(in.spec, body.initSubmitJobRequest().initSpec());
+  }
+  void operator()(const ListJobsRequest& in) { body.initListJobsRequest().setAll(in.all); }
+  void operator()(const GetJobRequest& in) { body.initGetJobRequest().setJobId(AsText(in.job_id)); }
+  void operator()(const CancelJobRequest& in) {
+    body.initCancelJobRequest().setJobId(AsText(in.job_id));
+  }
+  void operator()(const ListNodesRequest&) { body.initListNodesRequest(); }
+  void operator()(const ReadLogsRequest& in) {
+    auto out = body.initReadLogsRequest();
+    out.setJobId(AsText(in.job_id));
+    out.setRank(in.rank);
+    out.setAttempt(in.attempt);
+    out.setOffset(in.offset);
+    out.setMaxBytes(in.max_bytes);
+  }
+  void operator()(const ErrorReply& in) {
+    auto out = body.initErrorReply();
+    out.setCode(in.code);
+    out.setMessage(AsText(in.message));
+  }
+  void operator()(const SubmitJobReply& in) {
+    body.initSubmitJobReply().setJobId(AsText(in.job_id));
+  }
+  void operator()(const JobListReply& in) {
+    auto jobs = body.initJobListReply().initJobs(in.jobs.size());
+    for (unsigned i = 0; i < in.jobs.size(); ++i) WriteJobInfo(in.jobs[i], jobs[i]);
+  }
+  void operator()(const JobReply& in) { WriteJobInfo(in.job, body.initJobReply().initJob()); }
+  void operator()(const NodeListReply& in) {
+    auto nodes = body.initNodeListReply().initNodes(in.nodes.size());
+    for (unsigned i = 0; i < in.nodes.size(); ++i) WriteNodeInfo(in.nodes[i], nodes[i]);
+  }
+  void operator()(const LogsReply& in) {
+    auto out = body.initLogsReply();
+    out.setData(
+        capnp::Data::Reader(reinterpret_cast<const kj::byte*>(in.data.data()), in.data.size()));
+    out.setNextOffset(in.next_offset);
+    out.setComplete(in.complete);
+  }
+  void operator()(const WorkerReport& in) { WriteWorkerReport(in, body.initWorkerReport()); }
+  void operator()(const WorkerSync& in) { WriteWorkerSync(in, body.initWorkerSync()); }
+  void operator()(const ReadRankLogRequest& in) {
+    auto out = body.initReadRankLogRequest();
+    WriteRankKey(in.key, out.initKey());
+    out.setOffset(in.offset);
+    out.setMaxBytes(in.max_bytes);
+  }
+};
+
+}  // namespace
+
+void WriteJobSpec(const JobSpec& in, wire::JobSpec::Builder out) {
+  out.setName(AsText(in.name));
+  out.setNodes(in.nodes);
+  out.setGpusPerNode(in.gpus_per_node);
+  WriteTexts(in.command, out.initCommand(in.command.size()));
+  auto env = out.initEnv(in.env.size());
+  unsigned i = 0;
+  for (const auto& [key, value] : in.env) WriteKeyValue(key, value, env[i++]);
+  out.setTensorParallel(in.tensor_parallel);
+  out.setCheckpointEverySteps(in.checkpoint_every_steps);
+  out.setCheckpointKeep(in.checkpoint_keep);
+  out.setPriority(static_cast<wire::Priority>(in.priority));
+  out.setMaxRestarts(in.max_restarts);
+  out.setElasticMinNodes(in.elastic_min_nodes);
+  out.setTimeLimitNanos(absl::ToInt64Nanoseconds(in.time_limit));
+}
+
+void WriteJobInfo(const JobInfo& in, wire::JobInfo::Builder out) {
+  out.setId(AsText(in.id));
+  out.setName(AsText(in.name));
+  out.setTenant(AsText(in.tenant));
+  out.setState(AsText(in.state));
+  out.setReason(AsText(in.reason));
+  out.setRestarts(in.restarts);
+  out.setPreemptions(in.preemptions);
+  out.setAttempt(in.attempt);
+  WriteTexts(in.nodes, out.initNodes(in.nodes.size()));
+  out.setLastCheckpointStep(in.last_checkpoint_step);
+  out.setSubmitTimeUnixMs(in.submit_time_unix_ms);
+  out.setStartTimeUnixMs(in.start_time_unix_ms);
+  out.setEndTimeUnixMs(in.end_time_unix_ms);
+  WriteJobSpec(in.spec, out.initSpec());
+  auto ranks = out.initRanks(in.ranks.size());
+  for (unsigned i = 0; i < in.ranks.size(); ++i) WriteRankPlacement(in.ranks[i], ranks[i]);
+  auto events = out.initEvents(in.events.size());
+  for (unsigned i = 0; i < in.events.size(); ++i) WriteJobEvent(in.events[i], events[i]);
+}
+
+void WriteNodeInfo(const NodeInfo& in, wire::NodeInfo::Builder out) {
+  out.setName(AsText(in.name));
+  out.setState(AsText(in.state));
+  out.setGpus(in.gpus);
+  out.setGpusFree(in.gpus_free);
+  WriteTexts(in.jobs, out.initJobs(in.jobs.size()));
+  out.setAddress(AsText(in.address));
+  out.setLastHeartbeatUnixMs(in.last_heartbeat_unix_ms);
+}
+
+void WriteEnvelope(const Envelope& in, wire::Envelope::Builder out) {
+  out.setVersion(in.version);
+  out.setRequestId(in.request_id);
+  out.setToken(AsText(in.token));
+  std::visit(BodyWriter{out.initBody()}, in.body);
+}
+
+}  // namespace sublet::protocols::internal

@@ -1,0 +1,194 @@
+// Job spec validation (shared by the YAML parser and the coordinator) and
+// rendering back to YAML. The parser lives in job_spec_yaml.cc.
+#include "protocols/job_spec.h"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <array>
+#include <string>
+
+#include "common/duration.h"
+#include "protocols/internal/spec_text.h"
+
+namespace sublet::protocols {
+namespace {
+
+using internal::Escape;
+using internal::FieldError;
+using internal::Quote;
+
+// Variables the service sets for every rank (DESIGN.md, "Rank environment");
+// a spec may not override them.
+constexpr std::array<std::string_view, 18> kReservedEnv = {
+    "SUBLET_JOB_ID",     "SUBLET_ATTEMPT",
+    "SUBLET_RANK",       "SUBLET_WORLD_SIZE",
+    "SUBLET_LOCAL_RANK", "SUBLET_LOCAL_WORLD_SIZE",
+    "SUBLET_NODE_RANK",  "SUBLET_NODE_NAME",
+    "SUBLET_RENDEZVOUS", "SUBLET_CHECKPOINT_DIR",
+    "SUBLET_CONTROL",    "RANK",
+    "WORLD_SIZE",        "LOCAL_RANK",
+    "LOCAL_WORLD_SIZE",  "MASTER_ADDR",
+    "MASTER_PORT",       "CUDA_VISIBLE_DEVICES"};
+
+bool IsNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
+}
+
+bool IsShellIdentifier(const std::string& key) {
+  if (key.empty() || (key[0] >= '0' && key[0] <= '9')) return false;
+  return std::all_of(key.begin(), key.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+absl::Status ValidateName(const std::string& name, const SpecLimits& limits) {
+  if (name.empty()) return FieldError("name", "must not be empty");
+  if (name.size() > limits.max_name_bytes) {
+    return FieldError("name", fmt::format("longer than {} bytes", limits.max_name_bytes));
+  }
+  if (!std::all_of(name.begin(), name.end(), IsNameChar)) {
+    return FieldError("name",
+                      "may hold only letters, digits, '.', '_' and '-', got " + Quote(name));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckRange(std::string_view path, uint32_t value, uint32_t min, uint32_t max) {
+  if (value < min) return FieldError(path, fmt::format("must be at least {}", min));
+  if (value > max) return FieldError(path, fmt::format("{} exceeds the limit of {}", value, max));
+  return absl::OkStatus();
+}
+
+absl::Status ValidateCommand(const std::vector<std::string>& command, const SpecLimits& limits) {
+  if (command.empty()) return FieldError("command", "must not be empty");
+  if (command.size() > limits.max_command_args) {
+    return FieldError("command", fmt::format("{} arguments exceed the limit of {}", command.size(),
+                                             limits.max_command_args));
+  }
+  if (command[0].empty()) return FieldError("command[0]", "the program must not be empty");
+  for (size_t i = 0; i < command.size(); ++i) {
+    std::string path = fmt::format("command[{}]", i);
+    if (command[i].size() > limits.max_arg_bytes) {
+      return FieldError(path, fmt::format("longer than {} bytes", limits.max_arg_bytes));
+    }
+    if (command[i].find('\0') != std::string::npos)
+      return FieldError(path, "must not contain NUL bytes");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateEnvEntry(const std::string& key, const std::string& value) {
+  std::string path = "env." + Escape(key);
+  if (!IsShellIdentifier(key)) {
+    return FieldError(
+        path, "not a valid variable name (letters, digits and '_', not starting with a digit)");
+  }
+  if (std::find(kReservedEnv.begin(), kReservedEnv.end(), key) != kReservedEnv.end()) {
+    return FieldError(path, "reserved: the service sets it for every rank");
+  }
+  if (value.find('\0') != std::string::npos) return FieldError(path, "must not contain NUL bytes");
+  return absl::OkStatus();
+}
+
+absl::Status ValidateEnv(const std::map<std::string, std::string>& env, const SpecLimits& limits) {
+  if (env.size() > limits.max_env_entries) {
+    return FieldError("env", fmt::format("{} entries exceed the limit of {}", env.size(),
+                                         limits.max_env_entries));
+  }
+  size_t bytes = 0;
+  for (const auto& [key, value] : env) {
+    SUBLET_RETURN_IF_ERROR(ValidateEnvEntry(key, value));
+    bytes += key.size() + value.size() + 2;  // "KEY=VALUE\0"
+  }
+  if (bytes > limits.max_env_bytes) {
+    return FieldError("env",
+                      fmt::format("{} bytes exceed the limit of {}", bytes, limits.max_env_bytes));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidatePlacement(const JobSpec& spec, const SpecLimits& limits) {
+  SUBLET_RETURN_IF_ERROR(CheckRange("resources.nodes", spec.nodes, 1, limits.max_nodes));
+  SUBLET_RETURN_IF_ERROR(
+      CheckRange("resources.gpus_per_node", spec.gpus_per_node, 1, limits.max_gpus_per_node));
+  SUBLET_RETURN_IF_ERROR(CheckRange("parallelism.tensor", spec.tensor_parallel, 1, UINT32_MAX));
+  if (spec.gpus_per_node % spec.tensor_parallel != 0) {
+    return FieldError("parallelism.tensor", fmt::format("{} does not divide gpus_per_node {}",
+                                                        spec.tensor_parallel, spec.gpus_per_node));
+  }
+  if (spec.elastic_min_nodes > spec.nodes) {
+    return FieldError("elastic.min_nodes", fmt::format("{} exceeds resources.nodes {}",
+                                                       spec.elastic_min_nodes, spec.nodes));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidatePolicy(const JobSpec& spec, const SpecLimits& limits) {
+  if (spec.checkpoint_keep < 1) return FieldError("checkpoint.keep", "must be at least 1");
+  if (PriorityName(spec.priority) == "unknown") {
+    return FieldError("priority", fmt::format("unknown value {}", static_cast<int>(spec.priority)));
+  }
+  SUBLET_RETURN_IF_ERROR(CheckRange("max_restarts", spec.max_restarts, 0, limits.max_restarts));
+  if (spec.time_limit < absl::ZeroDuration())
+    return FieldError("time_limit", "must not be negative");
+  if (spec.time_limit > limits.max_time_limit) {
+    return FieldError("time_limit", fmt::format("{} exceeds the limit of {}",
+                                                sublet::FormatDuration(spec.time_limit),
+                                                sublet::FormatDuration(limits.max_time_limit)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string_view PriorityName(Priority p) {
+  switch (p) {
+    case Priority::kLow:
+      return "low";
+    case Priority::kNormal:
+      return "normal";
+    case Priority::kHigh:
+      return "high";
+  }
+  return "unknown";
+}
+
+absl::Status ValidateJobSpec(const JobSpec& spec, const SpecLimits& limits) {
+  SUBLET_RETURN_IF_ERROR(ValidateName(spec.name, limits));
+  SUBLET_RETURN_IF_ERROR(ValidatePlacement(spec, limits));
+  SUBLET_RETURN_IF_ERROR(ValidateCommand(spec.command, limits));
+  SUBLET_RETURN_IF_ERROR(ValidateEnv(spec.env, limits));
+  return ValidatePolicy(spec, limits);
+}
+
+std::string JobSpecToYaml(const JobSpec& spec) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  out << YAML::Key << "name" << YAML::Value << spec.name;
+  out << YAML::Key << "resources" << YAML::Value << YAML::Flow << YAML::BeginMap;
+  out << YAML::Key << "nodes" << YAML::Value << spec.nodes;
+  out << YAML::Key << "gpus_per_node" << YAML::Value << spec.gpus_per_node << YAML::EndMap;
+  out << YAML::Key << "command" << YAML::Value << YAML::Flow << spec.command;
+  if (!spec.env.empty()) out << YAML::Key << "env" << YAML::Value << YAML::Flow << spec.env;
+  out << YAML::Key << "parallelism" << YAML::Value << YAML::Flow << YAML::BeginMap;
+  out << YAML::Key << "tensor" << YAML::Value << spec.tensor_parallel << YAML::EndMap;
+  out << YAML::Key << "checkpoint" << YAML::Value << YAML::Flow << YAML::BeginMap;
+  out << YAML::Key << "every_steps" << YAML::Value << spec.checkpoint_every_steps;
+  out << YAML::Key << "keep" << YAML::Value << spec.checkpoint_keep << YAML::EndMap;
+  out << YAML::Key << "priority" << YAML::Value << std::string(PriorityName(spec.priority));
+  out << YAML::Key << "max_restarts" << YAML::Value << spec.max_restarts;
+  if (spec.elastic_min_nodes > 0) {
+    out << YAML::Key << "elastic" << YAML::Value << YAML::Flow << YAML::BeginMap;
+    out << YAML::Key << "min_nodes" << YAML::Value << spec.elastic_min_nodes << YAML::EndMap;
+  }
+  if (spec.time_limit != absl::ZeroDuration()) {
+    out << YAML::Key << "time_limit" << YAML::Value << sublet::FormatDuration(spec.time_limit);
+  }
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace sublet::protocols

@@ -1,0 +1,184 @@
+# Wire format of every Sublet message. Mirrors protocols/messages.h field for
+# field; protocols/codec.cc is the only code that reads or writes it.
+#
+# Compatibility: add fields only at the end of a struct, with the next ordinal;
+# never renumber or retype. A change that old peers cannot ignore bumps
+# kProtocolVersion (messages.h).
+@0xfb27aa936562792d;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("sublet::protocols::wire");
+
+struct KeyValue {
+  key @0 :Text;
+  value @1 :Text;
+}
+
+enum Priority {
+  low @0;
+  normal @1;
+  high @2;
+}
+
+struct JobSpec {
+  name @0 :Text;
+  nodes @1 :UInt32;
+  gpusPerNode @2 :UInt32;
+  command @3 :List(Text);
+  env @4 :List(KeyValue);
+  tensorParallel @5 :UInt32;
+  checkpointEverySteps @6 :UInt32;
+  checkpointKeep @7 :UInt32;
+  priority @8 :Priority;
+  maxRestarts @9 :UInt32;
+  elasticMinNodes @10 :UInt32;
+  timeLimitNanos @11 :Int64;  # 0: no limit
+}
+
+struct JobEvent {
+  timeUnixMs @0 :Int64;
+  kind @1 :Text;
+  who @2 :Text;
+  message @3 :Text;
+}
+
+struct RankPlacement {
+  rank @0 :UInt32;
+  node @1 :Text;
+  localRank @2 :UInt32;
+  gpus @3 :List(UInt32);
+  state @4 :Text;
+  exitCode @5 :Int32;
+}
+
+struct JobInfo {
+  id @0 :Text;
+  name @1 :Text;
+  tenant @2 :Text;
+  state @3 :Text;
+  reason @4 :Text;
+  restarts @5 :UInt32;
+  preemptions @6 :UInt32;
+  attempt @7 :UInt32;
+  nodes @8 :List(Text);
+  lastCheckpointStep @9 :Int64;
+  submitTimeUnixMs @10 :Int64;
+  startTimeUnixMs @11 :Int64;
+  endTimeUnixMs @12 :Int64;
+  spec @13 :JobSpec;
+  ranks @14 :List(RankPlacement);
+  events @15 :List(JobEvent);
+}
+
+struct NodeInfo {
+  name @0 :Text;
+  state @1 :Text;
+  gpus @2 :UInt32;
+  gpusFree @3 :UInt32;
+  jobs @4 :List(Text);
+  address @5 :Text;
+  lastHeartbeatUnixMs @6 :Int64;
+}
+
+# ---- tenant / admin API ----------------------------------------------------
+
+struct SubmitJobRequest { spec @0 :JobSpec; }
+struct ListJobsRequest { all @0 :Bool; }
+struct GetJobRequest { jobId @0 :Text; }
+struct CancelJobRequest { jobId @0 :Text; }
+struct ListNodesRequest {}
+struct ReadLogsRequest {
+  jobId @0 :Text;
+  rank @1 :UInt32;
+  attempt @2 :UInt32;
+  offset @3 :UInt64;
+  maxBytes @4 :UInt32;
+}
+
+struct ErrorReply {
+  code @0 :UInt32;  # absl::StatusCode number
+  message @1 :Text;
+}
+struct SubmitJobReply { jobId @0 :Text; }
+struct JobListReply { jobs @0 :List(JobInfo); }
+struct JobReply { job @0 :JobInfo; }
+struct NodeListReply { nodes @0 :List(NodeInfo); }
+struct LogsReply {
+  data @0 :Data;
+  nextOffset @1 :UInt64;
+  complete @2 :Bool;
+}
+
+# ---- worker channel --------------------------------------------------------
+
+struct GpuInfo {
+  index @0 :UInt32;
+  model @1 :Text;
+  memoryMib @2 :UInt64;
+}
+
+struct RankKey {
+  jobId @0 :Text;
+  attempt @1 :UInt32;
+  rank @2 :UInt32;
+}
+
+struct RankStatus {
+  key @0 :RankKey;
+  exited @1 :Bool;
+  exitCode @2 :Int32;
+}
+
+struct WorkerReport {
+  node @0 :Text;
+  incarnation @1 :Text;
+  address @2 :Text;
+  gpus @3 :List(GpuInfo);
+  freePorts @4 :List(UInt32);
+  ranks @5 :List(RankStatus);
+}
+
+struct RankLaunch {
+  key @0 :RankKey;
+  command @1 :List(Text);
+  env @2 :List(KeyValue);
+  gpus @3 :List(UInt32);
+}
+
+struct WorkerSync {
+  incarnation @0 :Text;
+  desired @1 :List(RankLaunch);
+  ackedExits @2 :List(RankKey);
+  stopGraceMs @3 :UInt32;
+}
+
+struct ReadRankLogRequest {
+  key @0 :RankKey;
+  offset @1 :UInt64;
+  maxBytes @2 :UInt32;
+}
+
+# ---- the envelope ------------------------------------------------------------
+
+struct Envelope {
+  version @0 :UInt16;
+  requestId @1 :UInt64;
+  token @2 :Text;
+  body :union {
+    submitJobRequest @3 :SubmitJobRequest;
+    listJobsRequest @4 :ListJobsRequest;
+    getJobRequest @5 :GetJobRequest;
+    cancelJobRequest @6 :CancelJobRequest;
+    listNodesRequest @7 :ListNodesRequest;
+    readLogsRequest @8 :ReadLogsRequest;
+    errorReply @9 :ErrorReply;
+    submitJobReply @10 :SubmitJobReply;
+    jobListReply @11 :JobListReply;
+    jobReply @12 :JobReply;
+    nodeListReply @13 :NodeListReply;
+    logsReply @14 :LogsReply;
+    workerReport @15 :WorkerReport;
+    workerSync @16 :WorkerSync;
+    readRankLogRequest @17 :ReadRankLogRequest;
+  }
+}

@@ -1,0 +1,246 @@
+#include "protocols/job_spec.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace sublet::protocols {
+namespace {
+
+constexpr char kDesignExample[] = R"(
+name: gpt-tiny
+resources:
+  nodes: 2              # gang size: all or nothing
+  gpus_per_node: 2      # one rank per GPU
+command: [sublet-train, --model, tiny, --steps, "400"]
+env: {SUBLET_LOG_LEVEL: info}
+parallelism: {tensor: 2}
+checkpoint: {every_steps: 50, keep: 3}
+priority: normal                  # low | normal | high
+max_restarts: 3
+elastic: {min_nodes: 1}
+time_limit: 2h
+)";
+
+constexpr char kMinimal[] = "name: tiny\nresources: {nodes: 1, gpus_per_node: 2}\ncommand: [run]\n";
+
+class JobSpecTest : public ::testing::Test {
+ protected:
+  // kMinimal (1 node x 2 GPUs) with `extra` top-level fields appended.
+  static std::string WithMinimal(const std::string& extra) { return std::string(kMinimal) + extra; }
+
+  // Expects `yaml` to be refused with InvalidArgument whose message starts
+  // with `prefix` (the field path).
+  static void ExpectRejected(const std::string& yaml, const std::string& prefix,
+                             const SpecLimits& limits = {}) {
+    absl::StatusOr<JobSpec> spec = ParseJobSpecYaml(yaml, limits);
+    ASSERT_FALSE(spec.ok()) << "accepted:\n" << yaml;
+    EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(std::string(spec.status().message()).substr(0, prefix.size()), prefix)
+        << spec.status();
+  }
+
+  static std::string Minimal(const std::string& resources, const std::string& command = "[run]") {
+    return "name: tiny\nresources: " + resources + "\ncommand: " + command + "\n";
+  }
+};
+
+TEST_F(JobSpecTest, ParsesTheDesignExample) {
+  absl::StatusOr<JobSpec> spec = ParseJobSpecYaml(kDesignExample);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  JobSpec expected;
+  expected.name = "gpt-tiny";
+  expected.nodes = 2;
+  expected.gpus_per_node = 2;
+  expected.command = {"sublet-train", "--model", "tiny", "--steps", "400"};
+  expected.env = {{"SUBLET_LOG_LEVEL", "info"}};
+  expected.tensor_parallel = 2;
+  expected.checkpoint_every_steps = 50;
+  expected.checkpoint_keep = 3;
+  expected.priority = Priority::kNormal;
+  expected.max_restarts = 3;
+  expected.elastic_min_nodes = 1;
+  expected.time_limit = absl::Hours(2);
+  EXPECT_EQ(*spec, expected);
+  EXPECT_EQ(spec->WorldSize(), 4u);
+}
+
+TEST_F(JobSpecTest, MinimalSpecGetsDefaults) {
+  absl::StatusOr<JobSpec> spec = ParseJobSpecYaml(kMinimal);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  JobSpec expected;
+  expected.name = "tiny";
+  expected.gpus_per_node = 2;
+  expected.command = {"run"};
+  EXPECT_EQ(*spec, expected);
+}
+
+TEST_F(JobSpecTest, YamlRendersBackToTheSameSpec) {
+  absl::StatusOr<JobSpec> spec = ParseJobSpecYaml(kDesignExample);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  spec->command.push_back("--flag=a, b: [c]");
+  spec->command.push_back("null");
+  spec->env["EMPTY"] = "";
+  spec->time_limit = absl::Minutes(90);
+  absl::StatusOr<JobSpec> again = ParseJobSpecYaml(JobSpecToYaml(*spec));
+  ASSERT_TRUE(again.ok()) << again.status() << "\n" << JobSpecToYaml(*spec);
+  EXPECT_EQ(*again, *spec);
+}
+
+TEST_F(JobSpecTest, MinimalSpecRendersBackToItself) {
+  absl::StatusOr<JobSpec> spec = ParseJobSpecYaml(kMinimal);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  absl::StatusOr<JobSpec> again = ParseJobSpecYaml(JobSpecToYaml(*spec));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, *spec);
+}
+
+TEST_F(JobSpecTest, PriorityNamesMatchTheSpec) {
+  EXPECT_EQ(PriorityName(Priority::kLow), "low");
+  EXPECT_EQ(PriorityName(Priority::kNormal), "normal");
+  EXPECT_EQ(PriorityName(Priority::kHigh), "high");
+}
+
+// ---- errors ------------------------------------------------------------------
+
+TEST_F(JobSpecTest, RejectsUnknownTopLevelField) {
+  ExpectRejected(std::string(kMinimal) + "gpus: 4\n", "gpus: unknown field");
+}
+
+TEST_F(JobSpecTest, RejectsUnknownNestedField) {
+  ExpectRejected(Minimal("{nodes: 1, gpus_per_node: 1, gpus: 2}"), "resources.gpus: unknown field");
+}
+
+TEST_F(JobSpecTest, RejectsDuplicateField) {
+  ExpectRejected(std::string(kMinimal) + "name: again\n", "name: duplicate field");
+}
+
+TEST_F(JobSpecTest, RejectsMissingRequiredFields) {
+  ExpectRejected("name: tiny\ncommand: [run]\n", "resources: required field is missing");
+  ExpectRejected(Minimal("{nodes: 1}"), "resources.gpus_per_node: required field is missing");
+  ExpectRejected("resources: {nodes: 1, gpus_per_node: 1}\ncommand: [run]\n",
+                 "name: required field is missing");
+}
+
+TEST_F(JobSpecTest, RejectsStringWhereIntegerExpected) {
+  ExpectRejected(Minimal("{nodes: two, gpus_per_node: 1}"),
+                 "resources.nodes: expected a non-negative integer");
+  ExpectRejected(Minimal("{nodes: \"2\", gpus_per_node: 1}"),
+                 "resources.nodes: expected a non-negative integer");
+}
+
+TEST_F(JobSpecTest, RejectsFloatsNegativesAndOverflow) {
+  ExpectRejected(Minimal("{nodes: 1.5, gpus_per_node: 1}"),
+                 "resources.nodes: expected a non-negative integer");
+  ExpectRejected(Minimal("{nodes: -1, gpus_per_node: 1}"), "resources.nodes: must not be negative");
+  ExpectRejected(Minimal("{nodes: 4294967296, gpus_per_node: 1}"),
+                 "resources.nodes: 4294967296 is out of range");
+}
+
+TEST_F(JobSpecTest, RejectsZeroNodes) {
+  ExpectRejected(Minimal("{nodes: 0, gpus_per_node: 1}"), "resources.nodes: must be at least 1");
+}
+
+TEST_F(JobSpecTest, RejectsSizesOverTheLimits) {
+  ExpectRejected(Minimal("{nodes: 5000, gpus_per_node: 1}"),
+                 "resources.nodes: 5000 exceeds the limit");
+  ExpectRejected(Minimal("{nodes: 1, gpus_per_node: 65}"),
+                 "resources.gpus_per_node: 65 exceeds the limit");
+}
+
+TEST_F(JobSpecTest, RejectsMapWhereListExpected) {
+  ExpectRejected(Minimal("{nodes: 1, gpus_per_node: 1}", "{run: now}"), "command: expected a list");
+}
+
+TEST_F(JobSpecTest, RejectsListWhereMappingExpected) {
+  ExpectRejected(Minimal("[1, 2]"), "resources: expected a mapping");
+}
+
+TEST_F(JobSpecTest, RejectsEmptyCommand) {
+  ExpectRejected(Minimal("{nodes: 1, gpus_per_node: 1}", "[]"), "command: must not be empty");
+}
+
+TEST_F(JobSpecTest, RejectsNonStringCommandArgument) {
+  ExpectRejected(Minimal("{nodes: 1, gpus_per_node: 1}", "[run, [nested]]"),
+                 "command[1]: expected a string");
+}
+
+TEST_F(JobSpecTest, RejectsTensorThatDoesNotDivideGpusPerNode) {
+  ExpectRejected(WithMinimal("parallelism: {tensor: 3}\n"),
+                 "parallelism.tensor: 3 does not divide gpus_per_node 2");
+}
+
+TEST_F(JobSpecTest, RejectsUnknownPriority) {
+  ExpectRejected(WithMinimal("priority: urgent\n"),
+                 "priority: must be one of low, normal, high, got \"urgent\"");
+}
+
+TEST_F(JobSpecTest, RejectsMalformedDuration) {
+  ExpectRejected(WithMinimal("time_limit: 2 hours\n"),
+                 "time_limit: malformed duration \"2 hours\"");
+}
+
+TEST_F(JobSpecTest, RejectsElasticMinimumAboveNodes) {
+  ExpectRejected(WithMinimal("elastic: {min_nodes: 2}\n"),
+                 "elastic.min_nodes: 2 exceeds resources.nodes 1");
+}
+
+TEST_F(JobSpecTest, RejectsKeepingNoCheckpoints) {
+  ExpectRejected(WithMinimal("checkpoint: {keep: 0}\n"), "checkpoint.keep: must be at least 1");
+}
+
+TEST_F(JobSpecTest, RejectsReservedEnvKey) {
+  ExpectRejected(WithMinimal("env: {SUBLET_RANK: \"3\"}\n"), "env.SUBLET_RANK: reserved");
+  ExpectRejected(WithMinimal("env: {CUDA_VISIBLE_DEVICES: \"0\"}\n"),
+                 "env.CUDA_VISIBLE_DEVICES: reserved");
+}
+
+TEST_F(JobSpecTest, RejectsInvalidEnvName) {
+  ExpectRejected(WithMinimal("env: {1FOO: x}\n"), "env.1FOO: not a valid variable name");
+  ExpectRejected(WithMinimal("env: {FOO: [x]}\n"), "env.FOO: expected a string");
+}
+
+TEST_F(JobSpecTest, RejectsBadName) {
+  ExpectRejected("name: \"a b\"\nresources: {nodes: 1, gpus_per_node: 1}\ncommand: [run]\n",
+                 "name: may hold only");
+  ExpectRejected("name: " + std::string(129, 'a') +
+                     "\nresources: {nodes: 1, gpus_per_node: 1}\ncommand: [run]\n",
+                 "name: longer than 128 bytes");
+}
+
+TEST_F(JobSpecTest, RejectsOversizeSpecBeforeParsing) {
+  SpecLimits limits;
+  limits.max_spec_bytes = 16;
+  ExpectRejected(kMinimal, "spec: ", limits);
+}
+
+TEST_F(JobSpecTest, RejectsYamlSyntaxErrorWithPosition) {
+  ExpectRejected("name: [unclosed\n", "spec: invalid YAML at line");
+}
+
+TEST_F(JobSpecTest, RejectsDocumentsThatAreNotOneMapping) {
+  ExpectRejected("", "spec: empty document");
+  ExpectRejected("- a\n- b\n", "spec: expected a mapping of fields at line 1, column 1");
+  ExpectRejected(std::string(kMinimal) + "---\n" + kMinimal, "spec: expected one YAML document");
+}
+
+TEST_F(JobSpecTest, RejectsDeeplyNestedYaml) {
+  ExpectRejected("name: " + std::string(5000, '[') + "\n",
+                 "spec: invalid YAML at line 2, column 1: nested too deeply");
+}
+
+// ---- ValidateJobSpec on decoded specs ------------------------------------------
+
+TEST_F(JobSpecTest, ValidateRejectsWhatTheParserWould) {
+  absl::StatusOr<JobSpec> spec = ParseJobSpecYaml(kDesignExample);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_TRUE(ValidateJobSpec(*spec).ok());
+  spec->tensor_parallel = 0;
+  EXPECT_EQ(ValidateJobSpec(*spec).message(), "parallelism.tensor: must be at least 1");
+  spec->tensor_parallel = 1;
+  spec->priority = static_cast<Priority>(9);
+  EXPECT_TRUE(absl::IsInvalidArgument(ValidateJobSpec(*spec)));
+}
+
+}  // namespace
+}  // namespace sublet::protocols

@@ -1,0 +1,97 @@
+// Fully populated sample values for codec tests: every field differs from its
+// default, so a field the codec forgets to carry fails the round trip.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "protocols/messages.h"
+
+namespace sublet::protocols::samples {
+
+inline JobSpec SampleSpec() {
+  JobSpec spec;
+  spec.name = "gpt-tiny";
+  spec.nodes = 2;
+  spec.gpus_per_node = 4;
+  spec.command = {"sublet-train", "--model", "tiny", "--steps", "400"};
+  spec.env = {{"SUBLET_LOG_LEVEL", "info"}, {"OMP_NUM_THREADS", "4"}};
+  spec.tensor_parallel = 2;
+  spec.checkpoint_every_steps = 50;
+  spec.checkpoint_keep = 5;
+  spec.priority = Priority::kHigh;
+  spec.max_restarts = 3;
+  spec.elastic_min_nodes = 1;
+  spec.time_limit = absl::Hours(2) + absl::Milliseconds(5);
+  return spec;
+}
+
+inline RankKey SampleKey(uint32_t rank) { return RankKey{"job-42", 3, rank}; }
+
+inline JobInfo SampleJob(const std::string& id) {
+  JobInfo job;
+  job.id = id;
+  job.name = "gpt-tiny";
+  job.tenant = "acme";
+  job.state = "running";
+  job.reason = "scheduled on n1,n2";
+  job.restarts = 1;
+  job.preemptions = 2;
+  job.attempt = 4;
+  job.nodes = {"n1", "n2"};
+  job.last_checkpoint_step = 400;
+  job.submit_time_unix_ms = 1'700'000'000'000;
+  job.start_time_unix_ms = 1'700'000'001'000;
+  job.end_time_unix_ms = 1'700'000'002'000;
+  job.spec = SampleSpec();
+  job.ranks = {RankPlacement{0, "n1", 0, {0, 1}, "running", 0},
+               RankPlacement{1, "n2", 1, {2}, "exited", 137}};
+  job.events = {JobEvent{1'700'000'000'000, "submitted", "acme", "job submitted"}};
+  return job;
+}
+
+inline NodeInfo SampleNode(const std::string& name) {
+  return NodeInfo{name, "ready", 8, 6, {"job-1", "job-2"}, "10.0.0.7", 1'700'000'000'500};
+}
+
+inline WorkerReport SampleReport() {
+  return WorkerReport{
+      "n1",           "inc-7f3a",
+      "10.0.0.7",     {GpuInfo{0, "emulated", 81920}, GpuInfo{1, "H100", 81559}},
+      {29500, 29501}, {RankStatus{SampleKey(0), false, 0}, RankStatus{SampleKey(1), true, 75}}};
+}
+
+inline WorkerSync SampleSync() {
+  RankLaunch launch{
+      SampleKey(1), {"sublet-train", "--steps", "10"}, {{"SUBLET_RANK", "1"}}, {2, 3}};
+  return WorkerSync{"inc-7f3a", {launch}, {SampleKey(0)}, 2500};
+}
+
+// One sample of every Body alternative, in variant order.
+inline std::vector<Body> AllBodies() {
+  return {SubmitJobRequest{SampleSpec()},
+          ListJobsRequest{true},
+          GetJobRequest{"job-42"},
+          CancelJobRequest{"job-43"},
+          ListNodesRequest{},
+          ReadLogsRequest{"job-42", 3, 2, 4096, 65536},
+          ErrorReply{5, "job job-9 not found"},
+          SubmitJobReply{"job-44"},
+          JobListReply{{SampleJob("job-1"), SampleJob("job-2")}},
+          JobReply{SampleJob("job-3")},
+          NodeListReply{{SampleNode("n1"), SampleNode("n2")}},
+          LogsReply{std::string("step 1\n\0\xff binary", 17), 8192, true},
+          SampleReport(),
+          SampleSync(),
+          ReadRankLogRequest{SampleKey(2), 100, 200}};
+}
+
+inline Envelope WithBody(Body body, uint64_t request_id = 0x1122334455667788) {
+  Envelope envelope;
+  envelope.request_id = request_id;
+  envelope.token = "acme-token";
+  envelope.body = std::move(body);
+  return envelope;
+}
+
+}  // namespace sublet::protocols::samples
