@@ -106,7 +106,7 @@ absl::StatusOr<uint64_t> Cluster::Submit(const std::string& tenant, protocols::J
   job.spec = std::move(spec);
   job.submit_time = clock_.Now();
   job.reason = "waiting for the scheduler";
-  SUBLET_RETURN_IF_ERROR(Save(job));
+  SUBLET_RETURN_IF_ERROR(store_.InsertJob(job));
   SUBLET_RETURN_IF_ERROR(Event(job, "submitted", tenant,
                                fmt::format("{} nodes x {} GPUs, priority {}", job.spec.nodes,
                                            job.spec.gpus_per_node,
@@ -248,13 +248,25 @@ absl::Status Cluster::Schedule() {
   std::vector<SchedNode> sched_nodes;
   std::vector<const Node*> node_ptrs;
   std::map<std::string, uint32_t> index;
+  // GPUs held by live ranks, per node, in one sweep over the live jobs.
+  std::map<std::string, std::vector<bool>> busy;
+  for (uint64_t id : live_jobs_) {
+    for (const RankRecord& r : jobs_.at(id).ranks) {
+      if (r.exited) continue;
+      std::vector<bool>& held = busy[r.node];
+      for (uint32_t g : r.gpus) {
+        if (held.size() <= g) held.resize(g + 1, false);
+        held[g] = true;
+      }
+    }
+  }
   for (const auto& [name, node] : nodes_) {
     SchedNode sn;
     sn.name = name;
     sn.total_gpus = static_cast<uint32_t>(node.gpus.size());
-    std::vector<bool> busy = BusyGpus(node);
-    for (uint32_t g = 0; g < busy.size(); ++g) {
-      if (!busy[g]) sn.free_gpus.push_back(g);
+    const std::vector<bool>& held = busy[name];
+    for (uint32_t g = 0; g < sn.total_gpus; ++g) {
+      if (g >= held.size() || !held[g]) sn.free_gpus.push_back(g);
     }
     sn.schedulable = node.state == "ready" && !node.peer.empty() && stray_ranks_[name] == 0;
     index[name] = static_cast<uint32_t>(sched_nodes.size());

@@ -102,8 +102,12 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   SUBLET_RETURN_IF_ERROR(store->Exec("PRAGMA synchronous=FULL"));
   SUBLET_RETURN_IF_ERROR(store->Exec("PRAGMA busy_timeout=5000"));
   SUBLET_RETURN_IF_ERROR(store->Exec(kSchema));
-  SUBLET_ASSIGN_OR_RETURN(store->put_job_, store->Prepare(
-      "INSERT OR REPLACE INTO jobs VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)"));
+  SUBLET_ASSIGN_OR_RETURN(store->insert_job_, store->Prepare(
+      "INSERT INTO jobs VALUES (?1,?2,?3,'pending','',0,0,0,-1,0,0,0,0,'',0,0)"));
+  SUBLET_ASSIGN_OR_RETURN(store->update_job_, store->Prepare(
+      "UPDATE jobs SET state=?2, reason=?3, restarts=?4, preemptions=?5, attempt=?6, "
+      "last_checkpoint_step=?7, submit_ms=?8, start_ms=?9, end_ms=?10, stopping=?11, "
+      "master_addr=?12, master_port=?13, rendezvous_port=?14 WHERE id=?1"));
   SUBLET_ASSIGN_OR_RETURN(store->put_rank_, store->Prepare(
       "INSERT OR REPLACE INTO ranks VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"));
   SUBLET_ASSIGN_OR_RETURN(store->put_node_, store->Prepare(
@@ -143,26 +147,39 @@ absl::Status Store::Begin() { return Exec("BEGIN IMMEDIATE"); }
 absl::Status Store::Commit() { return Exec("COMMIT"); }
 void Store::Rollback() { (void)Exec("ROLLBACK"); }
 
-absl::Status Store::SaveJob(const Job& job) {
-  sqlite3_stmt* s = put_job_;
+absl::Status Store::InsertJob(const Job& job) {
+  sqlite3_stmt* s = insert_job_;
   StmtReset reset{s};
   sqlite3_bind_int64(s, 1, static_cast<int64_t>(job.id));
   BindText(s, 2, job.tenant);
   BindText(s, 3, protocols::JobSpecToYaml(job.spec));
-  BindText(s, 4, std::string(JobStateName(job.state)));
-  BindText(s, 5, job.reason);
-  sqlite3_bind_int64(s, 6, job.restarts);
-  sqlite3_bind_int64(s, 7, job.preemptions);
-  sqlite3_bind_int64(s, 8, job.attempt);
-  sqlite3_bind_int64(s, 9, job.last_checkpoint_step);
-  sqlite3_bind_int64(s, 10, ToMs(job.submit_time));
-  sqlite3_bind_int64(s, 11, ToMs(job.start_time));
-  sqlite3_bind_int64(s, 12, ToMs(job.end_time));
-  sqlite3_bind_int(s, 13, job.stopping ? 1 : 0);
-  BindText(s, 14, job.master_addr);
-  sqlite3_bind_int64(s, 15, job.master_port);
-  sqlite3_bind_int64(s, 16, job.rendezvous_port);
+  if (sqlite3_step(s) != SQLITE_DONE) return Error("insert job");
+  return SaveJob(job);
+}
+
+// The spec never changes after submission, so updates leave it alone (its
+// YAML rendering is the most expensive part of a row).
+absl::Status Store::SaveJob(const Job& job) {
+  sqlite3_stmt* s = update_job_;
+  StmtReset reset{s};
+  sqlite3_bind_int64(s, 1, static_cast<int64_t>(job.id));
+  BindText(s, 2, std::string(JobStateName(job.state)));
+  BindText(s, 3, job.reason);
+  sqlite3_bind_int64(s, 4, job.restarts);
+  sqlite3_bind_int64(s, 5, job.preemptions);
+  sqlite3_bind_int64(s, 6, job.attempt);
+  sqlite3_bind_int64(s, 7, job.last_checkpoint_step);
+  sqlite3_bind_int64(s, 8, ToMs(job.submit_time));
+  sqlite3_bind_int64(s, 9, ToMs(job.start_time));
+  sqlite3_bind_int64(s, 10, ToMs(job.end_time));
+  sqlite3_bind_int(s, 11, job.stopping ? 1 : 0);
+  BindText(s, 12, job.master_addr);
+  sqlite3_bind_int64(s, 13, job.master_port);
+  sqlite3_bind_int64(s, 14, job.rendezvous_port);
   if (sqlite3_step(s) != SQLITE_DONE) return Error("save job");
+  if (sqlite3_changes(db_) != 1) {
+    return absl::InternalError(fmt::format("store: job {} was never inserted", job.id));
+  }
   return SaveRanks(job);
 }
 

@@ -34,7 +34,8 @@ class Store {
   absl::Status Commit();
   void Rollback();
 
-  absl::Status SaveJob(const Job& job);    // the job row and its current attempt's ranks
+  absl::Status InsertJob(const Job& job);  // a new job, with its spec
+  absl::Status SaveJob(const Job& job);    // the job's state and its current attempt's ranks
   absl::Status SaveNode(const Node& node);
   absl::Status AppendEvent(uint64_t job_id, const protocols::JobEvent& event);
 
@@ -61,7 +62,8 @@ class Store {
 
   sqlite3* db_;
   std::vector<sqlite3_stmt*> cached_;  // finalized in the destructor
-  sqlite3_stmt* put_job_ = nullptr;
+  sqlite3_stmt* insert_job_ = nullptr;
+  sqlite3_stmt* update_job_ = nullptr;
   sqlite3_stmt* put_rank_ = nullptr;
   sqlite3_stmt* put_node_ = nullptr;
   sqlite3_stmt* put_event_ = nullptr;

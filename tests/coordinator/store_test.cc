@@ -46,7 +46,7 @@ TEST_F(StoreTest, CommittedStateSurvivesReopen) {
   {
     auto store = *Store::Open(path_);
     ASSERT_TRUE(store->Begin().ok());
-    ASSERT_TRUE(store->SaveJob(SampleJob(7)).ok());
+    ASSERT_TRUE(store->InsertJob(SampleJob(7)).ok());
     Node node;
     node.name = "node-a";
     node.gpus = {{0, "", 0}, {1, "", 0}};
@@ -78,7 +78,7 @@ TEST_F(StoreTest, CommittedStateSurvivesReopen) {
 TEST_F(StoreTest, RolledBackChangesAreGone) {
   auto store = *Store::Open(path_);
   ASSERT_TRUE(store->Begin().ok());
-  ASSERT_TRUE(store->SaveJob(SampleJob(1)).ok());
+  ASSERT_TRUE(store->InsertJob(SampleJob(1)).ok());
   store->Rollback();
   EXPECT_THAT(store->Load()->jobs, SizeIs(0));
 }
@@ -87,10 +87,10 @@ TEST_F(StoreTest, UncommittedChangesAreLostOnCrash) {
   {
     auto store = *Store::Open(path_);
     ASSERT_TRUE(store->Begin().ok());
-    ASSERT_TRUE(store->SaveJob(SampleJob(1)).ok());
+    ASSERT_TRUE(store->InsertJob(SampleJob(1)).ok());
     ASSERT_TRUE(store->Commit().ok());
     ASSERT_TRUE(store->Begin().ok());
-    ASSERT_TRUE(store->SaveJob(SampleJob(2)).ok());
+    ASSERT_TRUE(store->InsertJob(SampleJob(2)).ok());
     // Destroyed without commit: what a kill -9 leaves behind.
   }
   auto store = *Store::Open(path_);
@@ -101,7 +101,7 @@ TEST_F(StoreTest, DamagedJobRowIsDataLossNotSilence) {
   {
     auto store = *Store::Open(path_);
     ASSERT_TRUE(store->Begin().ok());
-    ASSERT_TRUE(store->SaveJob(SampleJob(1)).ok());
+    ASSERT_TRUE(store->InsertJob(SampleJob(1)).ok());
     ASSERT_TRUE(store->Commit().ok());
   }
   sqlite3* db = nullptr;
