@@ -230,8 +230,8 @@ void PrintBanner(const UpOptions& options, const std::string& state_dir, bool wr
         << std::flush;
     return;
   }
-  out << fmt::format("cluster ready: {} nodes × {} GPUs at {}\n", options.workers, options.gpus,
-                     options.listen);
+  out << fmt::format("cluster ready: {} node{} × {} GPUs at {}\n", options.workers,
+                     options.workers == 1 ? "" : "s", options.gpus, options.listen);
   out << (wrote_context ? "  try: sublet submit examples/jobs/hello.yaml\n"
                         : fmt::format("  try: sublet --coordinator {} --token {} submit "
                                       "examples/jobs/hello.yaml\n",
