@@ -1,0 +1,233 @@
+#include "tests/e2e/test_cluster.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "fmt/format.h"
+
+extern char** environ;
+
+namespace sublet::e2e {
+namespace {
+
+constexpr auto kDeadline = std::chrono::seconds(90);
+constexpr auto kPollEvery = std::chrono::milliseconds(50);
+
+std::string Bin(const std::string& name) { return std::string(SUBLET_BIN_DIR) + "/" + name; }
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  int port = ntohs(addr.sin_port);
+  close(fd);
+  return port;
+}
+
+std::vector<char*> CStrings(std::vector<std::string>& v) {
+  std::vector<char*> out;
+  for (std::string& s : v) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+std::vector<std::string> EnvWith(const std::map<std::string, std::string>& extra) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e;
+    std::string key = kv.substr(0, kv.find('='));
+    if (!extra.count(key)) env.push_back(kv);
+  }
+  for (const auto& [k, v] : extra) env.push_back(k + "=" + v);
+  return env;
+}
+
+pid_t SpawnTo(std::vector<std::string> argv, const std::map<std::string, std::string>& env,
+              const std::string& out, const std::string& err) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  std::vector<std::string> envs = EnvWith(env);
+  std::vector<char*> cargv = CStrings(argv);
+  std::vector<char*> cenv = CStrings(envs);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, cargv[0], &actions, nullptr, cargv.data(), cenv.data());
+  posix_spawn_file_actions_destroy(&actions);
+  return rc == 0 ? pid : -1;
+}
+
+}  // namespace
+
+CommandResult Run(const std::vector<std::string>& argv,
+                  const std::map<std::string, std::string>& env, const std::string& scratch) {
+  static std::atomic<int> counter{0};
+  int n = counter++;
+  std::string out = fmt::format("{}/cmd-{}.out", scratch, n);
+  std::string err = fmt::format("{}/cmd-{}.err", scratch, n);
+  CommandResult result;
+  pid_t pid = SpawnTo(argv, env, out, err);
+  if (pid < 0) return result;
+  int status = 0;
+  waitpid(pid, &status, 0);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  result.out = ReadFile(out);
+  result.err = ReadFile(err);
+  unlink(out.c_str());
+  unlink(err.c_str());
+  return result;
+}
+
+TestCluster::TestCluster(Options options) : options_(std::move(options)) {
+  std::string tmpl = ::testing::TempDir() + "/sublet-e2e-XXXXXX";
+  dir_ = mkdtemp(tmpl.data());
+  endpoint_ = fmt::format("tcp://127.0.0.1:{}", FreePort());
+  std::ofstream(dir_ + "/coordinator.yaml") << fmt::format(
+      "storage_root: {}/storage\n"
+      "heartbeat_timeout: {}\n"
+      "stop_grace: {}\n"
+      "tenants:\n"
+      "  - {{name: acme, token: acme-token}}\n"
+      "  - {{name: globex, token: globex-token}}\n"
+      "admins:\n"
+      "  - {{name: infra, token: admin-token}}\n"
+      "workers: {{token: node-token}}\n",
+      dir_, options_.heartbeat_timeout, options_.stop_grace);
+  StartCoordinator();
+  for (int i = 0; i < options_.workers; ++i) StartWorker(i);
+  WaitForReadyNodes(options_.workers);
+}
+
+TestCluster::~TestCluster() {
+  for (auto& [i, pid] : workers_) KillWorker(i, SIGTERM);
+  if (coordinator_ > 0) KillCoordinator(SIGKILL);
+}
+
+pid_t TestCluster::Spawn(const std::vector<std::string>& argv, const std::string& log) const {
+  pid_t pid = SpawnTo(argv, {}, dir_ + "/" + log, dir_ + "/" + log);
+  EXPECT_GT(pid, 0) << "cannot start " << argv[0];
+  return pid;
+}
+
+void TestCluster::StartCoordinator() {
+  coordinator_ = Spawn({Bin("sublet-coordinator"), "--listen", endpoint_, "--state-dir",
+                        dir_ + "/coordinator", "--config", dir_ + "/coordinator.yaml"},
+                       "coordinator.log");
+}
+
+void TestCluster::KillCoordinator(int signal) {
+  kill(coordinator_, signal);
+  waitpid(coordinator_, nullptr, 0);
+  coordinator_ = -1;
+}
+
+void TestCluster::StartWorker(int i) {
+  workers_[i] = Spawn({Bin("sublet-worker"), "--coordinator", endpoint_, "--name",
+                       fmt::format("node-{}", i), "--gpus", std::to_string(options_.gpus),
+                       "--work-dir", fmt::format("{}/node-{}", dir_, i), "--token", "node-token",
+                       "--heartbeat", "200ms"},
+                      fmt::format("worker-{}.log", i));
+}
+
+void TestCluster::KillWorker(int i, int signal) {
+  auto it = workers_.find(i);
+  if (it == workers_.end()) return;
+  kill(it->second, signal);
+  waitpid(it->second, nullptr, 0);
+  workers_.erase(it);
+}
+
+CommandResult TestCluster::Sublet(const std::vector<std::string>& args,
+                                  const std::string& token) const {
+  std::vector<std::string> argv = {Bin("sublet")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return Run(argv,
+             {{"SUBLET_COORDINATOR", endpoint_}, {"SUBLET_TOKEN", token},
+              {"XDG_CONFIG_HOME", dir_ + "/xdg"}, {"HOME", dir_}},
+             dir_);
+}
+
+nlohmann::json TestCluster::Json(const std::vector<std::string>& args,
+                                 const std::string& token) const {
+  std::vector<std::string> with = args;
+  with.insert(with.end(), {"-o", "json"});
+  CommandResult r = Sublet(with, token);
+  EXPECT_EQ(r.exit_code, 0) << "sublet " << args[0] << ": " << r.out << r.err;
+  nlohmann::json doc = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  EXPECT_FALSE(doc.is_discarded()) << "not JSON: " << r.out;
+  return doc;
+}
+
+void TestCluster::WaitForReadyNodes(int count) {
+  auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  while (std::chrono::steady_clock::now() < deadline) {
+    CommandResult r = Sublet({"nodes", "-o", "json"}, "admin-token");
+    nlohmann::json doc = nlohmann::json::parse(r.out, nullptr, false);
+    int ready = 0;
+    if (r.exit_code == 0 && !doc.is_discarded()) {
+      for (const auto& n : doc["nodes"]) ready += n["state"] == "ready";
+    }
+    if (ready >= count) return;
+    std::this_thread::sleep_for(kPollEvery);
+  }
+  FAIL() << "nodes did not become ready; see " << dir_;
+}
+
+nlohmann::json TestCluster::WaitForJob(const std::string& id,
+                                       const std::function<bool(const nlohmann::json&)>& done,
+                                       const std::string& token) const {
+  auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  nlohmann::json job;
+  while (std::chrono::steady_clock::now() < deadline) {
+    CommandResult r = Sublet({"show", id, "-o", "json"}, token);
+    job = nlohmann::json::parse(r.out, nullptr, false);
+    if (r.exit_code == 0 && !job.is_discarded() && done(job)) return job;
+    std::this_thread::sleep_for(kPollEvery);
+  }
+  ADD_FAILURE() << "job " << id << " never reached the expected state; last: " << job.dump(2)
+                << "\nsee " << dir_;
+  return job;
+}
+
+nlohmann::json TestCluster::WaitForState(const std::string& id, const std::string& state) const {
+  return WaitForJob(id, [&](const nlohmann::json& j) { return j["state"] == state; });
+}
+
+std::string TestCluster::WriteSpec(const std::string& name, const std::string& yaml) const {
+  std::string path = dir_ + "/" + name + ".yaml";
+  std::ofstream(path) << yaml;
+  return path;
+}
+
+std::string TestCluster::Submit(const std::string& spec_path, const std::string& token) const {
+  nlohmann::json doc = Json({"submit", spec_path}, token);
+  return doc.value("id", "");
+}
+
+}  // namespace sublet::e2e

@@ -1,0 +1,76 @@
+// TestCluster: real sublet-coordinator and sublet-worker processes on
+// loopback, in a fresh directory, driven through the real `sublet` CLI.
+// Waiting is done by polling observable state with a deadline, never by
+// sleeping a fixed time.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace sublet::e2e {
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+class TestCluster {
+ public:
+  struct Options {
+    int workers = 2;
+    int gpus = 2;
+    std::string heartbeat_timeout = "10s";
+    std::string stop_grace = "2s";
+  };
+  explicit TestCluster(Options options);
+  ~TestCluster();  // SIGKILLs everything it started
+
+  void StartCoordinator();
+  void KillCoordinator(int signal);  // and reaps it
+  void StartWorker(int i);
+  void KillWorker(int i, int signal);
+  // Blocks until `count` nodes are ready (fails the test at the deadline).
+  void WaitForReadyNodes(int count);
+
+  // Runs `sublet ARGS` with this cluster's address and `token`.
+  CommandResult Sublet(const std::vector<std::string>& args,
+                       const std::string& token = "acme-token") const;
+  // Runs `sublet ARGS -o json`, expects exit 0, returns the document.
+  nlohmann::json Json(const std::vector<std::string>& args,
+                      const std::string& token = "acme-token") const;
+  // Polls `sublet show ID` until `done(job)` holds; returns the job.
+  nlohmann::json WaitForJob(const std::string& id,
+                            const std::function<bool(const nlohmann::json&)>& done,
+                            const std::string& token = "acme-token") const;
+  nlohmann::json WaitForState(const std::string& id, const std::string& state) const;
+
+  // Writes a spec file into the cluster directory; returns its path.
+  std::string WriteSpec(const std::string& name, const std::string& yaml) const;
+  // Submits a spec file, expects success, returns the job id.
+  std::string Submit(const std::string& spec_path, const std::string& token = "acme-token") const;
+
+  const std::string& dir() const { return dir_; }
+  const std::string& endpoint() const { return endpoint_; }
+
+ private:
+  pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) const;
+
+  Options options_;
+  std::string dir_;
+  std::string endpoint_;
+  pid_t coordinator_ = -1;
+  std::map<int, pid_t> workers_;
+};
+
+// Runs argv with extra environment, capturing stdout and stderr.
+CommandResult Run(const std::vector<std::string>& argv,
+                  const std::map<std::string, std::string>& env, const std::string& scratch);
+
+}  // namespace sublet::e2e
