@@ -27,8 +27,6 @@ namespace {
 constexpr auto kDeadline = std::chrono::seconds(90);
 constexpr auto kPollEvery = std::chrono::milliseconds(50);
 
-std::string Bin(const std::string& name) { return std::string(SUBLET_BIN_DIR) + "/" + name; }
-
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
   std::stringstream s;
@@ -67,6 +65,8 @@ std::vector<std::string> EnvWith(const std::map<std::string, std::string>& extra
   return env;
 }
 
+}  // namespace
+
 pid_t SpawnTo(std::vector<std::string> argv, const std::map<std::string, std::string>& env,
               const std::string& out, const std::string& err) {
   posix_spawn_file_actions_t actions;
@@ -83,7 +83,7 @@ pid_t SpawnTo(std::vector<std::string> argv, const std::map<std::string, std::st
   return rc == 0 ? pid : -1;
 }
 
-}  // namespace
+std::string Bin(const std::string& name) { return std::string(SUBLET_BIN_DIR) + "/" + name; }
 
 CommandResult Run(const std::vector<std::string>& argv,
                   const std::map<std::string, std::string>& env, const std::string& scratch) {

@@ -69,6 +69,12 @@ class TestCluster {
   std::map<int, pid_t> workers_;
 };
 
+// Starts argv with extra environment, appending stdout/stderr to files.
+pid_t SpawnTo(std::vector<std::string> argv, const std::map<std::string, std::string>& env,
+              const std::string& out, const std::string& err);
+// The path of a Sublet binary in the build tree.
+std::string Bin(const std::string& name);
+
 // Runs argv with extra environment, capturing stdout and stderr.
 CommandResult Run(const std::vector<std::string>& argv,
                   const std::map<std::string, std::string>& env, const std::string& scratch);

@@ -1,0 +1,79 @@
+// End to end: node loss and the local cluster command.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/e2e/test_cluster.h"
+
+namespace sublet::e2e {
+namespace {
+
+using ::testing::HasSubstr;
+using nlohmann::json;
+
+bool HasEvent(const json& job, const std::string& kind) {
+  for (const json& e : job["events"]) {
+    if (e["kind"] == kind) return true;
+  }
+  return false;
+}
+
+TEST(NodeLossE2eTest, SilentNodeIsLostAndItsGangIsRequeuedWithoutCountingARestart) {
+  TestCluster cluster({.workers = 2, .gpus = 2, .heartbeat_timeout = "2s", .stop_grace = "1s"});
+  std::string id = cluster.Submit(cluster.WriteSpec(
+      "gang", "name: gang\nresources: {nodes: 2, gpus_per_node: 2}\ncommand: [sleep, '600']\n"));
+  cluster.WaitForState(id, "running");
+  cluster.KillWorker(1, SIGKILL);
+  json job = cluster.WaitForJob(id, [](const json& j) { return HasEvent(j, "node_lost"); });
+  EXPECT_EQ(job["restarts"], 0);
+  json nodes = cluster.Json({"nodes"}, "admin-token");
+  EXPECT_EQ(nodes["nodes"][1]["state"], "lost");
+  // The worker comes back: it kills the ranks its previous process left and
+  // the job runs again as a new attempt.
+  cluster.StartWorker(1);
+  job = cluster.WaitForJob(id, [](const json& j) {
+    return j["state"] == "running" && j["attempt"] == 2;
+  });
+  EXPECT_EQ(job["restarts"], 0);
+  cluster.Json({"cancel", id});
+}
+
+TEST(SubletUpE2eTest, LocalClusterRunsHelloExampleWithoutFlags) {
+  std::string tmpl = ::testing::TempDir() + "/sublet-up-XXXXXX";
+  std::string dir = mkdtemp(tmpl.data());
+  std::map<std::string, std::string> env = {{"HOME", dir}, {"XDG_CONFIG_HOME", dir + "/xdg"}};
+  // A free port, so a developer's own `sublet up` on 7700 does not interfere.
+  std::string listen = "tcp://127.0.0.1:" + std::to_string(27700 + getpid() % 1000);
+  pid_t up = SpawnTo({Bin("sublet"), "up", "--workers", "2", "--gpus", "2", "--listen", listen,
+                      "--state-dir", dir + "/cluster"},
+                     env, dir + "/up.out", dir + "/up.err");
+  ASSERT_GT(up, 0);
+  // `sublet up` writes the context file once every node is ready.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!std::filesystem::exists(dir + "/xdg/sublet/context.yaml") &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(std::filesystem::exists(dir + "/xdg/sublet/context.yaml"));
+  CommandResult submit = e2e::Run({Bin("sublet"), "submit",
+                              std::string(SUBLET_SOURCE_DIR) + "/examples/jobs/hello.yaml", "--wait"},
+                             env, dir);
+  EXPECT_EQ(submit.exit_code, 0) << submit.out << submit.err;
+  std::string id = submit.out.substr(0, submit.out.find('\n'));
+  CommandResult logs = e2e::Run({Bin("sublet"), "logs", id, "--rank", "3"}, env, dir);
+  EXPECT_THAT(logs.out, HasSubstr("hello from rank 3 of 4"));
+  kill(up, SIGINT);
+  int status = 0;
+  waitpid(up, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/xdg/sublet/context.yaml"));
+}
+
+}  // namespace
+}  // namespace sublet::e2e
