@@ -116,6 +116,10 @@ int main(int argc, char** argv) {
   if (std::optional<int> failed = Complete(flags)) return *failed;
 
   sublet::InitLogging("worker", flags.log_level);
+  for (const sublet::protocols::GpuInfo& gpu : flags.options.gpus) {
+    sublet::Log(sublet::LogLevel::kInfo, "gpu",
+                {{"index", gpu.index}, {"model", gpu.model}, {"memory_mib", gpu.memory_mib}});
+  }
   InstallSignalHandlers();
   zmq::context_t context;
   sublet::RealClock clock;

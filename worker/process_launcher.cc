@@ -114,6 +114,15 @@ struct ChildPlan {
   _exit(127);
 }
 
+// The child dup2()s onto 0, 1 and 2; an fd already there (a daemon started
+// with stdio closed) would be clobbered or keep FD_CLOEXEC, so move it up.
+int AboveStdio(int fd) {
+  if (fd < 0 || fd > STDERR_FILENO) return fd;
+  const int moved = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+  close(fd);
+  return moved;
+}
+
 absl::Status ErrnoStatus(const std::string& what) {
   return absl::InternalError(absl::StrCat(what, ": ", strerror(errno)));
 }
@@ -194,9 +203,10 @@ absl::StatusOr<int> PosixProcessLauncher::Launch(const LaunchSpec& spec) {
   plan.exec_error_prefix = absl::StrCat("sublet-worker: cannot run ", spec.argv[0], ": ");
   plan.chdir_error_prefix = absl::StrCat("sublet-worker: cannot enter ", spec.working_dir, ": ");
 
-  const int log_fd = open(spec.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  const int log_fd =
+      AboveStdio(open(spec.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
   if (log_fd < 0) return ErrnoStatus(absl::StrCat("cannot open log ", spec.log_path));
-  const int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  const int null_fd = AboveStdio(open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (null_fd < 0) {
     close(log_fd);
     return ErrnoStatus("cannot open /dev/null");

@@ -31,8 +31,12 @@ absl::Status Worker::Run(const std::atomic<bool>& stop) {
     if (stop.load() && !shutting_down_) BeginShutdown();
     if (shutting_down_ && table_.live_count() == 0) break;
     PollOnce();
-    DrainCoordinator();
-    DrainControl();
+    try {
+      DrainCoordinator();
+      DrainControl();
+    } catch (const zmq::error_t& e) {  // EINTR from SIGCHLD is expected
+      if (e.num() != EINTR) Log(LogLevel::kError, "receive_failed", {{"error", e.what()}});
+    }
     // Reaping on every wake-up, not only when the wake-up fd fired, costs a
     // waitpid per rank and makes a lost SIGCHLD harmless.
     HandleExits(launcher_.Reap());

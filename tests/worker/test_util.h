@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -47,6 +48,21 @@ inline void WriteFile(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
 }
 
+// Waits until `fd` is readable; false on timeout. Signals (SIGCHLD from the
+// ranks) interrupt poll, so it is retried.
+inline bool PollReadable(int fd, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() < 0) return false;
+    pollfd readable{.fd = fd, .events = POLLIN, .revents = 0};
+    const int ready = poll(&readable, 1, static_cast<int>(left.count()));
+    if (ready > 0) return true;
+    if (ready == 0 || errno != EINTR) return false;
+  }
+}
+
 // Waits on the launcher's wake-up fd until `pid` is reaped; its exit code, or
 // nullopt after kEventTimeout.
 inline std::optional<int> WaitForExit(ProcessLauncher& launcher, int pid) {
@@ -55,8 +71,7 @@ inline std::optional<int> WaitForExit(ProcessLauncher& launcher, int pid) {
     for (const ProcessExit& exit : launcher.Reap()) {
       if (exit.pid == pid) return exit.exit_code;
     }
-    pollfd wake{.fd = launcher.wakeup_fd(), .events = POLLIN, .revents = 0};
-    poll(&wake, 1, 1000);
+    PollReadable(launcher.wakeup_fd(), std::chrono::seconds(1));
   }
   return std::nullopt;
 }

@@ -65,6 +65,14 @@ class WorkerProcessTest : public ::testing::Test {
     EXPECT_TRUE(worker_.Prepare().ok());
   }
 
+  // A failed test must not leave ranks behind.
+  void TearDown() override {
+    worker_.HandleExits(launcher_.Reap());
+    for (const RankRecord& record : worker_.ranks().LiveRanks()) {
+      (void)launcher_.SignalGroup(record.pid, SIGKILL);
+    }
+  }
+
   void Launch(std::vector<RankLaunch> ranks) {
     worker_.HandleSync(SyncFor(worker_.incarnation(), std::move(ranks)));
   }
@@ -76,8 +84,7 @@ class WorkerProcessTest : public ::testing::Test {
       worker_.HandleExits(launcher_.Reap());
       const RankRecord* record = worker_.ranks().Find(key);
       if (record != nullptr && !record->live()) return record->exit_code;
-      pollfd wake{.fd = launcher_.wakeup_fd(), .events = POLLIN, .revents = 0};
-      poll(&wake, 1, 1000);
+      testing::PollReadable(launcher_.wakeup_fd(), std::chrono::seconds(1));
     }
     return std::nullopt;
   }
@@ -124,14 +131,18 @@ TEST_F(WorkerProcessTest, StopEscalatesToSigkillForTheWholeProcessGroup) {
   ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
   int ready[2];
   ASSERT_EQ(pipe(ready), 0);  // inherited by the rank: it reports its child's pid
-  RankLaunch launch = ShellRank(0, "trap '' TERM; sleep 1000 & echo $! >&$READY_FD; wait; wait");
+  // Through /proc, not `>&$READY_FD`: dash refuses fd numbers above 9.
+  RankLaunch launch =
+      ShellRank(0, "trap '' TERM; sleep 1000 & echo $! > /proc/self/fd/$READY_FD; wait; wait");
   launch.env.push_back({"READY_FD", std::to_string(ready[1])});
   Launch({launch});
   close(ready[1]);
   char line[32] = {};
-  pollfd readable{.fd = ready[0], .events = POLLIN, .revents = 0};
-  ASSERT_EQ(poll(&readable, 1, 20'000), 1);
-  ASSERT_GT(read(ready[0], line, sizeof(line) - 1), 0);
+  ASSERT_TRUE(testing::PollReadable(ready[0], testing::kEventTimeout));
+  ssize_t got;
+  while ((got = read(ready[0], line, sizeof(line) - 1)) < 0 && errno == EINTR) {
+  }
+  ASSERT_GT(got, 0);
   close(ready[0]);
   const int grandchild = std::atoi(line);
   ASSERT_GT(grandchild, 0);
@@ -145,8 +156,7 @@ TEST_F(WorkerProcessTest, StopEscalatesToSigkillForTheWholeProcessGroup) {
   const auto deadline = std::chrono::steady_clock::now() + testing::kEventTimeout;
   while (waitpid(grandchild, &status, WNOHANG) == 0 && std::chrono::steady_clock::now() < deadline) {
     launcher_.Reap();  // drains the SIGCHLD pipe
-    pollfd wake{.fd = launcher_.wakeup_fd(), .events = POLLIN, .revents = 0};
-    poll(&wake, 1, 1000);
+    testing::PollReadable(launcher_.wakeup_fd(), std::chrono::seconds(1));
   }
   prctl(PR_SET_CHILD_SUBREAPER, 0);
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
@@ -183,7 +193,11 @@ class WorkerEndToEndTest : public ::testing::Test {
         return *std::move(in->envelope);
       }
       std::vector<zmq::pollitem_t> items = {{server_.socket().handle(), 0, ZMQ_POLLIN, 0}};
-      zmq::poll(items, std::chrono::milliseconds(1000));
+      try {
+        zmq::poll(items, std::chrono::milliseconds(1000));
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EINTR) throw;  // SIGCHLD from the worker's ranks
+      }
     }
     return std::nullopt;
   }
