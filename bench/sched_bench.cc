@@ -272,3 +272,30 @@ Report RunSchedBench(const SchedBenchOptions& o, const std::string& command) {
 }
 
 }  // namespace sublet::bench
+
+namespace sublet::bench {
+
+std::pair<CLI::App*, std::function<Report(const std::string&)>> AddSchedCommand(CLI::App& app) {
+  auto o = std::make_shared<SchedBenchOptions>();
+  CLI::App* s = app.add_subcommand(
+      "sched",
+      "Starts a coordinator in-process on tcp://127.0.0.1 with a fresh SQLite store under --dir, "
+      "has --clients threads (one ZeroMQ socket each) submit --submissions 2-node jobs in total "
+      "and reports acknowledged submissions/s; reopens the store to check every acknowledged job "
+      "is there. Peer: the same rows written with one SQLite WAL commit (fsync) per request. "
+      "Then times one scheduling pass over --nodes nodes x --gpus-per-node GPUs (randomly half "
+      "busy) and --pending-jobs queued gang jobs of mixed sizes: the pure pass (median of "
+      "--repeats) and the coordinator's pass including the store writes of its placements.");
+  s->add_option("--clients", o->clients)->capture_default_str();
+  s->add_option("--submissions", o->submissions)->capture_default_str();
+  s->add_option("--baseline-commits", o->baseline_commits)->capture_default_str();
+  s->add_option("--nodes", o->nodes)->capture_default_str();
+  s->add_option("--gpus-per-node", o->gpus_per_node)->capture_default_str();
+  s->add_option("--pending-jobs", o->pending_jobs)->capture_default_str();
+  s->add_option("--repeats", o->repeats)->capture_default_str();
+  s->add_option("--seed", o->seed)->capture_default_str();
+  s->add_option("--dir", o->dir, "parent directory for state")->capture_default_str();
+  return {s, [o](const std::string& command) { return RunSchedBench(*o, command); }};
+}
+
+}  // namespace sublet::bench

@@ -4,7 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <utility>
+
+#include <CLI/CLI.hpp>
 
 #include "bench/report.h"
 
@@ -23,5 +27,8 @@ struct SchedBenchOptions {
 };
 
 Report RunSchedBench(const SchedBenchOptions& options, const std::string& command);
+
+// Registers `sched` on `app`; returns the subcommand and how to run it.
+std::pair<CLI::App*, std::function<Report(const std::string&)>> AddSchedCommand(CLI::App& app);
 
 }  // namespace sublet::bench
