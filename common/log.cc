@@ -52,6 +52,7 @@ void InitLogging(std::string_view component, std::string_view level) {
 }
 
 void Log(LogLevel level, std::string_view event, std::initializer_list<LogField> fields) {
+  if (!spdlog::should_log(ToSpd(level))) return;
   std::string line(event);
   for (const LogField& f : fields) {
     line += ' ';

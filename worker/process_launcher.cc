@@ -133,7 +133,12 @@ std::vector<std::string> MergeEnvironment(
     const std::vector<std::string>& base,
     const std::vector<std::pair<std::string, std::string>>& overlay,
     const std::string& path_prefix) {
-  std::vector<std::string> merged = base;
+  // The worker's own SUBLET_* settings (its token, its coordinator) are not
+  // the rank's business: tenant code must never see a service credential.
+  std::vector<std::string> merged;
+  for (const std::string& entry : base) {
+    if (!entry.starts_with("SUBLET_")) merged.push_back(entry);
+  }
   auto set = [&merged](const std::string& name, const std::string& value) {
     const std::string prefix = name + "=";
     for (std::string& entry : merged) {

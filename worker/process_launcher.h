@@ -87,8 +87,9 @@ class PosixProcessLauncher final : public ProcessLauncher {
   std::vector<Child> children_;
 };
 
-// The child environment: `base` (NAME=VALUE strings, as in environ) overlaid
-// with `overlay`, then PATH prefixed with `path_prefix` when it is not empty.
+// The child environment: `base` (NAME=VALUE strings, as in environ) without
+// its SUBLET_* entries (the worker's token must not reach tenant code),
+// overlaid with `overlay`, then PATH prefixed with `path_prefix` when set.
 std::vector<std::string> MergeEnvironment(
     const std::vector<std::string>& base,
     const std::vector<std::pair<std::string, std::string>>& overlay,

@@ -53,12 +53,12 @@ TEST_F(PosixProcessLauncherTest, AppendsToAnExistingLog) {
 }
 
 TEST_F(PosixProcessLauncherTest, ChildSeesOverlaidEnvironmentAndPathPrefix) {
-  setenv("SUBLET_TEST_INHERITED", "from-parent", 1);
-  setenv("SUBLET_TEST_OVERRIDDEN", "old", 1);
+  setenv("TEST_INHERITED", "from-parent", 1);
+  setenv("TEST_OVERRIDDEN", "old", 1);
   LaunchSpec spec =
-      Shell("echo \"$SUBLET_TEST_INHERITED $SUBLET_TEST_OVERRIDDEN $SUBLET_TEST_NEW\"; "
+      Shell("echo \"$TEST_INHERITED $TEST_OVERRIDDEN $TEST_NEW\"; "
             "echo \"$PATH\"");
-  spec.env = {{"SUBLET_TEST_OVERRIDDEN", "new"}, {"SUBLET_TEST_NEW", "added"}};
+  spec.env = {{"TEST_OVERRIDDEN", "new"}, {"TEST_NEW", "added"}};
   EXPECT_EQ(RunToExit(spec), 0);
   const std::string log = ReadFile(dir_ / "out.log");
   EXPECT_THAT(log, HasSubstr("from-parent new added\n"));
@@ -158,6 +158,12 @@ TEST(MergeEnvironmentTest, PrefixesTheOverlaidPathAndLeavesPathAloneWithoutPrefi
   EXPECT_THAT(MergeEnvironment({"PATH=/bin"}, {{"PATH", "/job"}}, "/x"),
               ::testing::ElementsAre("PATH=/x:/job"));
   EXPECT_THAT(MergeEnvironment({"PATH=/bin"}, {}, ""), ::testing::ElementsAre("PATH=/bin"));
+}
+
+TEST(MergeEnvironmentTest, DropsTheWorkersOwnSubletSettings) {
+  EXPECT_THAT(MergeEnvironment({"SUBLET_TOKEN=node-token", "SUBLET_COORDINATOR=tcp://x", "A=1"},
+                               {{"SUBLET_RANK", "0"}}, ""),
+              ::testing::ElementsAre("A=1", "SUBLET_RANK=0"));
 }
 
 TEST(ExitCodeTest, MapsWaitStatuses) {
