@@ -88,6 +88,7 @@ void Coordinator::Turn(std::vector<protocols::Incoming>& batch) {
   batch_failed_ = absl::OkStatus();
   batch_requests_.clear();
   reported_.clear();
+  frames_this_turn_.clear();
   absl::Status status = store_->Begin();
   if (status.ok()) {
     for (protocols::Incoming& in : batch) Dispatch(in);
@@ -134,6 +135,14 @@ void Coordinator::Dispatch(protocols::Incoming& in) {
     return;
   }
   Envelope& env = *in.envelope;
+  if (++frames_this_turn_[in.peer] > options_.max_frames_per_peer) {
+    if (++throttled_frames_ % 1000 == 1) {
+      Log(LogLevel::kWarn, "throttled", {{"total_throttled", throttled_frames_}});
+    }
+    outbox_.push_back({in.peer, protocols::ErrorEnvelope(env.request_id, absl::ResourceExhaustedError(
+        "too many requests at once from this connection; retry"))});
+    return;
+  }
   if (IsWorkerReply(env.body)) {
     HandleWorkerReply(env, in.peer);
     return;

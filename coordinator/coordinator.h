@@ -35,6 +35,10 @@ struct CoordinatorOptions {
   Config config;
   absl::Duration tick = absl::Milliseconds(100);  // timeout checks, log-proxy expiry
   size_t max_batch = 4096;                         // frames per transaction
+  // Frames one connection may have applied per turn; beyond it they are
+  // refused with ResourceExhausted, so a flooding client cannot crowd out
+  // others (ZeroMQ already reads connections fairly; this bounds the work).
+  size_t max_frames_per_peer = 256;
   absl::Duration log_proxy_timeout = absl::Seconds(4);
 };
 
@@ -93,7 +97,9 @@ class Coordinator {
   absl::Status batch_failed_;
   std::vector<std::pair<std::string, uint64_t>> batch_requests_;
   std::map<std::string, std::vector<protocols::RankKey>> reported_;
+  std::map<std::string, size_t> frames_this_turn_;
   uint64_t bad_frames_ = 0;
+  uint64_t throttled_frames_ = 0;
   uint64_t next_proxy_id_ = 1;
   absl::Time next_tick_ = absl::InfinitePast();
 };

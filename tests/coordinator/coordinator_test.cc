@@ -1,0 +1,122 @@
+// The coordinator's event loop in-process, spoken to over real ZeroMQ sockets.
+#include "coordinator/coordinator.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "protocols/channel.h"
+#include "protocols/codec.h"
+
+namespace sublet::coordinator {
+namespace {
+
+using ::testing::HasSubstr;
+
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  void Start(size_t max_frames_per_peer = 256) {
+    CoordinatorOptions options;
+    options.listen = "tcp://127.0.0.1:0";
+    options.state_dir = ::testing::TempDir() + "/coordinator_test_" +
+                        ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::remove_all(options.state_dir);
+    options.config.storage_root = options.state_dir + "/storage";
+    options.config.tokens["acme-token"] = {Role::kTenant, "acme"};
+    options.config.tokens["admin-token"] = {Role::kAdmin, "infra"};
+    options.max_frames_per_peer = max_frames_per_peer;
+    auto c = Coordinator::Create(options, context_, clock_);
+    ASSERT_TRUE(c.ok()) << c.status();
+    coordinator_ = *std::move(c);
+    thread_ = std::thread([this] { coordinator_->Run(stop_); });
+  }
+
+  void TearDown() override {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+  absl::StatusOr<protocols::Envelope> Call(protocols::Body body,
+                                           const std::string& token = "acme-token") {
+    protocols::ClientChannel channel(context_, coordinator_->endpoint());
+    protocols::Envelope e;
+    e.token = token;
+    e.body = std::move(body);
+    return channel.Call(std::move(e), std::chrono::seconds(10));
+  }
+
+  zmq::context_t context_;
+  RealClock clock_;
+  std::unique_ptr<Coordinator> coordinator_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+TEST_F(CoordinatorTest, RefusesUnknownToken) {
+  Start();
+  auto reply = Call(protocols::ListJobsRequest{}, "who-knows");
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(protocols::StatusFromReply(*reply).code(), absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(CoordinatorTest, AnswersGarbageWithAnErrorAndKeepsServing) {
+  Start();
+  zmq::socket_t raw(context_, zmq::socket_type::dealer);
+  raw.connect(coordinator_->endpoint());
+  raw.send(zmq::str_buffer("definitely not a capnp frame"), zmq::send_flags::none);
+  zmq::message_t reply;
+  ASSERT_TRUE(raw.recv(reply).has_value());
+  auto decoded = protocols::Decode(reply.to_string());
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(protocols::StatusFromReply(*decoded).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Call(protocols::ListJobsRequest{}).ok());
+}
+
+TEST_F(CoordinatorTest, LogsOfAJobThatNeverStartedAreAFailedPrecondition) {
+  Start();
+  protocols::JobSpec spec;
+  spec.name = "x";
+  spec.command = {"true"};
+  auto submitted = Call(protocols::SubmitJobRequest{spec});
+  ASSERT_TRUE(submitted.ok());
+  std::string id = std::get<protocols::SubmitJobReply>(submitted->body).job_id;
+  auto logs = Call(protocols::ReadLogsRequest{id, 0, 0, 0, 1024});
+  ASSERT_TRUE(logs.ok());
+  absl::Status status = protocols::StatusFromReply(*logs);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("has not started"));
+}
+
+TEST_F(CoordinatorTest, FloodingConnectionIsThrottledWhileOthersAreServed) {
+  Start(/*max_frames_per_peer=*/2);
+  zmq::socket_t flooder(context_, zmq::socket_type::dealer);
+  flooder.set(zmq::sockopt::sndhwm, 0);
+  flooder.connect(coordinator_->endpoint());
+  protocols::Envelope e;
+  e.token = "acme-token";
+  e.body = protocols::ListJobsRequest{};
+  const std::string frame = protocols::Encode(e);
+  // Flood until the coordinator pushes back (bounded), calling as a polite
+  // client in between: the polite calls must all be served.
+  int throttled = 0;
+  int polite_ok = 0;
+  for (int round = 0; round < 200 && throttled == 0; ++round) {
+    for (int i = 0; i < 500; ++i) flooder.send(zmq::buffer(frame), zmq::send_flags::dontwait);
+    polite_ok += Call(protocols::ListJobsRequest{}).ok() ? 1 : 0;
+    zmq::message_t reply;
+    while (flooder.recv(reply, zmq::recv_flags::dontwait)) {
+      auto decoded = protocols::Decode(reply.to_string());
+      if (decoded.ok() && protocols::StatusFromReply(*decoded).code() ==
+                              absl::StatusCode::kResourceExhausted) {
+        ++throttled;
+      }
+    }
+  }
+  EXPECT_GT(throttled, 0);
+  EXPECT_GT(polite_ok, 0);
+}
+
+}  // namespace
+}  // namespace sublet::coordinator
