@@ -1,0 +1,102 @@
+// ListCheckpoints, VerifyCheckpoint and ApplyRetention.
+#include <algorithm>
+#include <filesystem>
+#include <vector>
+
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/internal/read.h"
+#include "checkpoint/internal/wire.h"
+#include "fmt/format.h"
+
+namespace sublet::checkpoint {
+
+std::string StateName(CheckpointState state) {
+  switch (state) {
+    case CheckpointState::kCommitted: return "committed";
+    case CheckpointState::kPartial: return "partial";
+    case CheckpointState::kCorrupt: return "corrupt";
+  }
+  return "corrupt";
+}
+
+absl::StatusOr<std::vector<CheckpointInfo>> ListCheckpoints(FileSystem& fs, const std::string& dir) {
+  SUBLET_ASSIGN_OR_RETURN(std::vector<std::string> names, fs.ListDir(dir));
+  std::vector<CheckpointInfo> list;
+  for (const std::string& name : names) {
+    CheckpointInfo info;
+    if (!ParseStepDirName(name, &info.step)) continue;
+    info.path = dir + "/" + name;
+    absl::StatusOr<Manifest> m = internal::ReadCommitted(fs, info.path, info.step);
+    absl::Status status = m.status();
+    if (status.ok()) status = internal::CheckFileSizes(fs, info.path, *m);
+    if (status.ok()) {
+      info.state = CheckpointState::kCommitted;
+      info.manifest = std::move(*m);
+    } else {
+      info.state = absl::IsFailedPrecondition(status) ? CheckpointState::kPartial
+                                                      : CheckpointState::kCorrupt;
+      info.problem = std::string(status.message());
+    }
+    list.push_back(std::move(info));
+  }
+  std::sort(list.begin(), list.end(),
+            [](const CheckpointInfo& a, const CheckpointInfo& b) { return a.step > b.step; });
+  return list;
+}
+
+absl::StatusOr<Manifest> VerifyCheckpoint(FileSystem& fs, const std::string& step_dir) {
+  if (!fs.Exists(step_dir)) return absl::NotFoundError(fmt::format("{}: no such directory", step_dir));
+  int64_t step = -1;
+  std::string name = std::filesystem::path(step_dir).lexically_normal().filename().string();
+  if (name.empty()) name = std::filesystem::path(step_dir).lexically_normal().parent_path().filename().string();
+  if (!ParseStepDirName(name, &step)) {
+    return absl::InvalidArgumentError(fmt::format("{}: not a step-NNNNNNNN directory", step_dir));
+  }
+  SUBLET_ASSIGN_OR_RETURN(Manifest m, internal::ReadCommitted(fs, step_dir, step));
+  SUBLET_RETURN_IF_ERROR(internal::CheckFileSizes(fs, step_dir, m));
+  std::vector<std::byte> buffer;
+  const uint64_t window = std::max<uint64_t>(m.block_size, (16 << 20) / m.block_size * m.block_size);
+  for (const Piece& p : m.pieces) {
+    for (uint64_t off = 0; off < p.length; off += window) {
+      const uint64_t end = std::min(p.length, off + window);
+      buffer.resize(end - off);
+      SUBLET_RETURN_IF_ERROR(internal::ReadVerified(fs, step_dir, m, p, off, end, buffer.data()));
+    }
+  }
+  return m;
+}
+
+// The newest `keep` committed steps and `protect_step` stay; so do partial or
+// corrupt steps newer than the oldest kept one (a save may be reading them
+// for a post-mortem, and they cost nothing to a resume, which skips them).
+absl::Status ApplyRetention(FileSystem& fs, const std::string& dir, int keep,
+                            std::optional<int64_t> protect_step, const std::string& in_progress) {
+  SUBLET_ASSIGN_OR_RETURN(std::vector<CheckpointInfo> list, ListCheckpoints(fs, dir));
+  SUBLET_ASSIGN_OR_RETURN(std::vector<std::string> names, fs.ListDir(dir));
+  int committed = 0;
+  int64_t oldest_kept = INT64_MAX;
+  for (const CheckpointInfo& info : list) {
+    if (info.state != CheckpointState::kCommitted) continue;
+    if (keep <= 0 || committed < std::max(keep, 1)) {
+      ++committed;
+      oldest_kept = info.step;
+    }
+  }
+  if (committed == 0) return absl::OkStatus();  // nothing verified: delete nothing
+  absl::Status result;
+  for (const CheckpointInfo& info : list) {
+    if (info.step >= oldest_kept || (protect_step && *protect_step == info.step)) continue;
+    absl::Status removed = fs.RemoveAll(info.path);
+    if (result.ok()) result = removed;
+  }
+  for (const std::string& name : names) {
+    if (name.rfind(".tmp-", 0) == 0 && name != in_progress) {
+      absl::Status removed = fs.RemoveAll(dir + "/" + name);
+      if (result.ok()) result = removed;
+    }
+  }
+  if (result.ok()) result = fs.SyncDir(dir);
+  return result;
+}
+
+}  // namespace sublet::checkpoint

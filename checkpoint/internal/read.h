@@ -1,0 +1,30 @@
+// Reading a committed checkpoint back, verifying as it goes. Shared by
+// LoadCheckpoint, ListCheckpoints and VerifyCheckpoint.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "checkpoint/fs.h"
+#include "checkpoint/manifest.h"
+#include "common/status.h"
+
+namespace sublet::checkpoint::internal {
+
+// COMMIT, then MANIFEST against COMMIT's size and checksum, then the parse,
+// then the step in both against the directory name. A missing COMMIT is
+// FailedPrecondition (partial); anything else wrong is DataLoss.
+absl::StatusOr<Manifest> ReadCommitted(FileSystem& fs, const std::string& step_dir,
+                                       int64_t dir_step);
+
+// Every shard file exists with exactly the size MANIFEST gives (DataLoss).
+absl::Status CheckFileSizes(FileSystem& fs, const std::string& step_dir, const Manifest& m);
+
+// Reads bytes [begin, end) of `piece` into `out` and checks the checksums of
+// the blocks they span; `begin` must start a block and `end` must end one
+// (or the piece). DataLoss names the file and the bad block's file offset.
+absl::Status ReadVerified(FileSystem& fs, const std::string& step_dir, const Manifest& m,
+                          const Piece& piece, uint64_t begin, uint64_t end, std::byte* out);
+
+}  // namespace sublet::checkpoint::internal
