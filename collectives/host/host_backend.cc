@@ -1,0 +1,161 @@
+#include "collectives/host/host_backend.h"
+
+#include <algorithm>
+#include <cstring>
+#include <tuple>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "collectives/host/algorithms.h"
+#include "collectives/internal/reduce.h"
+#include "common/status.h"
+
+namespace sublet::collectives::host {
+namespace {
+
+using internal::Backend;
+
+class HostBackend final : public Backend {
+ public:
+  HostBackend(HostGroup group, CommunicatorOptions options, std::unique_ptr<TcpMesh> mesh,
+              std::unique_ptr<ShmSegment> shm)
+      : group_(std::move(group)), options_(std::move(options)), mesh_(std::move(mesh)),
+        shm_(std::move(shm)) {}
+
+  int rank() const override { return group_.rank; }
+  int size() const override { return group_.size; }
+  std::string name() const override { return shm_ ? "host(shm)" : "host(tcp)"; }
+
+  absl::Status AllReduce(const OpContext& ctx, const void* in, void* out, size_t count,
+                         DataType type, ReduceOp op) override {
+    if (size() == 1 || count == 0) return Copy(in, out, count * DataTypeSize(type));
+    if (shm_) return ShmAllReduce(*shm_, ctx, in, out, count, type, op);
+    return RingAllReduce(*mesh_, scratch_, options_.tcp_segment_bytes, ctx, in, out, count, type,
+                         op);
+  }
+
+  absl::Status ReduceScatter(const OpContext& ctx, const void* in, void* out, size_t count,
+                             DataType type, ReduceOp op) override {
+    if (size() == 1 || count == 0) return Copy(in, out, count * DataTypeSize(type));
+    if (shm_) return ShmReduceScatter(*shm_, ctx, in, out, count, type, op);
+    return RingReduceScatter(*mesh_, scratch_, options_.tcp_segment_bytes, ctx, in, out, count,
+                             type, op);
+  }
+
+  absl::Status AllGather(const OpContext& ctx, const void* in, void* out, size_t count,
+                         DataType type) override {
+    if (size() == 1 || count == 0) return Copy(in, out, count * DataTypeSize(type));
+    if (shm_) return ShmAllGather(*shm_, ctx, in, out, count, type);
+    return RingAllGather(*mesh_, ctx, in, out, count, type);
+  }
+
+  absl::Status Broadcast(const OpContext& ctx, void* buf, size_t count, DataType type,
+                         int root) override {
+    if (size() == 1 || count == 0) return absl::OkStatus();
+    if (shm_) return ShmBroadcast(*shm_, ctx, buf, count, type, root);
+    return RingBroadcast(*mesh_, options_.tcp_segment_bytes, ctx, buf, count * DataTypeSize(type),
+                         root);
+  }
+
+  // Each message is an 8-byte length, then the bytes; a length that differs
+  // from what the receiver expects is InvalidArgument.
+  absl::Status Send(const OpContext& ctx, const void* buf, size_t bytes, int peer) override {
+    uint64_t n = bytes;
+    std::string what = TcpMesh::Peer(ctx.op, peer);
+    SUBLET_RETURN_IF_ERROR(internal::WriteFull(mesh_->fd(peer), &n, 8, ctx.deadline, what));
+    return internal::WriteFull(mesh_->fd(peer), buf, bytes, ctx.deadline, what);
+  }
+
+  absl::Status Recv(const OpContext& ctx, void* buf, size_t bytes, int peer) override {
+    uint64_t n = 0;
+    std::string what = TcpMesh::Peer(ctx.op, peer);
+    SUBLET_RETURN_IF_ERROR(internal::ReadFull(mesh_->fd(peer), &n, 8, ctx.deadline, what));
+    if (n != bytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " sent ", n, " bytes, the receive expects ", bytes));
+    }
+    return internal::ReadFull(mesh_->fd(peer), buf, bytes, ctx.deadline, what);
+  }
+
+  absl::Status Barrier(const OpContext& ctx) override {
+    if (size() == 1) return absl::OkStatus();
+    if (shm_) return shm_->Sync(ctx);
+    int32_t token = 0;
+    return RingAllReduce(*mesh_, scratch_, 64, ctx, &token, &token, 1, DataType::kI32,
+                         ReduceOp::kSum);
+  }
+
+  absl::StatusOr<std::unique_ptr<Backend>> Split(const OpContext& ctx, int color,
+                                                 int key) override;
+
+ private:
+  static absl::Status Copy(const void* in, void* out, size_t bytes) {
+    if (in != out && bytes > 0) std::memmove(out, in, bytes);
+    return absl::OkStatus();
+  }
+
+  HostGroup group_;
+  CommunicatorOptions options_;
+  std::unique_ptr<TcpMesh> mesh_;
+  std::unique_ptr<ShmSegment> shm_;  // null unless the whole group is on one node
+  Scratch scratch_;
+  int splits_ = 0;
+};
+
+// Split: every rank publishes "color key node" under this split's number;
+// members of a color sort by (key, parent rank) and build a new group in the
+// store namespace "split<n>/<color>".
+absl::StatusOr<std::unique_ptr<Backend>> HostBackend::Split(const OpContext& ctx, int color,
+                                                            int key) {
+  const int n = splits_++;
+  SUBLET_ASSIGN_OR_RETURN(
+      std::vector<std::string> all,
+      AllGatherViaStore(*group_.store, absl::StrCat("split", n), rank(), size(),
+                        absl::StrCat(color, " ", key, " ", group_.node), ctx.deadline));
+  if (color < 0) return std::unique_ptr<Backend>();
+  std::vector<std::tuple<int, int, std::string>> members;  // key, parent rank, node
+  for (int r = 0; r < size(); ++r) {
+    std::vector<std::string> f = absl::StrSplit(all[r], absl::MaxSplits(' ', 2));
+    int c, k;
+    if (f.size() != 3 || !absl::SimpleAtoi(f[0], &c) || !absl::SimpleAtoi(f[1], &k)) {
+      return absl::DataLossError(absl::StrCat("split: bad entry from rank ", r));
+    }
+    if (c == color) members.emplace_back(k, r, f[2]);
+  }
+  std::sort(members.begin(), members.end());
+  HostGroup child;
+  child.store = std::make_shared<PrefixStore>(group_.store, absl::StrCat("split", n, "/", color));
+  child.size = static_cast<int>(members.size());
+  child.node = group_.node;
+  for (int i = 0; i < child.size; ++i) {
+    if (std::get<1>(members[i]) == rank()) child.rank = i;
+  }
+  return CreateHostBackend(std::move(child), options_, ctx.deadline);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<internal::Backend>> CreateHostBackend(
+    HostGroup group, const CommunicatorOptions& options, absl::Time deadline) {
+  if (group.size < 1 || group.rank < 0 || group.rank >= group.size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("host backend: rank ", group.rank, " of ", group.size));
+  }
+  SUBLET_ASSIGN_OR_RETURN(std::vector<std::string> nodes,
+                          AllGatherViaStore(*group.store, "node", group.rank, group.size,
+                                            group.node, deadline));
+  SUBLET_ASSIGN_OR_RETURN(std::unique_ptr<TcpMesh> mesh,
+                          TcpMesh::Connect(*group.store, group.rank, group.size, deadline));
+  std::unique_ptr<ShmSegment> shm;
+  bool one_node = std::all_of(nodes.begin(), nodes.end(),
+                              [&](const std::string& n) { return n == nodes[0]; });
+  if (one_node && group.size > 1) {
+    SUBLET_ASSIGN_OR_RETURN(shm, ShmSegment::Create(*group.store, group.rank, group.size,
+                                                    options.shm_slot_bytes, deadline));
+  }
+  return std::unique_ptr<internal::Backend>(
+      new HostBackend(std::move(group), options, std::move(mesh), std::move(shm)));
+}
+
+}  // namespace sublet::collectives::host

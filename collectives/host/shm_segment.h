@@ -1,0 +1,61 @@
+// A shared-memory segment for the ranks of one node: one progress counter per
+// rank (each on its own cache lines) and, per rank, two slots of `slot_bytes`
+// that alternate between rounds (double buffering).
+//
+// Synchronisation: every round of every operation starts with a rank writing
+// (only) its own slot of stage round%2, then Sync(): bump my counter, wait
+// until every peer's counter has caught up. Because a rank begins round k+1
+// only after finishing round k, passing round k+1's Sync proves every peer is
+// done reading round k's stage, so round k+2 may overwrite it. Counters only
+// grow and every rank bumps them the same number of times per operation, so
+// "peer >= mine" is the whole condition.
+//
+// Setup: rank 0 creates the segment and publishes its name in the store; the
+// others map it; once all have mapped it rank 0 unlinks the name, so nothing
+// is left behind in /dev/shm. Works with ranks as processes or as threads.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "collectives/internal/backend.h"
+#include "collectives/store.h"
+
+namespace sublet::collectives::host {
+
+class ShmSegment {
+ public:
+  static absl::StatusOr<std::unique_ptr<ShmSegment>> Create(Store& store, int rank, int size,
+                                                            size_t slot_bytes, absl::Time deadline);
+  ~ShmSegment();
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  size_t slot_bytes() const { return slot_bytes_; }
+
+  // Starts a round: returns the stage (0 or 1) this round uses.
+  int NextStage() { return static_cast<int>(round_++ & 1); }
+  char* slot(int rank, int stage) const {
+    return data_ + (static_cast<size_t>(rank) * 2 + stage) * slot_bytes_;
+  }
+  // Publishes my progress and waits for every peer to reach it.
+  absl::Status Sync(const internal::OpContext& ctx);
+
+ private:
+  ShmSegment(int rank, int size, size_t slot_bytes, void* base, size_t mapped);
+  std::atomic<uint64_t>* counter(int r) const;
+
+  const int rank_;
+  const int size_;
+  const size_t slot_bytes_;
+  void* base_;
+  size_t mapped_;
+  char* data_;
+  uint64_t published_ = 0;
+  uint64_t round_ = 0;
+};
+
+}  // namespace sublet::collectives::host

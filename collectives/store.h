@@ -1,0 +1,111 @@
+// The rendezvous store: a small key-value service that rank 0 serves over TCP
+// (like PyTorch's TCPStore). Ranks publish their addresses and shared-memory
+// names in it and wait for each other's; it carries no bulk data.
+//
+// Protocol (one request, one response, on a persistent connection):
+//   1. Request: u8 command (1 set, 2 get, 3 add), u32 key length, key bytes,
+//      then for set: u32 value length + value; for get: i64 wait in ms;
+//      for add: i64 delta. Integers are little-endian.
+//   2. Response: u8 code (0 ok, 1 timed out, 2 refused), u32 length, payload
+//      (get: the value; add: the new value as 8 bytes; refused: the reason).
+//   3. get blocks in the server until the key exists or the wait runs out.
+// Untrusted input is bounded: keys <= 1 KiB, values <= 16 MiB, 256 MiB in all,
+// 4096 connections; anything else closes that connection.
+//
+// Thread-safety: TcpStore and PrefixStore are safe to share between threads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace sublet::collectives {
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  virtual absl::Status Set(const std::string& key, const std::string& value) = 0;
+  // Waits until `key` exists; DeadlineExceeded naming the key after `deadline`.
+  virtual absl::StatusOr<std::string> Get(const std::string& key, absl::Time deadline) = 0;
+  // Adds `delta` to the integer at `key` (absent = 0); returns the new value.
+  virtual absl::StatusOr<int64_t> Add(const std::string& key, int64_t delta) = 0;
+  // An address of this host that the store's server can reach us on.
+  virtual std::string LocalAddress() const = 0;
+};
+
+struct StoreLimits {
+  size_t max_key_bytes = 1024;
+  size_t max_value_bytes = size_t{16} << 20;
+  size_t max_total_bytes = size_t{256} << 20;
+  int max_connections = 4096;
+};
+
+// Serves the store on host:port (port 0: an ephemeral one) until destroyed.
+class TcpStoreServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<TcpStoreServer>> Start(const std::string& host, int port,
+                                                               StoreLimits limits = {});
+  ~TcpStoreServer();
+  int port() const;
+
+  class Impl;
+
+ private:
+  explicit TcpStoreServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// A connection to a TcpStoreServer. May own the server (rank 0's client does),
+// so that the store lives as long as any communicator built on it.
+class TcpStore final : public Store {
+ public:
+  static absl::StatusOr<std::shared_ptr<TcpStore>> Connect(
+      const std::string& host, int port, absl::Time deadline,
+      std::shared_ptr<TcpStoreServer> server = nullptr);
+  ~TcpStore() override;
+
+  absl::Status Set(const std::string& key, const std::string& value) override;
+  absl::StatusOr<std::string> Get(const std::string& key, absl::Time deadline) override;
+  absl::StatusOr<int64_t> Add(const std::string& key, int64_t delta) override;
+  std::string LocalAddress() const override;
+
+  class Impl;
+
+ private:
+  explicit TcpStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Prepends "<prefix>/" to every key of an underlying store.
+class PrefixStore final : public Store {
+ public:
+  PrefixStore(std::shared_ptr<Store> base, std::string prefix)
+      : base_(std::move(base)), prefix_(std::move(prefix) + "/") {}
+  absl::Status Set(const std::string& key, const std::string& value) override {
+    return base_->Set(prefix_ + key, value);
+  }
+  absl::StatusOr<std::string> Get(const std::string& key, absl::Time deadline) override {
+    return base_->Get(prefix_ + key, deadline);
+  }
+  absl::StatusOr<int64_t> Add(const std::string& key, int64_t delta) override {
+    return base_->Add(prefix_ + key, delta);
+  }
+  std::string LocalAddress() const override { return base_->LocalAddress(); }
+
+ private:
+  std::shared_ptr<Store> base_;
+  std::string prefix_;
+};
+
+// Every rank sets "<name>/<rank>" = `value` and gets all ranks' values.
+absl::StatusOr<std::vector<std::string>> AllGatherViaStore(Store& store, const std::string& name,
+                                                           int rank, int size,
+                                                           const std::string& value,
+                                                           absl::Time deadline);
+
+}  // namespace sublet::collectives
