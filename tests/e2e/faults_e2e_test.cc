@@ -25,7 +25,10 @@ bool HasEvent(const json& job, const std::string& kind) {
 }
 
 TEST(NodeLossE2eTest, SilentNodeIsLostAndItsGangIsRequeuedWithoutCountingARestart) {
-  TestCluster cluster({.workers = 2, .gpus = 2, .heartbeat_timeout = "2s", .stop_grace = "1s"});
+  TestCluster::Options options;
+  options.heartbeat_timeout = "2s";
+  options.stop_grace = "1s";
+  TestCluster cluster(options);
   std::string id = cluster.Submit(cluster.WriteSpec(
       "gang", "name: gang\nresources: {nodes: 2, gpus_per_node: 2}\ncommand: [sleep, '600']\n"));
   cluster.WaitForState(id, "running");

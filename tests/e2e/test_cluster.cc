@@ -107,7 +107,7 @@ CommandResult Run(const std::vector<std::string>& argv,
 TestCluster::TestCluster(Options options) : options_(std::move(options)) {
   std::string tmpl = ::testing::TempDir() + "/sublet-e2e-XXXXXX";
   dir_ = mkdtemp(tmpl.data());
-  endpoint_ = fmt::format("tcp://127.0.0.1:{}", FreePort());
+  endpoint_ = fmt::format("tcp://{}:{}", options_.listen_host, FreePort());
   std::ofstream(dir_ + "/coordinator.yaml") << fmt::format(
       "storage_root: {}/storage\n"
       "heartbeat_timeout: {}\n"
@@ -148,11 +148,18 @@ void TestCluster::KillCoordinator(int signal) {
 }
 
 void TestCluster::StartWorker(int i) {
-  workers_[i] = Spawn({Bin("sublet-worker"), "--coordinator", endpoint_, "--name",
-                       fmt::format("node-{}", i), "--gpus", std::to_string(options_.gpus),
-                       "--work-dir", fmt::format("{}/node-{}", dir_, i), "--token", "node-token",
-                       "--heartbeat", "200ms"},
-                      fmt::format("worker-{}.log", i));
+  std::vector<std::string> argv;
+  std::string address = "127.0.0.1";
+  if (static_cast<size_t>(i) < options_.worker_net.size()) {
+    argv = {"/usr/sbin/ip", "netns", "exec", options_.worker_net[i].first};
+    address = options_.worker_net[i].second;
+  }
+  std::vector<std::string> worker = {
+      Bin("sublet-worker"), "--coordinator", endpoint_, "--name", fmt::format("node-{}", i),
+      "--gpus", std::to_string(options_.gpus), "--work-dir", fmt::format("{}/node-{}", dir_, i),
+      "--token", "node-token", "--heartbeat", "200ms", "--address", address};
+  argv.insert(argv.end(), worker.begin(), worker.end());
+  workers_[i] = Spawn(argv, fmt::format("worker-{}.log", i));
 }
 
 void TestCluster::KillWorker(int i, int signal) {

@@ -28,6 +28,11 @@ class TestCluster {
     int gpus = 2;
     std::string heartbeat_timeout = "10s";
     std::string stop_grace = "2s";
+    // Where the coordinator listens (its port is picked free).
+    std::string listen_host = "127.0.0.1";
+    // Per worker, optionally: a network namespace to run it in and the
+    // address it has there (tests/e2e/netns.h makes them).
+    std::vector<std::pair<std::string, std::string>> worker_net;
   };
   explicit TestCluster(Options options);
   ~TestCluster();  // SIGKILLs everything it started
