@@ -1,5 +1,9 @@
 #include "worker/pid_file.h"
 
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
 #include <signal.h>
 
 #include <filesystem>
@@ -63,10 +67,36 @@ absl::StatusOr<PidRecord> ReadPidFile(const std::string& path) {
   return record;
 }
 
+namespace {
+
+// Whether any process that is not yet a zombie belongs to one of `groups`
+// (field 5 of /proc/<pid>/stat; the state is field 3).
+bool AnyAlive(const std::vector<int>& groups) {
+  std::error_code error;
+  for (const fs::directory_entry& entry : fs::directory_iterator("/proc", error)) {
+    int pid = 0;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid)) continue;  // not a process
+    std::ifstream in(entry.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t close_paren = stat.rfind(')');
+    if (close_paren == std::string::npos) continue;
+    std::vector<std::string> fields =
+        absl::StrSplit(stat.substr(close_paren + 2), ' ', absl::SkipEmpty());
+    int pgrp = 0;
+    if (fields.size() < 3 || !absl::SimpleAtoi(fields[2], &pgrp)) continue;
+    if (fields[0] == "Z" || fields[0] == "X") continue;
+    if (std::find(groups.begin(), groups.end(), pgrp) != groups.end()) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 int KillLeftoverRanks(const std::string& ranks_dir) {
   std::error_code error;
   if (!fs::is_directory(ranks_dir, error)) return 0;
   int killed = 0;
+  std::vector<int> groups;
   for (const fs::directory_entry& entry : fs::directory_iterator(ranks_dir, error)) {
     const std::string path = entry.path().string();
     absl::StatusOr<PidRecord> record = ReadPidFile(path);
@@ -74,6 +104,7 @@ int KillLeftoverRanks(const std::string& ranks_dir) {
       absl::StatusOr<uint64_t> start_time = ProcessStartTime(record->pid);
       if (start_time.ok() && *start_time == record->start_time && kill(-record->pid, SIGKILL) == 0) {
         ++killed;
+        groups.push_back(record->pid);
         Log(LogLevel::kWarn, "leftover_rank_killed",
             {{"pid", record->pid}, {"file", entry.path().filename().string()}});
       }
@@ -82,6 +113,18 @@ int KillLeftoverRanks(const std::string& ranks_dir) {
           {{"file", path}, {"error", std::string(record.status().message())}});
     }
     fs::remove(entry.path(), error);
+  }
+  // SIGKILL is asynchronous. Until the leftovers are really gone they still
+  // hold their GPUs (and files and ports), so the worker must not register
+  // and be given new ranks before then. Bounded: a process stuck in the
+  // kernel (D state) must not keep the node down forever.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!groups.empty() && AnyAlive(groups)) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      Log(LogLevel::kError, "leftover_ranks_survive_sigkill", {{"groups", groups.size()}});
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return killed;
 }

@@ -86,9 +86,19 @@ struct ChildPlan {
 };
 
 [[noreturn]] void RunChild(const LaunchSpec& spec, ChildPlan& plan, int log_fd, int null_fd,
-                          int started_fd) {
+                          int started_fd, int go_read, int go_write) {
   setsid();
   close(started_fd);  // tells the parent the new process group exists
+  // Run nothing until the parent has recorded us in a pid file: if the worker
+  // dies before that, the read sees EOF and we leave, so no rank can ever
+  // outlive its worker unrecorded (the next worker kills recorded ones).
+  close(go_write);
+  char go = 0;
+  ssize_t n;
+  while ((n = read(go_read, &go, 1)) < 0 && errno == EINTR) {
+  }
+  if (n != 1) _exit(126);
+  close(go_read);
   dup2(null_fd, STDIN_FILENO);
   dup2(log_fd, STDOUT_FILENO);
   dup2(log_fd, STDERR_FILENO);
@@ -219,17 +229,23 @@ absl::StatusOr<int> PosixProcessLauncher::Launch(const LaunchSpec& spec) {
   // The child closes `started` once it leads its own process group, so that
   // SignalGroup works as soon as Launch returns.
   int started[2];
+  int go[2];
   if (pipe2(started, O_CLOEXEC) != 0) {
     close(log_fd);
     close(null_fd);
     return ErrnoStatus("pipe");
   }
+  if (pipe2(go, O_CLOEXEC) != 0) {
+    for (int fd : {log_fd, null_fd, started[0], started[1]}) close(fd);
+    return ErrnoStatus("pipe");
+  }
   const pid_t pid = fork();
-  if (pid == 0) RunChild(spec, plan, log_fd, null_fd, started[1]);
+  if (pid == 0) RunChild(spec, plan, log_fd, null_fd, started[1], go[0], go[1]);
   const int fork_errno = errno;
   close(log_fd);
   close(null_fd);
   close(started[1]);
+  close(go[0]);
   if (pid > 0) {
     char ignored;
     while (read(started[0], &ignored, 1) < 0 && errno == EINTR) {
@@ -237,6 +253,7 @@ absl::StatusOr<int> PosixProcessLauncher::Launch(const LaunchSpec& spec) {
   }
   close(started[0]);
   if (pid < 0) {
+    close(go[1]);
     errno = fork_errno;
     return ErrnoStatus("fork");
   }
@@ -244,10 +261,13 @@ absl::StatusOr<int> PosixProcessLauncher::Launch(const LaunchSpec& spec) {
   if (!spec.pid_file.empty()) {
     absl::Status written = WritePidFile(spec.pid_file, pid);
     if (!written.ok()) {
-      kill(-pid, SIGKILL);  // an unrecorded rank could not be cleaned up later
+      close(go[1]);  // the child leaves without running anything
       return written;
     }
   }
+  const char proceed = 1;
+  WriteAll(go[1], &proceed, 1);
+  close(go[1]);
   return pid;
 }
 

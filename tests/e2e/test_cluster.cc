@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -125,8 +126,12 @@ TestCluster::TestCluster(Options options) : options_(std::move(options)) {
 }
 
 TestCluster::~TestCluster() {
-  for (auto& [i, pid] : workers_) KillWorker(i, SIGTERM);
+  std::vector<int> ids;
+  for (auto& [i, pid] : workers_) ids.push_back(i);
+  for (int i : ids) KillWorker(i, SIGTERM);
   if (coordinator_ > 0) KillCoordinator(SIGKILL);
+  // Keep the directory (logs, state) of a failed test for a post-mortem.
+  if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir_);
 }
 
 pid_t TestCluster::Spawn(const std::vector<std::string>& argv, const std::string& log) const {

@@ -142,6 +142,21 @@ TEST_F(PosixProcessLauncherTest, WritesThePidFileAndRemovesItOnExit) {
   EXPECT_FALSE(std::filesystem::exists(spec.pid_file));
 }
 
+TEST_F(PosixProcessLauncherTest, RunsNothingUnlessThePidFileWasWritten) {
+  LaunchSpec spec = Shell("echo ran");
+  spec.pid_file = dir_ / "missing-dir" / "rank.pid";
+  EXPECT_FALSE(launcher_.Launch(spec).ok());
+  // The child was forked but must leave without exec: wait for its exit.
+  std::vector<ProcessExit> exits;
+  for (int i = 0; i < 10000 && exits.empty(); ++i) {
+    exits = launcher_.Reap();
+    if (exits.empty()) usleep(1000);
+  }
+  ASSERT_EQ(exits.size(), 1u);
+  EXPECT_EQ(exits[0].exit_code, 126);
+  EXPECT_THAT(ReadFile(dir_ / "out.log"), ::testing::Not(HasSubstr("ran")));
+}
+
 TEST_F(PosixProcessLauncherTest, SignalGroupOfAGoneProcessIsNotFound) {
   absl::StatusOr<int> pid = launcher_.Launch(Shell("true"));
   ASSERT_TRUE(pid.ok());
