@@ -144,7 +144,7 @@ TEST_F(PosixProcessLauncherTest, WritesThePidFileAndRemovesItOnExit) {
 
 TEST_F(PosixProcessLauncherTest, RunsNothingUnlessThePidFileWasWritten) {
   LaunchSpec spec = Shell("echo ran");
-  spec.pid_file = dir_ / "missing-dir" / "rank.pid";
+  spec.pid_file = std::string(dir_ / "missing-dir") + "/rank.pid";
   EXPECT_FALSE(launcher_.Launch(spec).ok());
   // The child was forked but must leave without exec: wait for its exit.
   std::vector<ProcessExit> exits;
