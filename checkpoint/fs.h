@@ -25,12 +25,24 @@ class WritableFile {
   virtual absl::Status Close() = 0;
 };
 
+// A file opened for reading at offsets; kept open across reads so that the
+// kernel's readahead follows a sequential reader.
+class ReadableFile {
+ public:
+  virtual ~ReadableFile() = default;
+  // Exactly `size` bytes at `offset`; a file that ends first is DataLoss.
+  virtual absl::Status ReadAt(uint64_t offset, void* data, size_t size) = 0;
+  // Hints that [offset, offset + size) is read next (may start reading it).
+  virtual void WillNeed(uint64_t offset, size_t size) = 0;
+};
+
 class FileSystem {
  public:
   virtual ~FileSystem() = default;
 
   // Creates or truncates `path`.
   virtual absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
+  virtual absl::StatusOr<std::unique_ptr<ReadableFile>> NewReadableFile(const std::string& path) = 0;
   // Reads exactly `size` bytes at `offset`; a file that ends first is DataLoss
   // naming the path and offset.
   virtual absl::Status ReadAt(const std::string& path, uint64_t offset, void* data,
@@ -48,10 +60,13 @@ class FileSystem {
   virtual absl::Status RemoveAll(const std::string& path) = 0;  // ok if absent
 };
 
-// The real thing: POSIX calls, retried on EINTR.
+// The real thing: POSIX calls, retried on EINTR. Writes start writeback of
+// each 16 MiB as it is appended (sync_file_range), so Sync() finds little
+// left to flush and the disk stays busy while the writer checksums.
 class PosixFileSystem final : public FileSystem {
  public:
   absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override;
+  absl::StatusOr<std::unique_ptr<ReadableFile>> NewReadableFile(const std::string& path) override;
   absl::Status ReadAt(const std::string& path, uint64_t offset, void* data, size_t size) override;
   absl::StatusOr<std::string> ReadFile(const std::string& path, uint64_t max_size) override;
   absl::StatusOr<uint64_t> FileSize(const std::string& path) override;

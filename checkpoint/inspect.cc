@@ -55,12 +55,13 @@ absl::StatusOr<Manifest> VerifyCheckpoint(FileSystem& fs, const std::string& ste
   SUBLET_ASSIGN_OR_RETURN(Manifest m, internal::ReadCommitted(fs, step_dir, step));
   SUBLET_RETURN_IF_ERROR(internal::CheckFileSizes(fs, step_dir, m));
   std::vector<std::byte> buffer;
+  internal::ShardFiles files(fs, step_dir, m);
   const uint64_t window = std::max<uint64_t>(m.block_size, (16 << 20) / m.block_size * m.block_size);
   for (const Piece& p : m.pieces) {
     for (uint64_t off = 0; off < p.length; off += window) {
       const uint64_t end = std::min(p.length, off + window);
       buffer.resize(end - off);
-      SUBLET_RETURN_IF_ERROR(internal::ReadVerified(fs, step_dir, m, p, off, end, buffer.data()));
+      SUBLET_RETURN_IF_ERROR(files.ReadVerified(p, off, end, buffer.data()));
     }
   }
   return m;

@@ -66,7 +66,7 @@ std::vector<Run> RunsFrom(const TensorSpec& spec, int saved_tp, int s, int tp, i
 class StepLoader {
  public:
   StepLoader(FileSystem& fs, const LoadOptions& o, std::string step_dir, Manifest m)
-      : fs_(fs), o_(o), step_dir_(std::move(step_dir)), m_(std::move(m)) {
+      : o_(o), m_(std::move(m)), files_(fs, std::move(step_dir), m_) {
     for (uint32_t i = 0; i < m_.tensors.size(); ++i) by_name_[m_.tensors[i].name] = i;
     for (const Piece& p : m_.pieces) by_shard_[{p.tensor, p.tp_shard}].push_back(&p);
     for (auto& [key, pieces] : by_shard_) {
@@ -135,30 +135,37 @@ class StepLoader {
         r.len -= n;
       }
     }
-    for (auto& [w, parts] : by_window) {
+    // While one window is read and verified the kernel fetches the next.
+    auto bounds = [&](const std::vector<Run>& parts) {
       uint64_t lo = UINT64_MAX, hi = 0;
       for (const Run& r : parts) {
         lo = std::min(lo, r.src);
         hi = std::max(hi, r.src + r.len);
       }
-      lo = lo / block * block;
-      hi = std::min(piece.length, (hi + block - 1) / block * block);
+      return std::make_pair(lo / block * block, std::min(piece.length, (hi + block - 1) / block * block));
+    };
+    for (auto it = by_window.begin(); it != by_window.end(); ++it) {
+      const std::vector<Run>& parts = it->second;
+      auto [lo, hi] = bounds(parts);
+      if (auto next = std::next(it); next != by_window.end()) {
+        auto [next_lo, next_hi] = bounds(next->second);
+        files_.WillNeed(piece, next_lo, next_hi);
+      }
       bytes_read_ += hi - lo;
       if (parts.size() == 1 && parts[0].src == lo && parts[0].len == hi - lo) {
-        SUBLET_RETURN_IF_ERROR(internal::ReadVerified(fs_, step_dir_, m_, piece, lo, hi, parts[0].dst));
+        SUBLET_RETURN_IF_ERROR(files_.ReadVerified(piece, lo, hi, parts[0].dst));
         continue;
       }
       scratch_.resize(window);
-      SUBLET_RETURN_IF_ERROR(internal::ReadVerified(fs_, step_dir_, m_, piece, lo, hi, scratch_.data()));
+      SUBLET_RETURN_IF_ERROR(files_.ReadVerified(piece, lo, hi, scratch_.data()));
       for (const Run& r : parts) std::memcpy(r.dst, scratch_.data() + (r.src - lo), r.len);
     }
     return absl::OkStatus();
   }
 
-  FileSystem& fs_;
   const LoadOptions& o_;
-  std::string step_dir_;
   Manifest m_;
+  internal::ShardFiles files_;
   std::map<std::string, uint32_t> by_name_;
   std::map<std::pair<uint32_t, uint32_t>, std::vector<const Piece*>> by_shard_;
   std::vector<std::byte> scratch_;

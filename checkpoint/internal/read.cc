@@ -51,19 +51,33 @@ absl::Status CheckFileSizes(FileSystem& fs, const std::string& step_dir, const M
   return absl::OkStatus();
 }
 
-absl::Status ReadVerified(FileSystem& fs, const std::string& step_dir, const Manifest& m,
-                          const Piece& piece, uint64_t begin, uint64_t end, std::byte* out) {
-  const ShardFileInfo& file = m.files[piece.file];
-  const std::string path = step_dir + "/" + file.name;
-  absl::Status read = fs.ReadAt(path, piece.file_offset + begin, out, end - begin);
+absl::StatusOr<ReadableFile*> ShardFiles::Open(uint32_t file) {
+  if (open_[file] == nullptr) {
+    const std::string path = step_dir_ + "/" + m_.files[file].name;
+    absl::StatusOr<std::unique_ptr<ReadableFile>> opened = fs_.NewReadableFile(path);
+    if (!opened.ok()) return absl::DataLossError(std::string(opened.status().message()));
+    open_[file] = std::move(*opened);
+  }
+  return open_[file].get();
+}
+
+void ShardFiles::WillNeed(const Piece& piece, uint64_t begin, uint64_t end) {
+  absl::StatusOr<ReadableFile*> file = Open(piece.file);
+  if (file.ok()) (*file)->WillNeed(piece.file_offset + begin, end - begin);
+}
+
+absl::Status ShardFiles::ReadVerified(const Piece& piece, uint64_t begin, uint64_t end,
+                                      std::byte* out) {
+  SUBLET_ASSIGN_OR_RETURN(ReadableFile * file, Open(piece.file));
+  absl::Status read = file->ReadAt(piece.file_offset + begin, out, end - begin);
   if (!read.ok()) return absl::DataLossError(std::string(read.message()));
-  const uint64_t b = m.block_size;
+  const uint64_t b = m_.block_size;
   for (uint64_t off = begin; off < end; off += b) {
     const uint64_t n = std::min(b, end - off);
     if (Checksum(out + (off - begin), n) != piece.checksums[off / b]) {
-      const std::string dir = std::filesystem::path(step_dir).filename().string();
+      const std::string dir = std::filesystem::path(step_dir_).filename().string();
       return absl::DataLossError(fmt::format("{}/{}: checksum mismatch in bytes [{}, {})", dir,
-                                             file.name, piece.file_offset + off,
+                                             m_.files[piece.file].name, piece.file_offset + off,
                                              piece.file_offset + off + n));
     }
   }

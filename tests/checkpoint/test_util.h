@@ -62,6 +62,9 @@ class FaultyFileSystem final : public FileSystem {
   std::string fail_path_substring;  // when set, ENOSPC only for matching paths
 
   absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override;
+  absl::StatusOr<std::unique_ptr<ReadableFile>> NewReadableFile(const std::string& path) override {
+    return real_.NewReadableFile(path);
+  }
   absl::Status ReadAt(const std::string& path, uint64_t offset, void* data, size_t size) override {
     return real_.ReadAt(path, offset, data, size);
   }

@@ -1,0 +1,32 @@
+// `sublet-bench ckpt`: the checkpoint library against the raw disk it writes
+// to, measured in the same run: synchronous save vs fsynced sequential
+// write, async stall vs synchronous save time, load vs sequential read.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+
+#include <CLI/CLI.hpp>
+
+#include "bench/report.h"
+
+namespace sublet::bench {
+
+struct CkptBenchOptions {
+  uint64_t size_mib = 1024;  // model state, split over --tensors tensors
+  int tensors = 16;
+  int dp = 1;                // ranks are threads of this process
+  int tp = 1;
+  int repeats = 3;           // baseline and sync save alternate; medians reported
+  std::string dir = "/tmp";  // parent of the scratch directory (the disk under test)
+  bool drop_caches = true;   // drop the page cache before each timed read (needs root)
+};
+
+Report RunCkptBench(const CkptBenchOptions& options, const std::string& command);
+
+// Registers `ckpt` on `app`; returns the subcommand and how to run it.
+std::pair<CLI::App*, std::function<Report(const std::string&)>> AddCkptCommand(CLI::App& app);
+
+}  // namespace sublet::bench
