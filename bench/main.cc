@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "bench/ckpt_bench.h"
+#include "bench/collectives_bench.h"
 #include "bench/sched_bench.h"
 #include "common/log.h"
 
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
   using Runner = std::function<sublet::bench::Report(const std::string& command)>;
   std::vector<std::pair<CLI::App*, Runner>> areas;
   areas.push_back(sublet::bench::AddSchedCommand(app));
+  areas.push_back(sublet::bench::AddCollectivesCommand(app));
   areas.push_back(sublet::bench::AddCkptCommand(app));
 
   try {

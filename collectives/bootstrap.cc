@@ -6,6 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "collectives/host/host_backend.h"
 #include "collectives/internal/socket.h"
+#include "collectives/mpi/mpi_backend.h"
+#include "collectives/nccl/nccl_backend.h"
 #include "common/status.h"
 
 namespace sublet::collectives {
@@ -26,6 +28,17 @@ std::string HostName() {
   gethostname(buf, sizeof(buf) - 1);
   return buf;
 }
+
+}  // namespace
+
+// The address other hosts reach this one at: the host name if it resolves,
+// else loopback (a single-host run).
+std::string HostNameForPeers() {
+  std::string h = HostName();
+  return h.empty() ? "127.0.0.1" : h;
+}
+
+namespace {
 
 }  // namespace
 
@@ -62,6 +75,63 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateHostCommunicator(
   SUBLET_ASSIGN_OR_RETURN(auto backend, host::CreateHostBackend(std::move(group), options,
                                                                 absl::Now() + options.timeout));
   return std::make_unique<Communicator>(std::move(backend), options);
+}
+
+}  // namespace sublet::collectives
+
+namespace sublet::collectives {
+namespace {
+
+// Rank 0 serves the store; everyone (rank 0 included) connects to it.
+absl::StatusOr<std::shared_ptr<Store>> ConnectStore(const RankInfo& info, absl::Time deadline) {
+  std::string address = info.rendezvous;
+  std::shared_ptr<TcpStoreServer> server;
+  if (address.empty()) {  // under mpirun: rank 0 picks a port and tells the others
+    std::string mine;
+    if (info.rank == 0) {
+      SUBLET_ASSIGN_OR_RETURN(server, TcpStoreServer::Start("0.0.0.0", 0));
+      mine = absl::StrCat(HostNameForPeers(), ":", server->port());
+    }
+    SUBLET_ASSIGN_OR_RETURN(address, mpi::BroadcastFromRankZero(mine));
+  }
+  std::string host;
+  int port = 0;
+  SUBLET_RETURN_IF_ERROR(internal::ParseHostPort(address, &host, &port));
+  if (info.rank == 0 && !server) {
+    SUBLET_ASSIGN_OR_RETURN(server, TcpStoreServer::Start("0.0.0.0", port));
+  }
+  SUBLET_ASSIGN_OR_RETURN(auto store, TcpStore::Connect(host, port, deadline, server));
+  return std::shared_ptr<Store>(std::move(store));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Communicator>> CreateCommunicator(
+    const RankInfo& info, const CommunicatorOptions& options) {
+  const absl::Time deadline = absl::Now() + options.timeout;
+  BackendKind kind = options.backend;
+  if (kind == BackendKind::kAuto) {
+    auto devices = nccl::CudaDeviceCount();
+    kind = devices.ok() && *devices > 0 ? BackendKind::kNccl : BackendKind::kHost;
+  }
+  if (kind == BackendKind::kMpi) {
+    if (!info.under_mpi) {
+      return absl::FailedPreconditionError("mpi backend: not running under mpirun");
+    }
+    SUBLET_ASSIGN_OR_RETURN(auto backend, mpi::CreateMpiBackend());
+    return std::make_unique<Communicator>(std::move(backend), options);
+  }
+  if (kind == BackendKind::kNccl) {
+    SUBLET_RETURN_IF_ERROR(nccl::CudaDeviceCount().status());
+  }
+  SUBLET_ASSIGN_OR_RETURN(std::shared_ptr<Store> store, ConnectStore(info, deadline));
+  if (kind == BackendKind::kNccl) {
+    SUBLET_ASSIGN_OR_RETURN(
+        auto backend, nccl::CreateNcclBackend(std::make_shared<PrefixStore>(store, "nccl"),
+                                              info.rank, info.size, options, deadline));
+    return std::make_unique<Communicator>(std::move(backend), options);
+  }
+  return CreateHostCommunicator(std::move(store), info.rank, info.size, info.node, options);
 }
 
 }  // namespace sublet::collectives

@@ -1,11 +1,13 @@
 #include "collectives/host/shm_segment.h"
 
 #include <fcntl.h>
-#include <sched.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <random>
 
@@ -33,8 +35,13 @@ ShmSegment::ShmSegment(int rank, int size, size_t slot_bytes, void* base, size_t
 
 ShmSegment::~ShmSegment() { munmap(base_, mapped_); }
 
-std::atomic<uint64_t>* ShmSegment::counter(int r) const {
-  return reinterpret_cast<std::atomic<uint64_t>*>(static_cast<char*>(base_) + r * kCounterStride);
+std::atomic<uint32_t>* ShmSegment::counter(int r) const {
+  return reinterpret_cast<std::atomic<uint32_t>*>(static_cast<char*>(base_) + r * kCounterStride);
+}
+
+std::atomic<uint32_t>* ShmSegment::waiters(int r) const {
+  return reinterpret_cast<std::atomic<uint32_t>*>(static_cast<char*>(base_) + r * kCounterStride +
+                                                  64);
 }
 
 absl::StatusOr<std::unique_ptr<ShmSegment>> ShmSegment::Create(Store& store, int rank, int size,
@@ -79,25 +86,40 @@ absl::StatusOr<std::unique_ptr<ShmSegment>> ShmSegment::Create(Store& store, int
 }
 
 absl::Status ShmSegment::Sync(const internal::OpContext& ctx) {
-  const uint64_t target = ++published_;
-  counter(rank_)->store(target, std::memory_order_release);
+  const uint32_t target = ++published_;
+  counter(rank_)->store(target, std::memory_order_seq_cst);
+  if (waiters(rank_)->load(std::memory_order_seq_cst) > 0) {
+    syscall(SYS_futex, counter(rank_), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+  }
   for (int j = 0; j < size_; ++j) {
-    if (j == rank_) continue;
-    std::atomic<uint64_t>* c = counter(j);
-    for (uint32_t spins = 0; c->load(std::memory_order_acquire) < target; ++spins) {
-      if (spins < 512) {
-        CpuRelax();
-        continue;
-      }
-      sched_yield();  // more ranks than cores: let the peer run
-      if ((spins & 255) == 0 && absl::Now() >= ctx.deadline) {
-        return absl::DeadlineExceededError(absl::StrCat(
-            ctx.op, ": timed out waiting for rank ", j, " (shared memory; it is ",
-            target - std::min(target, c->load()), " step(s) behind)"));
-      }
-    }
+    if (j != rank_) SUBLET_RETURN_IF_ERROR(WaitFor(j, target, ctx));
   }
   return absl::OkStatus();
+}
+
+absl::Status ShmSegment::WaitFor(int peer, uint32_t target, const internal::OpContext& ctx) {
+  std::atomic<uint32_t>* c = counter(peer);
+  auto reached = [&](uint32_t v) { return static_cast<int32_t>(v - target) >= 0; };
+  for (int spins = 0; spins < 4000; ++spins) {
+    if (reached(c->load(std::memory_order_acquire))) return absl::OkStatus();
+    CpuRelax();
+  }
+  while (true) {
+    waiters(peer)->fetch_add(1, std::memory_order_seq_cst);
+    uint32_t seen = c->load(std::memory_order_seq_cst);
+    if (!reached(seen)) {
+      timespec tick{0, 50'000'000};  // wake now and then to check the deadline
+      syscall(SYS_futex, c, FUTEX_WAIT, seen, &tick, nullptr, 0);
+      seen = c->load(std::memory_order_acquire);
+    }
+    waiters(peer)->fetch_sub(1, std::memory_order_seq_cst);
+    if (reached(seen)) return absl::OkStatus();
+    if (absl::Now() >= ctx.deadline) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          ctx.op, ": timed out waiting for rank ", peer, " (shared memory; it is ",
+          static_cast<int32_t>(target - seen), " step(s) behind)"));
+    }
+  }
 }
 
 }  // namespace sublet::collectives::host

@@ -8,7 +8,13 @@
 // only after finishing round k, passing round k+1's Sync proves every peer is
 // done reading round k's stage, so round k+2 may overwrite it. Counters only
 // grow and every rank bumps them the same number of times per operation, so
-// "peer >= mine" is the whole condition.
+// "peer >= mine" is the whole condition (32-bit counters compared with
+// serial-number arithmetic; peers are never 2^31 steps apart).
+//
+// Waiting spins briefly (a peer on another core answers within microseconds),
+// then sleeps on a futex in the segment so that oversubscribed ranks (more
+// ranks than cores, or a loaded machine) hand the core to the peer they wait
+// for. A publisher calls FUTEX_WAKE only when a waiter has announced itself.
 //
 // Setup: rank 0 creates the segment and publishes its name in the store; the
 // others map it; once all have mapped it rank 0 unlinks the name, so nothing
@@ -46,7 +52,9 @@ class ShmSegment {
 
  private:
   ShmSegment(int rank, int size, size_t slot_bytes, void* base, size_t mapped);
-  std::atomic<uint64_t>* counter(int r) const;
+  std::atomic<uint32_t>* counter(int r) const;
+  std::atomic<uint32_t>* waiters(int r) const;
+  absl::Status WaitFor(int peer, uint32_t target, const internal::OpContext& ctx);
 
   const int rank_;
   const int size_;
@@ -54,7 +62,7 @@ class ShmSegment {
   void* base_;
   size_t mapped_;
   char* data_;
-  uint64_t published_ = 0;
+  uint32_t published_ = 0;
   uint64_t round_ = 0;
 };
 

@@ -1,0 +1,94 @@
+// The launcher half of `sublet-bench collectives`: starts the ranks with
+// mpirun (re-executing this binary), then turns rank 0's rows into a Report.
+#include "bench/collectives_bench.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <stdexcept>
+#include <thread>
+
+#include "fmt/format.h"
+
+namespace sublet::bench {
+namespace {
+
+std::string SelfExe() {
+  char buf[4096] = {};
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) throw std::runtime_error("cannot find /proc/self/exe");
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+}  // namespace
+
+Report RunCollectivesBench(const CollectivesBenchOptions& options, const std::string& command) {
+  if (!options.worker_output.empty()) {
+    std::exit(RunCollectivesBenchRank(options));
+  }
+  char tmpl[] = "/tmp/sublet-bench-collectives-XXXXXX";
+  int fd = mkstemp(tmpl);
+  if (fd < 0) throw std::runtime_error("mkstemp failed");
+  close(fd);
+  const std::string out = tmpl;
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  const bool oversubscribed = static_cast<unsigned>(options.ranks) > cores;
+  // Open MPI refuses root without these; vader's CMA single-copy needs ptrace
+  // rights containers rarely grant.
+  setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
+  setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
+  setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 0);
+  std::string cmd = fmt::format(
+      "{} -np {} {} {} collectives --min-bytes {} --max-bytes {} --bytes-per-point {} {} "
+      "--worker-output {}",
+      options.mpirun, options.ranks,
+      oversubscribed ? "--oversubscribe --bind-to none" : "--bind-to core --map-by core",
+      SelfExe(), options.min_bytes, options.max_bytes, options.bytes_per_point,
+      options.internode ? "" : "--no-internode", out);
+  int rc = std::system(cmd.c_str());
+  std::ifstream in(out);
+  nlohmann::json doc;
+  if (rc != 0 || !(in >> doc)) {
+    unlink(out.c_str());
+    throw std::runtime_error("collectives bench ranks failed: " + cmd);
+  }
+  unlink(out.c_str());
+  Report report;
+  report.area = "collectives";
+  report.command = command;
+  report.machine = doc["machine"];
+  for (auto& row : doc["rows"]) report.rows.push_back(row);
+  return report;
+}
+
+std::pair<CLI::App*, std::function<Report(const std::string&)>> AddCollectivesCommand(
+    CLI::App& app) {
+  auto o = std::make_shared<CollectivesBenchOptions>();
+  CLI::App* s = app.add_subcommand(
+      "collectives",
+      "Re-runs this binary under `mpirun -np --ranks` (one rank per core, bound to cores) and, "
+      "in that one job, times out-of-place f32 sum collectives for every power-of-two size from "
+      "--min-bytes to --max-bytes (iterations: --bytes-per-point / size, 3..2000; time = "
+      "slowest rank): allreduce, reduce_scatter and allgather with our host backend (all ranks "
+      "on one node: shared memory), Open MPI (MPI_Allreduce, MPI_Reduce_scatter_block, "
+      "MPI_Allgather) and Gloo (gloo::allreduce, gloo::allgather over its TCP transport on "
+      "loopback; no Gloo reduce_scatter); then allreduce_internode: each rank its own emulated "
+      "node, so ours runs its TCP ring, against Gloo. Reports algbw (bytes/time) and busbw "
+      "(nccl-tests factors: allreduce 2(p-1)/p, others (p-1)/p) in GB/s, ratios to each peer, "
+      "and for shared-memory allreduce the memory-bandwidth bound: memcpy rate of all ranks "
+      "copying at once (measured in this run) / (3p-1), since the in-place shared-memory "
+      "allreduce moves (3p-1)*S bytes.");
+  s->add_option("--ranks", o->ranks, "ranks (processes)")->capture_default_str();
+  s->add_option("--min-bytes", o->min_bytes)->capture_default_str();
+  s->add_option("--max-bytes", o->max_bytes)->capture_default_str();
+  s->add_option("--bytes-per-point", o->bytes_per_point)->capture_default_str();
+  s->add_flag("!--no-internode", o->internode, "skip the two-emulated-nodes TCP comparison");
+  s->add_option("--mpirun", o->mpirun, "the mpirun to launch ranks with")->capture_default_str();
+  s->add_option("--worker-output", o->worker_output, "internal: set by the launcher")
+      ->group("");
+  return {s, [o](const std::string& command) { return RunCollectivesBench(*o, command); }};
+}
+
+}  // namespace sublet::bench

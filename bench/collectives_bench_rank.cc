@@ -1,0 +1,236 @@
+// The rank half of `sublet-bench collectives`: runs inside mpirun, measures
+// ours, Open MPI and Gloo on the same buffers, rank 0 writes the rows.
+#include <gloo/allgather.h>
+#include <gloo/allreduce.h>
+#include <gloo/math.h>
+#include <gloo/rendezvous/context.h>
+#include <gloo/rendezvous/file_store.h>
+#include <gloo/rendezvous/prefix_store.h>
+#include <gloo/transport/tcp/device.h>
+#include <mpi.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "bench/collectives_bench.h"
+#include "collectives/bootstrap.h"
+#include "collectives/mpi/mpi_backend.h"
+
+namespace sublet::bench {
+namespace {
+
+namespace coll = sublet::collectives;
+using Fn = std::function<void()>;
+
+int g_rank = 0;  // for messages only
+
+[[noreturn]] void Die(const std::string& what) {
+  std::cerr << "sublet-bench collectives rank " << g_rank << ": " << what << "\n";
+  MPI_Abort(MPI_COMM_WORLD, 1);
+  std::exit(1);
+}
+
+void Check(const absl::Status& s) {
+  if (!s.ok()) Die(std::string(s.message()));
+}
+
+// Seconds per call of `fn`, the slowest rank's, after one warm-up call.
+double TimeIt(int iters, const Fn& fn) {
+  fn();
+  MPI_Barrier(MPI_COMM_WORLD);
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < iters; ++i) fn();
+  double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters;
+  double slowest = 0;
+  MPI_Allreduce(&t, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return slowest;
+}
+
+// GB/s of memcpy: one rank alone, and all ranks at once (summed).
+std::pair<double, double> MemcpyRates(char* dst, const char* src, size_t bytes) {
+  auto copy = [&] {
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 4; ++i) std::memcpy(dst, src, bytes);
+    return 4.0 * bytes / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  copy();
+  MPI_Barrier(MPI_COMM_WORLD);
+  double alone = g_rank == 0 ? copy() : 0;
+  MPI_Barrier(MPI_COMM_WORLD);
+  double mine = copy(), all = 0;
+  MPI_Allreduce(&mine, &all, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  MPI_Bcast(&alone, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  return {alone / 1e9, all / 1e9};
+}
+
+std::shared_ptr<gloo::Context> GlooContext(int rank, int size) {
+  char dir[256] = {};
+  if (rank == 0) {
+    char tmpl[] = "/tmp/sublet-bench-gloo-XXXXXX";
+    if (!mkdtemp(tmpl)) Die("mkdtemp");
+    std::strncpy(dir, tmpl, sizeof(dir) - 1);
+  }
+  MPI_Bcast(dir, sizeof(dir), MPI_CHAR, 0, MPI_COMM_WORLD);
+  gloo::transport::tcp::attr attr;
+  attr.hostname = "127.0.0.1";
+  auto device = gloo::transport::tcp::CreateDevice(attr);
+  gloo::rendezvous::FileStore files(dir);
+  gloo::rendezvous::PrefixStore store("bench", files);
+  auto context = std::make_shared<gloo::rendezvous::Context>(rank, size);
+  context->connectFullMesh(store, device);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (rank == 0) std::filesystem::remove_all(dir);
+  return context;
+}
+
+std::unique_ptr<coll::Communicator> Ours(const std::string& node) {
+  auto info = coll::RankInfoFromEnv(getenv);
+  Check(info.status());
+  if (!node.empty()) info->node = node;
+  coll::CommunicatorOptions options;
+  options.backend = coll::BackendKind::kHost;
+  options.timeout = absl::Minutes(2);
+  auto comm = coll::CreateCommunicator(*info, options);
+  Check(comm.status());
+  return std::move(*comm);
+}
+
+struct Buffers {
+  std::vector<float> in, out;
+};
+
+double GBps(size_t bytes, double seconds) { return seconds > 0 ? bytes / seconds / 1e9 : 0; }
+
+nlohmann::json Row(const std::string& op, size_t bytes, int p, double ours, double mpi,
+                   double gloo, double bound) {
+  const double factor = op.rfind("allreduce", 0) == 0 ? 2.0 * (p - 1) / p : double(p - 1) / p;
+  nlohmann::json r = {{"op", op}, {"bytes", bytes}, {"ours_gbps", ours},
+                      {"ours_busbw_gbps", ours * factor}};
+  r["mpi_gbps"] = mpi > 0 ? nlohmann::json(mpi) : nlohmann::json(nullptr);
+  r["gloo_gbps"] = gloo > 0 ? nlohmann::json(gloo) : nlohmann::json(nullptr);
+  r["vs_mpi"] = mpi > 0 ? nlohmann::json(ours / mpi) : nlohmann::json(nullptr);
+  r["vs_gloo"] = gloo > 0 ? nlohmann::json(ours / gloo) : nlohmann::json(nullptr);
+  r["bound_gbps"] = bound > 0 ? nlohmann::json(bound) : nlohmann::json(nullptr);
+  r["of_bound"] = bound > 0 ? nlohmann::json(ours / bound) : nlohmann::json(nullptr);
+  return r;
+}
+
+}  // namespace
+
+int RunCollectivesBenchRank(const CollectivesBenchOptions& o) {
+  Check(coll::mpi::EnsureMpi());
+  int rank = 0, p = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &p);
+  g_rank = rank;
+  const size_t max_elems = o.max_bytes / sizeof(float) + 1;
+  Buffers b{std::vector<float>(max_elems, 1.0f + rank), std::vector<float>(max_elems, 0.0f)};
+  auto [memcpy_one, memcpy_all] =
+      MemcpyRates(reinterpret_cast<char*>(b.out.data()), reinterpret_cast<const char*>(b.in.data()),
+                  max_elems * sizeof(float));
+  const double bound = memcpy_all / (3.0 * p - 1.0);
+
+  auto shm = Ours("");
+  auto gloo_ctx = GlooContext(rank, p);
+  uint32_t tag = 0;
+  float* in = b.in.data();
+  float* out = b.out.data();
+  std::vector<nlohmann::json> rows;
+
+  for (size_t bytes = o.min_bytes; bytes <= o.max_bytes; bytes *= 2) {
+    const size_t n = std::max<size_t>(1, bytes / sizeof(float));
+    const size_t chunk = std::max<size_t>(1, n / p);
+    const int iters = static_cast<int>(std::clamp<size_t>(o.bytes_per_point / bytes, 3, 2000));
+    double ours = TimeIt(iters, [&] {
+      Check(shm->AllReduce(in, out, n, coll::DataType::kF32, coll::ReduceOp::kSum));
+    });
+    double mpi = TimeIt(iters, [&] {
+      MPI_Allreduce(in, out, static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    });
+    double gloo = TimeIt(iters, [&] {
+      gloo::AllreduceOptions g(gloo_ctx);
+      g.setInput(in, n);
+      g.setOutput(out, n);
+      g.setReduceFunction(static_cast<void (*)(void*, const void*, const void*, size_t)>(
+          &gloo::sum<float>));
+      g.setTag(tag++);
+      gloo::allreduce(g);
+    });
+    rows.push_back(Row("allreduce", n * 4, p, GBps(n * 4, ours), GBps(n * 4, mpi),
+                       GBps(n * 4, gloo), bound));
+
+    // reduce_scatter: S = the whole input (p chunks); allgather: S = the whole output.
+    const size_t total = chunk * p * 4;
+    double rs = TimeIt(iters, [&] {
+      Check(shm->ReduceScatter(in, out, chunk, coll::DataType::kF32, coll::ReduceOp::kSum));
+    });
+    double rs_mpi = TimeIt(iters, [&] {
+      MPI_Reduce_scatter_block(in, out, static_cast<int>(chunk), MPI_FLOAT, MPI_SUM,
+                               MPI_COMM_WORLD);
+    });
+    rows.push_back(Row("reduce_scatter", total, p, GBps(total, rs), GBps(total, rs_mpi), 0, 0));
+    double ag = TimeIt(iters, [&] {
+      Check(shm->AllGather(in, out, chunk, coll::DataType::kF32));
+    });
+    double ag_mpi = TimeIt(iters, [&] {
+      MPI_Allgather(in, static_cast<int>(chunk), MPI_FLOAT, out, static_cast<int>(chunk),
+                    MPI_FLOAT, MPI_COMM_WORLD);
+    });
+    double ag_gloo = TimeIt(iters, [&] {
+      gloo::AllgatherOptions g(gloo_ctx);
+      g.setInput(in, chunk);
+      g.setOutput(out, chunk * p);
+      g.setTag(tag++);
+      gloo::allgather(g);
+    });
+    rows.push_back(Row("allgather", total, p, GBps(total, ag), GBps(total, ag_mpi),
+                       GBps(total, ag_gloo), 0));
+  }
+  shm.reset();
+
+  if (o.internode) {
+    auto tcp = Ours("emulated-node-" + std::to_string(rank));
+    for (size_t bytes = o.min_bytes; bytes <= o.max_bytes; bytes *= 2) {
+      const size_t n = std::max<size_t>(1, bytes / sizeof(float));
+      const int iters = static_cast<int>(std::clamp<size_t>(o.bytes_per_point / bytes / 4, 3, 1000));
+      double ours = TimeIt(iters, [&] {
+        Check(tcp->AllReduce(in, out, n, coll::DataType::kF32, coll::ReduceOp::kSum));
+      });
+      double gloo = TimeIt(iters, [&] {
+        gloo::AllreduceOptions g(gloo_ctx);
+        g.setInput(in, n);
+        g.setOutput(out, n);
+        g.setReduceFunction(static_cast<void (*)(void*, const void*, const void*, size_t)>(
+            &gloo::sum<float>));
+        g.setTag(tag++);
+        gloo::allreduce(g);
+      });
+      rows.push_back(Row("allreduce_internode", n * 4, p, GBps(n * 4, ours), 0, GBps(n * 4, gloo), 0));
+    }
+  }
+
+  if (rank == 0) {
+    nlohmann::json doc;
+    doc["machine"] = {{"ranks", p},
+                      {"cores", std::thread::hardware_concurrency()},
+                      {"memcpy_gbps_one_rank", memcpy_one},
+                      {"memcpy_gbps_all_ranks", memcpy_all},
+                      {"bound_rule", "allreduce bound = memcpy_gbps_all_ranks / (3p-1)"}};
+    doc["rows"] = rows;
+    std::ofstream(o.worker_output) << doc.dump();
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  return 0;
+}
+
+}  // namespace sublet::bench
