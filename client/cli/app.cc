@@ -73,6 +73,7 @@ int RunCli(int argc, const char* const* argv, EnvLookup env, std::ostream& out, 
   AddLogsCommand(app, &chosen);
   AddNodesCommand(app, &chosen);
   AddUpCommand(app, &chosen);
+  AddCkptCommands(app, &chosen);
 
   try {
     app.parse(argc, argv);
