@@ -58,6 +58,11 @@ class TcpStoreServer::Impl {
 
   int port() const { return port_; }
 
+  void WaitForClientsToLeave(absl::Time deadline) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_until(lock, absl::ToChronoTime(deadline), [&] { return conns_.empty(); });
+  }
+
  private:
   void AcceptLoop() {
     while (true) {
@@ -94,6 +99,7 @@ class TcpStoreServer::Impl {
     }
     std::lock_guard<std::mutex> lock(mu_);
     std::erase(conns_, conn.get());
+    cv_.notify_all();
   }
 
   static std::string Reply(Code code, const std::string& payload) {
@@ -176,6 +182,9 @@ absl::StatusOr<std::unique_ptr<TcpStoreServer>> TcpStoreServer::Start(const std:
 TcpStoreServer::TcpStoreServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TcpStoreServer::~TcpStoreServer() = default;
 int TcpStoreServer::port() const { return impl_->port(); }
+void TcpStoreServer::WaitForClientsToLeave(absl::Time deadline) {
+  impl_->WaitForClientsToLeave(deadline);
+}
 
 // ---------------------------------------------------------------- client
 
@@ -183,6 +192,12 @@ class TcpStore::Impl {
  public:
   Impl(Fd fd, std::string where, std::shared_ptr<TcpStoreServer> server)
       : fd_(std::move(fd)), where_(std::move(where)), server_(std::move(server)) {}
+  ~Impl() {
+    fd_.Reset();
+    if (server_ && server_.use_count() == 1) {
+      server_->WaitForClientsToLeave(absl::Now() + absl::Seconds(30));
+    }
+  }
 
   // Sends one request and reads its response; the connection is serialised.
   absl::StatusOr<std::string> Call(const std::string& request, absl::Time deadline) {

@@ -52,6 +52,8 @@ class TcpStoreServer {
                                                                StoreLimits limits = {});
   ~TcpStoreServer();
   int port() const;
+  // Waits until no client is connected, or until `deadline`.
+  void WaitForClientsToLeave(absl::Time deadline);
 
   class Impl;
 
@@ -61,7 +63,9 @@ class TcpStoreServer {
 };
 
 // A connection to a TcpStoreServer. May own the server (rank 0's client does),
-// so that the store lives as long as any communicator built on it.
+// so that the store lives as long as any communicator built on it; the owner's
+// destructor then waits (up to 30 s) for the other ranks to disconnect, so a
+// rank 0 that finishes first does not pull the store from under the others.
 class TcpStore final : public Store {
  public:
   static absl::StatusOr<std::shared_ptr<TcpStore>> Connect(

@@ -113,7 +113,17 @@ absl::StatusOr<std::unique_ptr<Backend>> HostBackend::Split(const OpContext& ctx
       std::vector<std::string> all,
       AllGatherViaStore(*group_.store, absl::StrCat("split", n), rank(), size(),
                         absl::StrCat(color, " ", key, " ", group_.node), ctx.deadline));
-  if (color < 0) return std::unique_ptr<Backend>();
+  // Every parent rank waits until every child group is built: rank 0 serves
+  // the store and must not leave while others still rendezvous through it.
+  auto done = [&] {
+    return AllGatherViaStore(*group_.store, absl::StrCat("split", n, "/done"), rank(), size(), "",
+                             ctx.deadline)
+        .status();
+  };
+  if (color < 0) {
+    SUBLET_RETURN_IF_ERROR(done());
+    return std::unique_ptr<Backend>();
+  }
   std::vector<std::tuple<int, int, std::string>> members;  // key, parent rank, node
   for (int r = 0; r < size(); ++r) {
     std::vector<std::string> f = absl::StrSplit(all[r], absl::MaxSplits(' ', 2));
@@ -131,7 +141,9 @@ absl::StatusOr<std::unique_ptr<Backend>> HostBackend::Split(const OpContext& ctx
   for (int i = 0; i < child.size; ++i) {
     if (std::get<1>(members[i]) == rank()) child.rank = i;
   }
-  return CreateHostBackend(std::move(child), options_, ctx.deadline);
+  auto made = CreateHostBackend(std::move(child), options_, ctx.deadline);
+  SUBLET_RETURN_IF_ERROR(done());
+  return made;
 }
 
 }  // namespace
