@@ -173,7 +173,9 @@ class Bench {
     if (o_.drop_caches) DropCaches();
     const auto t0 = Clock::now();
     OnRanks(world_, [&](int r) {
-      ckpt::LoadOptions lo{dir_ + "/ckpt", {o_.dp, o_.tp, r / o_.tp, r % o_.tp}, std::nullopt, 64 << 20};
+      ckpt::LoadOptions lo;
+      lo.dir = dir_ + "/ckpt";
+      lo.topology = {o_.dp, o_.tp, r / o_.tp, r % o_.tp};
       Check(ckpt::LoadCheckpoint(fs_, groups_.Member(r), lo, targets[r].shards).status(), "load");
     });
     const double s = Since(t0);

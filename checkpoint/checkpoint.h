@@ -134,7 +134,8 @@ struct LoadOptions {
   std::string dir;
   Topology topology;                  // the topology loading, not the one that saved
   std::optional<int64_t> step;        // only this step; default: the newest that verifies
-  uint64_t max_read_bytes = 64 << 20; // largest single read (and scratch buffer)
+  uint64_t max_read_bytes = 16 << 20; // largest single read (and scratch buffer)
+  int read_threads = 4;               // reads (and checksums) in flight at once
 };
 
 struct LoadResult {

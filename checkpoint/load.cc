@@ -8,10 +8,13 @@
 // run per outer index in both layouts (one run overall when k == 0). Runs
 // are then cut where the saved pieces end, and each piece is read in
 // block-aligned windows of at most max_read_bytes, straight into the
-// destination when a window is exactly one run.
+// destination when a window is exactly one run, by read_threads threads.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/internal/bytes.h"
@@ -78,8 +81,8 @@ class StepLoader {
   absl::Status Load(absl::Span<const TensorShard> shards) {
     std::map<const Piece*, std::vector<Run>> parts;
     for (const TensorShard& shard : shards) SUBLET_RETURN_IF_ERROR(Plan(shard, parts));
-    for (auto& [piece, runs] : parts) SUBLET_RETURN_IF_ERROR(ReadPiece(*piece, runs));
-    return absl::OkStatus();
+    for (auto& [piece, runs] : parts) AddWindows(*piece, runs);
+    return ReadWindows();
   }
 
   uint64_t bytes_read() const { return bytes_read_; }
@@ -119,9 +122,15 @@ class StepLoader {
     }
   }
 
-  // Reads the parts of one piece window by window (windows are aligned to
-  // `window` bytes, a multiple of the block size).
-  absl::Status ReadPiece(const Piece& piece, std::vector<Run>& runs) {
+  struct Window {
+    const Piece* piece;
+    uint64_t lo, hi;  // block-aligned bytes of the piece to read
+    std::vector<Run> parts;
+  };
+
+  // Cuts the parts of one piece into windows aligned to `window` bytes (a
+  // multiple of the block size), each covering the blocks its parts touch.
+  void AddWindows(const Piece& piece, const std::vector<Run>& runs) {
     const uint64_t block = m_.block_size;
     const uint64_t window = std::max(block, o_.max_read_bytes / block * block);
     std::map<uint64_t, std::vector<Run>> by_window;
@@ -135,31 +144,59 @@ class StepLoader {
         r.len -= n;
       }
     }
-    // While one window is read and verified the kernel fetches the next.
-    auto bounds = [&](const std::vector<Run>& parts) {
+    for (auto& [w, parts] : by_window) {
       uint64_t lo = UINT64_MAX, hi = 0;
       for (const Run& r : parts) {
         lo = std::min(lo, r.src);
         hi = std::max(hi, r.src + r.len);
       }
-      return std::make_pair(lo / block * block, std::min(piece.length, (hi + block - 1) / block * block));
-    };
-    for (auto it = by_window.begin(); it != by_window.end(); ++it) {
-      const std::vector<Run>& parts = it->second;
-      auto [lo, hi] = bounds(parts);
-      if (auto next = std::next(it); next != by_window.end()) {
-        auto [next_lo, next_hi] = bounds(next->second);
-        files_.WillNeed(piece, next_lo, next_hi);
-      }
-      bytes_read_ += hi - lo;
-      if (parts.size() == 1 && parts[0].src == lo && parts[0].len == hi - lo) {
-        SUBLET_RETURN_IF_ERROR(files_.ReadVerified(piece, lo, hi, parts[0].dst));
-        continue;
-      }
-      scratch_.resize(window);
-      SUBLET_RETURN_IF_ERROR(files_.ReadVerified(piece, lo, hi, scratch_.data()));
-      for (const Run& r : parts) std::memcpy(r.dst, scratch_.data() + (r.src - lo), r.len);
+      windows_.push_back({&piece, lo / block * block,
+                          std::min(piece.length, (hi + block - 1) / block * block), std::move(parts)});
     }
+  }
+
+  // Reads and verifies windows on a few threads: more reads in flight, and
+  // checksumming spread over cores. Each thread hints the window it will
+  // probably take next so the kernel fetches it meanwhile.
+  absl::Status ReadWindows() {
+    SUBLET_RETURN_IF_ERROR(files_.OpenAll());
+    const size_t threads = std::max<size_t>(1, std::min<size_t>(o_.read_threads, windows_.size()));
+    std::atomic<size_t> next{0};
+    std::atomic<uint64_t> bytes{0};
+    std::mutex mutex;
+    absl::Status first_error;
+    auto work = [&] {
+      std::vector<std::byte> scratch;
+      for (size_t i = next++; i < windows_.size(); i = next++) {
+        if (i + threads < windows_.size()) {
+          const Window& ahead = windows_[i + threads];
+          files_.WillNeed(*ahead.piece, ahead.lo, ahead.hi);
+        }
+        absl::Status s = ReadWindow(windows_[i], scratch);
+        bytes += windows_[i].hi - windows_[i].lo;
+        if (!s.ok()) {
+          std::lock_guard<std::mutex> lock(mutex);
+          if (first_error.ok()) first_error = s;
+          next = windows_.size();
+        }
+      }
+    };
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+    work();
+    for (std::thread& t : pool) t.join();
+    bytes_read_ = bytes;
+    return first_error;
+  }
+
+  // Straight into the destination when the window is exactly one run.
+  absl::Status ReadWindow(const Window& w, std::vector<std::byte>& scratch) {
+    if (w.parts.size() == 1 && w.parts[0].src == w.lo && w.parts[0].len == w.hi - w.lo) {
+      return files_.ReadVerified(*w.piece, w.lo, w.hi, w.parts[0].dst);
+    }
+    scratch.resize(w.hi - w.lo);
+    SUBLET_RETURN_IF_ERROR(files_.ReadVerified(*w.piece, w.lo, w.hi, scratch.data()));
+    for (const Run& r : w.parts) std::memcpy(r.dst, scratch.data() + (r.src - w.lo), r.len);
     return absl::OkStatus();
   }
 
@@ -168,7 +205,7 @@ class StepLoader {
   internal::ShardFiles files_;
   std::map<std::string, uint32_t> by_name_;
   std::map<std::pair<uint32_t, uint32_t>, std::vector<const Piece*>> by_shard_;
-  std::vector<std::byte> scratch_;
+  std::vector<Window> windows_;
   uint64_t bytes_read_ = 0;
 };
 

@@ -61,6 +61,11 @@ absl::StatusOr<ReadableFile*> ShardFiles::Open(uint32_t file) {
   return open_[file].get();
 }
 
+absl::Status ShardFiles::OpenAll() {
+  for (uint32_t f = 0; f < open_.size(); ++f) SUBLET_RETURN_IF_ERROR(Open(f).status());
+  return absl::OkStatus();
+}
+
 void ShardFiles::WillNeed(const Piece& piece, uint64_t begin, uint64_t end) {
   absl::StatusOr<ReadableFile*> file = Open(piece.file);
   if (file.ok()) (*file)->WillNeed(piece.file_offset + begin, end - begin);

@@ -33,6 +33,8 @@ class ShardFiles {
   // of the blocks they span; `begin` must start a block and `end` must end
   // one (or the piece). DataLoss names the file and the bad block's offset.
   absl::Status ReadVerified(const Piece& piece, uint64_t begin, uint64_t end, std::byte* out);
+  // Opens every file, after which the calls below are thread-safe.
+  absl::Status OpenAll();
   // Hints that bytes [begin, end) of `piece` are read soon.
   void WillNeed(const Piece& piece, uint64_t begin, uint64_t end);
 
