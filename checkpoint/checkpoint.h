@@ -29,6 +29,7 @@
 // overlap its target shards, whatever (dp, tp) saved them.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -112,8 +113,11 @@ class Checkpointer {
   // Waits for the save in flight; returns its result, or that of the last
   // save if none is in flight (FailedPrecondition before any save).
   absl::StatusOr<SaveStats> Wait();
-  // The newest step this Checkpointer committed.
-  std::optional<int64_t> last_committed_step() const { return last_committed_; }
+  // The newest step this Checkpointer committed (safe to call any time).
+  std::optional<int64_t> last_committed_step() const {
+    const int64_t step = last_committed_.load();
+    return step < 0 ? std::nullopt : std::optional<int64_t>(step);
+  }
 
  private:
   struct Staging;
@@ -127,7 +131,7 @@ class Checkpointer {
   std::unique_ptr<Staging> staging_;
   std::thread writer_;
   absl::StatusOr<SaveStats> last_result_;  // written by the writer, read after join
-  std::optional<int64_t> last_committed_;
+  std::atomic<int64_t> last_committed_{-1};
 };
 
 struct LoadOptions {

@@ -73,7 +73,6 @@ absl::StatusOr<Manifest> VerifyCheckpoint(FileSystem& fs, const std::string& ste
 absl::Status ApplyRetention(FileSystem& fs, const std::string& dir, int keep,
                             std::optional<int64_t> protect_step, const std::string& in_progress) {
   SUBLET_ASSIGN_OR_RETURN(std::vector<CheckpointInfo> list, ListCheckpoints(fs, dir));
-  SUBLET_ASSIGN_OR_RETURN(std::vector<std::string> names, fs.ListDir(dir));
   int committed = 0;
   int64_t oldest_kept = INT64_MAX;
   for (const CheckpointInfo& info : list) {
@@ -85,11 +84,16 @@ absl::Status ApplyRetention(FileSystem& fs, const std::string& dir, int keep,
   }
   if (committed == 0) return absl::OkStatus();  // nothing verified: delete nothing
   absl::Status result;
+  // Renamed out of the way first, so that a crash mid-removal leaves a .tmp-
+  // directory (removed next time) rather than a half-deleted step.
   for (const CheckpointInfo& info : list) {
     if (info.step >= oldest_kept || (protect_step && *protect_step == info.step)) continue;
-    absl::Status removed = fs.RemoveAll(info.path);
+    const std::string doomed = dir + "/.tmp-deleting-" + StepDirName(info.step);
+    absl::Status removed = fs.Rename(info.path, doomed);
+    if (removed.ok()) removed = fs.RemoveAll(doomed);
     if (result.ok()) result = removed;
   }
+  SUBLET_ASSIGN_OR_RETURN(std::vector<std::string> names, fs.ListDir(dir));
   for (const std::string& name : names) {
     if (name.rfind(".tmp-", 0) == 0 && name != in_progress) {
       absl::Status removed = fs.RemoveAll(dir + "/" + name);
