@@ -76,6 +76,13 @@ json JobToJson(const JobInfo& job, bool detailed) {
       {"end_time", TimeOrNull(job.end_time_unix_ms)},
   };
   if (job.last_checkpoint_step >= 0) out["last_checkpoint_step"] = job.last_checkpoint_step;
+  out["progress"] = nullptr;
+  if (job.progress.step >= 0) {
+    out["progress"] = {{"step", job.progress.step},
+                       {"loss", job.progress.loss},
+                       {"tokens_per_s", job.progress.tokens_per_s},
+                       {"time", TimeOrNull(job.progress.time_unix_ms)}};
+  }
   out.update(SpecToJson(job.spec));
   if (detailed) {
     out["ranks"] = json::array();
@@ -225,6 +232,12 @@ std::string RenderJobDetail(const JobInfo& job, absl::Time now) {
       {"Attempt:",
        fmt::format("{} (restarts {}, preemptions {})", job.attempt, job.restarts, job.preemptions)},
       {"Checkpoint:", checkpoint},
+      {"Progress:", job.progress.step < 0
+                        ? std::string("-")
+                        : fmt::format("step {}, loss {:.4g}, {:.0f} tokens/s ({})",
+                                      job.progress.step, job.progress.loss,
+                                      job.progress.tokens_per_s,
+                                      TimeLine(job.progress.time_unix_ms, now))},
       {"Nodes:", JoinOrDash(job.nodes)},
       {"Submitted:", TimeLine(job.submit_time_unix_ms, now)},
       {"Started:", TimeLine(job.start_time_unix_ms, now)},

@@ -189,7 +189,14 @@ absl::Status Cluster::EndAttempt(Job& job, const RankRecord& cause, int32_t code
                                              cause.rank, cause.node, code - 128, code)
                                : fmt::format("rank {} on {} exited with code {}", cause.rank,
                                              cause.node, code);
+  if (!cause.exit_message.empty()) msg += ": " + cause.exit_message;
   SUBLET_RETURN_IF_ERROR(Event(job, "rank_failed", who, msg));
+  return FailAttempt(job, msg);
+}
+
+// The attempt failed for `why` (a rank failed, or the job stopped making
+// progress): restart the gang if max_restarts allows, else fail the job.
+absl::Status Cluster::FailAttempt(Job& job, const std::string& msg) {
   if (job.restarts < job.spec.max_restarts) {
     job.restarts++;
     SUBLET_RETURN_IF_ERROR(Event(job, "restarting", "scheduler",
@@ -234,6 +241,8 @@ absl::Status Cluster::CheckTimeouts() {
   }
   for (auto& [id, job] : jobs_) {
     if (job.state != JobState::kRunning || job.stopping) continue;
+    SUBLET_RETURN_IF_ERROR(CheckProgress(job, now));
+    if (job.state != JobState::kRunning || job.stopping) continue;
     absl::Duration limit = job.spec.time_limit;
     if (limit <= absl::ZeroDuration() || now - job.start_time <= limit) continue;
     std::string msg = fmt::format("time limit {} exceeded", sublet::FormatDuration(limit));
@@ -241,6 +250,29 @@ absl::Status Cluster::CheckTimeouts() {
     SUBLET_RETURN_IF_ERROR(Finish(job, JobState::kFailed, msg));
   }
   return absl::OkStatus();
+}
+
+// progress_timeout: the attempt counts as hung when no rank has reported
+// progress for that long (measured from the attempt's start until the first
+// report), e.g. a rank stuck in a collective that never times out.
+absl::Status Cluster::CheckProgress(Job& job, absl::Time now) {
+  const absl::Duration timeout = job.spec.progress_timeout;
+  if (timeout <= absl::ZeroDuration()) return absl::OkStatus();
+  absl::Time last = job.start_time;
+  int64_t step = -1;
+  for (const RankRecord& r : job.ranks) {
+    if (r.progress.time_unix_ms == 0) continue;
+    last = std::max(last, absl::FromUnixMillis(r.progress.time_unix_ms));
+    step = std::max(step, r.progress.step);
+  }
+  if (now - last <= timeout) return absl::OkStatus();
+  std::string msg =
+      step < 0 ? fmt::format("no progress reported within progress_timeout {}",
+                             sublet::FormatDuration(timeout))
+               : fmt::format("no progress for {} (last step {})", sublet::FormatDuration(timeout),
+                             step);
+  SUBLET_RETURN_IF_ERROR(Event(job, "hung", "scheduler", msg));
+  return FailAttempt(job, msg);
 }
 
 absl::Status Cluster::Schedule() {
@@ -310,8 +342,13 @@ absl::Status Cluster::StartAttempt(Job& job, const std::vector<const Node*>& nod
   for (size_t n = 0; n < nodes.size(); ++n) {
     names.push_back(nodes[n]->name);
     for (uint32_t local = 0; local < gpus[n].size(); ++local) {
-      job.ranks.push_back({rank++, nodes[n]->name, nodes[n]->incarnation, local, {gpus[n][local]},
-                           false, 0});
+      RankRecord r;
+      r.rank = rank++;
+      r.node = nodes[n]->name;
+      r.incarnation = nodes[n]->incarnation;
+      r.local_rank = local;
+      r.gpus = {gpus[n][local]};
+      job.ranks.push_back(std::move(r));
     }
   }
   Node& first = nodes_.at(nodes[0]->name);

@@ -80,6 +80,9 @@ class Cluster {
   absl::Status StartAttempt(Job& job, const std::vector<const Node*>& nodes,
                             const std::vector<std::vector<uint32_t>>& gpus);
   absl::Status OnRankExit(Job& job, RankRecord& rank, int32_t code, const std::string& who);
+  absl::Status OnProgress(Job& job, RankRecord& rank, const protocols::Progress& progress);
+  absl::Status FailAttempt(Job& job, const std::string& msg);
+  absl::Status CheckProgress(Job& job, absl::Time now);
   absl::Status EndAttempt(Job& job, const RankRecord& cause, int32_t code, const std::string& who);
   absl::Status Requeue(Job& job, const std::string& reason);
   absl::Status Finish(Job& job, JobState state, const std::string& reason);

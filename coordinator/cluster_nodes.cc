@@ -68,9 +68,15 @@ absl::StatusOr<protocols::WorkerSync> Cluster::OnWorkerReport(
         job->ranks[rs.key.rank].incarnation == node.incarnation) {
       rank = &job->ranks[rs.key.rank];
     }
+    if (rank && rs.progress.time_unix_ms > 0) {
+      SUBLET_RETURN_IF_ERROR(OnProgress(*job, *rank, rs.progress));
+    }
     if (rs.exited) {
       acked.push_back(rs.key);
-      if (rank) SUBLET_RETURN_IF_ERROR(OnRankExit(*job, *rank, rs.exit_code, "worker:" + node.name));
+      if (rank) {
+        rank->exit_message = rs.message;
+        SUBLET_RETURN_IF_ERROR(OnRankExit(*job, *rank, rs.exit_code, "worker:" + node.name));
+      }
     } else if (!rank || rank->exited || !job->WantsRanks()) {
       ++strays;
     }
@@ -80,6 +86,18 @@ absl::StatusOr<protocols::WorkerSync> Cluster::OnWorkerReport(
   protocols::WorkerSync sync = SyncFor(node);
   sync.acked_exits = std::move(acked);
   return sync;
+}
+
+// A rank's own report of its progress. The job's last committed checkpoint
+// is what rank 0 says (it commits after every rank has written its shards);
+// it is durable, since a resume starts from it.
+absl::Status Cluster::OnProgress(Job& job, RankRecord& rank, const protocols::Progress& progress) {
+  rank.progress = progress;
+  if (rank.rank != 0 || progress.checkpoint_step <= job.last_checkpoint_step) {
+    return absl::OkStatus();
+  }
+  job.last_checkpoint_step = progress.checkpoint_step;
+  return Save(job);
 }
 
 protocols::WorkerSync Cluster::SyncFor(const Node& node) const {

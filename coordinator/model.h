@@ -34,6 +34,9 @@ struct RankRecord {
   std::vector<uint32_t> gpus;
   bool exited = false;
   int32_t exit_code = 0;
+  // Not persisted: refreshed by the worker's reports.
+  protocols::Progress progress;
+  std::string exit_message;  // the rank's last output line when it failed
 };
 
 struct Job {

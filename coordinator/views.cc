@@ -22,6 +22,7 @@ absl::StatusOr<protocols::JobInfo> JobView(const Job& job, Store* events_from) {
   info.start_time_unix_ms = Ms(job.start_time);
   info.end_time_unix_ms = Ms(job.end_time);
   info.spec = job.spec;
+  if (!job.ranks.empty()) info.progress = job.ranks[0].progress;
   std::vector<RankRecord> ranks = job.ranks;
   if (ranks.empty() && job.attempt > 0 && events_from) {
     // Ended jobs keep their placement on disk only.

@@ -132,12 +132,14 @@ absl::Status ValidatePolicy(const JobSpec& spec, const SpecLimits& limits) {
     return FieldError("priority", fmt::format("unknown value {}", static_cast<int>(spec.priority)));
   }
   SUBLET_RETURN_IF_ERROR(CheckRange("max_restarts", spec.max_restarts, 0, limits.max_restarts));
-  if (spec.time_limit < absl::ZeroDuration())
-    return FieldError("time_limit", "must not be negative");
-  if (spec.time_limit > limits.max_time_limit) {
-    return FieldError("time_limit", fmt::format("{} exceeds the limit of {}",
-                                                sublet::FormatDuration(spec.time_limit),
-                                                sublet::FormatDuration(limits.max_time_limit)));
+  for (auto [field, value] : {std::pair{"time_limit", spec.time_limit},
+                              std::pair{"progress_timeout", spec.progress_timeout}}) {
+    if (value < absl::ZeroDuration()) return FieldError(field, "must not be negative");
+    if (value > limits.max_time_limit) {
+      return FieldError(field, fmt::format("{} exceeds the limit of {}",
+                                           sublet::FormatDuration(value),
+                                           sublet::FormatDuration(limits.max_time_limit)));
+    }
   }
   return absl::OkStatus();
 }
@@ -186,6 +188,10 @@ std::string JobSpecToYaml(const JobSpec& spec) {
   }
   if (spec.time_limit != absl::ZeroDuration()) {
     out << YAML::Key << "time_limit" << YAML::Value << sublet::FormatDuration(spec.time_limit);
+  }
+  if (spec.progress_timeout != absl::ZeroDuration()) {
+    out << YAML::Key << "progress_timeout" << YAML::Value
+        << sublet::FormatDuration(spec.progress_timeout);
   }
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";

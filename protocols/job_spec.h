@@ -31,6 +31,9 @@ struct JobSpec {
   uint32_t max_restarts = 0;                // failures only; preemptions never count
   uint32_t elastic_min_nodes = 0;           // 0: not elastic
   absl::Duration time_limit = absl::ZeroDuration();  // zero: no limit
+  // Restart the gang when no rank has reported progress for this long (the
+  // job's ranks must report through SUBLET_CONTROL); zero: never.
+  absl::Duration progress_timeout = absl::ZeroDuration();
 
   uint32_t WorldSize() const { return nodes * gpus_per_node; }
   bool operator==(const JobSpec&) const = default;

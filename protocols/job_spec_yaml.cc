@@ -182,6 +182,7 @@ absl::Status ReadTopLevel(const YAML::Node& root, const SpecLimits& limits, JobS
         if (key == "elastic")
           return ReadIntSection(value, field, {{"min_nodes", &spec.elastic_min_nodes}}, false);
         if (key == "time_limit") return ReadDuration(value, field, spec.time_limit);
+        if (key == "progress_timeout") return ReadDuration(value, field, spec.progress_timeout);
         return FieldError(field, "unknown field");
       }));
   return RequireFields("", seen, {"name", "resources", "command"});

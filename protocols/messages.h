@@ -34,6 +34,17 @@ struct JobEvent {
   bool operator==(const JobEvent&) const = default;
 };
 
+// How far a rank has come, as it reports itself through the worker's
+// control endpoint (SUBLET_CONTROL). -1 / 0: not reported.
+struct Progress {
+  int64_t step = -1;
+  double loss = 0;
+  double tokens_per_s = 0;
+  int64_t checkpoint_step = -1;  // newest checkpoint the rank knows committed
+  int64_t time_unix_ms = 0;      // when the worker received it
+  bool operator==(const Progress&) const = default;
+};
+
 struct RankPlacement {
   uint32_t rank = 0;
   std::string node;
@@ -58,6 +69,7 @@ struct JobInfo {
   int64_t submit_time_unix_ms = 0;
   int64_t start_time_unix_ms = 0;  // of the current/last attempt; 0 if never
   int64_t end_time_unix_ms = 0;    // 0 while not final
+  Progress progress;               // rank 0's latest report in this attempt
   JobSpec spec;
   // Filled only by GetJob (`sublet show`).
   std::vector<RankPlacement> ranks;
@@ -133,7 +145,17 @@ struct RankStatus {
   RankKey key;
   bool exited = false;
   int32_t exit_code = 0;  // 128+N when killed by signal N
+  Progress progress;      // the rank's latest report, if any
+  std::string message;    // on a failed exit: the rank's last output line (why)
   bool operator==(const RankStatus&) const = default;
+};
+
+// Rank -> its worker, on the control endpoint: the envelope's token is the
+// rank's SUBLET_CONTROL_TOKEN, so one tenant's rank cannot speak for another.
+struct RankProgress {
+  RankKey key;
+  Progress progress;  // time_unix_ms is set by the worker on receipt
+  bool operator==(const RankProgress&) const = default;
 };
 
 // Worker -> coordinator: sent at registration, every heartbeat, and at once
@@ -189,7 +211,9 @@ using Body = std::variant<
     // API replies
     ErrorReply, SubmitJobReply, JobListReply, JobReply, NodeListReply, LogsReply,
     // worker channel
-    WorkerReport, WorkerSync, ReadRankLogRequest>;
+    WorkerReport, WorkerSync, ReadRankLogRequest,
+    // rank control endpoint
+    RankProgress>;
 
 struct Envelope {
   uint16_t version = kProtocolVersion;

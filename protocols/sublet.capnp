@@ -33,6 +33,15 @@ struct JobSpec {
   maxRestarts @9 :UInt32;
   elasticMinNodes @10 :UInt32;
   timeLimitNanos @11 :Int64;  # 0: no limit
+  progressTimeoutNanos @12 :Int64;  # 0: never
+}
+
+struct Progress {
+  step @0 :Int64 = -1;
+  loss @1 :Float64;
+  tokensPerS @2 :Float64;
+  checkpointStep @3 :Int64 = -1;
+  timeUnixMs @4 :Int64;
 }
 
 struct JobEvent {
@@ -68,6 +77,7 @@ struct JobInfo {
   spec @13 :JobSpec;
   ranks @14 :List(RankPlacement);
   events @15 :List(JobEvent);
+  progress @16 :Progress;
 }
 
 struct NodeInfo {
@@ -127,6 +137,13 @@ struct RankStatus {
   key @0 :RankKey;
   exited @1 :Bool;
   exitCode @2 :Int32;
+  progress @3 :Progress;
+  message @4 :Text;
+}
+
+struct RankProgress {
+  key @0 :RankKey;
+  progress @1 :Progress;
 }
 
 struct WorkerReport {
@@ -180,5 +197,6 @@ struct Envelope {
     workerReport @15 :WorkerReport;
     workerSync @16 :WorkerSync;
     readRankLogRequest @17 :ReadRankLogRequest;
+    rankProgress @18 :RankProgress;
   }
 }

@@ -33,11 +33,28 @@ std::optional<SyncPlan> RankTable::ApplySync(const protocols::WorkerSync& sync) 
   return plan;
 }
 
-void RankTable::RecordLaunch(const RankKey& key, int pid) {
+void RankTable::RecordLaunch(const RankKey& key, int pid, std::string control_token) {
   launched_.insert(key);
   RankRecord& record = ranks_[key] = RankRecord();
   record.key = key;
   record.pid = pid;
+  record.control_token = std::move(control_token);
+}
+
+bool RankTable::RecordProgress(const RankKey& key, const std::string& token,
+                               const protocols::Progress& progress) {
+  auto it = ranks_.find(key);
+  if (it == ranks_.end() || !it->second.live() || it->second.control_token.empty() ||
+      it->second.control_token != token) {
+    return false;
+  }
+  it->second.progress = progress;
+  return true;
+}
+
+void RankTable::RecordExitMessage(const RankKey& key, std::string message) {
+  auto it = ranks_.find(key);
+  if (it != ranks_.end()) it->second.exit_message = std::move(message);
 }
 
 void RankTable::RecordLaunchFailure(const RankKey& key, int32_t exit_code) {
@@ -81,8 +98,11 @@ std::vector<protocols::RankStatus> RankTable::Statuses() const {
   std::vector<protocols::RankStatus> statuses;
   statuses.reserve(ranks_.size());
   for (const auto& [key, record] : ranks_) {
-    statuses.push_back(protocols::RankStatus{
-        .key = key, .exited = !record.live(), .exit_code = record.live() ? 0 : record.exit_code});
+    statuses.push_back(protocols::RankStatus{.key = key,
+                                             .exited = !record.live(),
+                                             .exit_code = record.live() ? 0 : record.exit_code,
+                                             .progress = record.progress,
+                                             .message = record.exit_message});
   }
   return statuses;
 }

@@ -37,6 +37,9 @@ struct RankRecord {
   RankState state = RankState::kRunning;
   int32_t exit_code = 0;                      // valid in kExited
   absl::Time kill_at = absl::InfiniteFuture();  // SIGKILL deadline in kStopping
+  std::string control_token;    // the rank's SUBLET_CONTROL_TOKEN
+  protocols::Progress progress;  // its latest report on the control endpoint
+  std::string exit_message;      // after a failed exit: its last output line
 
   bool live() const { return state != RankState::kExited; }
 };
@@ -62,7 +65,7 @@ class RankTable {
   std::optional<SyncPlan> ApplySync(const protocols::WorkerSync& sync);
 
   // Results of the launches ApplySync asked for.
-  void RecordLaunch(const RankKey& key, int pid);
+  void RecordLaunch(const RankKey& key, int pid, std::string control_token = "");
   void RecordLaunchFailure(const RankKey& key, int32_t exit_code);
 
   // A running rank was sent SIGTERM; it gets SIGKILL at `kill_at`. Returns
@@ -76,6 +79,13 @@ class RankTable {
   // The process `pid` exited. Returns the rank it was, or nullopt for a pid
   // that is no live rank of this table.
   std::optional<RankKey> RecordExit(int pid, int32_t exit_code);
+
+  // A progress report from the control endpoint. Accepted only for a live
+  // rank and with that rank's own control token (false otherwise).
+  bool RecordProgress(const RankKey& key, const std::string& token,
+                      const protocols::Progress& progress);
+  // Why an exited rank failed, for the coordinator's events.
+  void RecordExitMessage(const RankKey& key, std::string message);
 
   // For reports: every live rank (exited=false) and every unacked exit.
   std::vector<protocols::RankStatus> Statuses() const;

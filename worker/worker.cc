@@ -21,6 +21,25 @@ namespace sublet::worker {
 namespace fs = std::filesystem;
 namespace {
 
+// The last non-empty line of a rank's log (from its final 4 KiB), at most 300
+// bytes: usually the error that ended it, shown in the job's events.
+std::string LastLine(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return "";
+  const std::streamoff size = in.tellg();
+  const std::streamoff from = std::max<std::streamoff>(0, size - 4096);
+  in.seekg(from);
+  std::string tail(static_cast<size_t>(size - from), '\0');
+  in.read(tail.data(), static_cast<std::streamsize>(tail.size()));
+  while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r' || tail.back() == ' ')) {
+    tail.pop_back();
+  }
+  const size_t newline = tail.rfind('\n');
+  std::string line = newline == std::string::npos ? tail : tail.substr(newline + 1);
+  if (line.size() > 300) line = line.substr(0, 300) + "...";
+  return line;
+}
+
 constexpr uint32_t kMaxLogReadBytes = 1 << 20;
 
 // Job ids come from the network and become path components.
@@ -99,7 +118,8 @@ void Worker::HandleSync(const protocols::WorkerSync& sync) {
 
 void Worker::LaunchRank(const protocols::RankLaunch& launch) {
   const RankKey& key = launch.key;
-  absl::StatusOr<int> pid = StartRank(launch);
+  const std::string token = NewControlToken();
+  absl::StatusOr<int> pid = StartRank(launch, token);
   if (!pid.ok()) {
     Log(LogLevel::kError, "rank_launch_failed",
         {{"job", key.job_id}, {"attempt", key.attempt}, {"rank", key.rank},
@@ -108,13 +128,21 @@ void Worker::LaunchRank(const protocols::RankLaunch& launch) {
     report_due_ = true;
     return;
   }
-  table_.RecordLaunch(key, *pid);
+  table_.RecordLaunch(key, *pid, token);
   Log(LogLevel::kInfo, "rank_started",
       {{"job", key.job_id}, {"attempt", key.attempt}, {"rank", key.rank}, {"pid", *pid},
        {"gpus", absl::StrJoin(launch.gpus, ",")}});
 }
 
-absl::StatusOr<int> Worker::StartRank(const protocols::RankLaunch& launch) {
+// 128 random bits, hex: what a rank shows to speak for itself on the control
+// endpoint, which every rank on the node (of any tenant) can connect to.
+std::string Worker::NewControlToken() {
+  std::uniform_int_distribution<uint64_t> bits;
+  return fmt::format("{:016x}{:016x}", bits(token_rng_), bits(token_rng_));
+}
+
+absl::StatusOr<int> Worker::StartRank(const protocols::RankLaunch& launch,
+                                      const std::string& control_token) {
   SUBLET_RETURN_IF_ERROR(CheckJobId(launch.key.job_id));
   const std::string dir = AttemptDir(launch.key);
   std::error_code error;
@@ -128,6 +156,7 @@ absl::StatusOr<int> Worker::StartRank(const protocols::RankLaunch& launch) {
   for (const protocols::KeyValue& entry : launch.env) spec.env.emplace_back(entry.key, entry.value);
   spec.env.emplace_back("CUDA_VISIBLE_DEVICES", absl::StrJoin(launch.gpus, ","));
   spec.env.emplace_back("SUBLET_CONTROL", control_endpoint_);
+  spec.env.emplace_back("SUBLET_CONTROL_TOKEN", control_token);
   return launcher_.Launch(spec);
 }
 
@@ -161,9 +190,14 @@ void Worker::HandleExits(const std::vector<ProcessExit>& exits) {
       continue;
     }
     report_due_ = true;
+    std::string last_words;
+    if (exit.exit_code != 0) {
+      last_words = LastLine(LogPath(*key));
+      table_.RecordExitMessage(*key, last_words);
+    }
     Log(exit.exit_code == 0 ? LogLevel::kInfo : LogLevel::kWarn, "rank_exited",
         {{"job", key->job_id}, {"attempt", key->attempt}, {"rank", key->rank},
-         {"code", exit.exit_code}});
+         {"code", exit.exit_code}, {"last_line", last_words}});
   }
 }
 

@@ -29,6 +29,7 @@
 
 #include <atomic>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -99,7 +100,9 @@ class Worker {
  private:
   // worker.cc: ranks.
   void LaunchRank(const protocols::RankLaunch& launch);
-  absl::StatusOr<int> StartRank(const protocols::RankLaunch& launch);
+  std::string NewControlToken();
+  absl::StatusOr<int> StartRank(const protocols::RankLaunch& launch,
+                                const std::string& control_token);
   void StopRank(const RankKey& key);
   std::string AttemptDir(const RankKey& key) const;
   std::string PidPath(const RankKey& key) const;
@@ -110,6 +113,7 @@ class Worker {
   void PollOnce();
   void DrainCoordinator();
   void DrainControl();
+  void HandleControlFrame(const std::string& payload);
   void Dispatch(const protocols::Envelope& envelope);
   void ServeLogRequest(const protocols::Envelope& envelope,
                        const protocols::ReadRankLogRequest& request);
@@ -131,6 +135,7 @@ class Worker {
 
   std::unique_ptr<protocols::ClientChannel> channel_;
   std::unique_ptr<zmq::socket_t> control_;
+  std::mt19937_64 token_rng_{std::random_device{}()};
 };
 
 // A random hex string, fresh for every worker process.

@@ -133,13 +133,44 @@ void Worker::ServeLogRequest(const protocols::Envelope& envelope,
   Send(std::move(out));
 }
 
-// Messages on the control socket come from ranks (SUBLET_CONTROL). The rank
-// runtime's protocol (preemption notices, progress) is a later piece of work;
-// until then they are read so the socket never fills, and logged.
+// Messages on the control socket come from ranks (SUBLET_CONTROL): frames
+// [identity, payload] on the ROUTER. Each is untrusted (any process on the
+// node can connect), so it is decoded with small limits and must carry the
+// sending rank's own control token; anything else is dropped and logged.
 void Worker::DrainControl() {
-  zmq::message_t frame;
-  while (control_->recv(frame, zmq::recv_flags::dontwait)) {
-    Log(LogLevel::kDebug, "control_message", {{"bytes", frame.size()}, {"more", frame.more()}});
+  zmq::message_t identity;
+  while (control_->recv(identity, zmq::recv_flags::dontwait)) {
+    std::vector<std::string> parts;
+    bool more = identity.more();
+    zmq::message_t part;
+    while (more && control_->recv(part, zmq::recv_flags::dontwait)) {
+      parts.push_back(part.to_string());
+      more = part.more();
+    }
+    if (parts.size() != 1) {
+      Log(LogLevel::kDebug, "control_frame_refused", {{"parts", parts.size()}});
+      continue;
+    }
+    HandleControlFrame(parts[0]);
+  }
+}
+
+void Worker::HandleControlFrame(const std::string& payload) {
+  protocols::CodecLimits limits;
+  limits.max_frame_bytes = 64 << 10;
+  absl::StatusOr<protocols::Envelope> envelope = protocols::Decode(payload, limits);
+  const auto* progress =
+      envelope.ok() ? std::get_if<protocols::RankProgress>(&envelope->body) : nullptr;
+  if (progress == nullptr) {
+    Log(LogLevel::kDebug, "control_frame_refused",
+        {{"error", envelope.ok() ? "not a rank message" : envelope.status().ToString()}});
+    return;
+  }
+  protocols::Progress stamped = progress->progress;
+  stamped.time_unix_ms = absl::ToUnixMillis(clock_.Now());
+  if (!table_.RecordProgress(progress->key, envelope->token, stamped)) {
+    Log(LogLevel::kDebug, "progress_refused",
+        {{"job", progress->key.job_id}, {"rank", progress->key.rank}});
   }
 }
 

@@ -93,10 +93,26 @@ absl::Status Read(wire::GpuInfo::Reader in, const CodecLimits&, GpuInfo& out) {
   return absl::OkStatus();
 }
 
+void ReadProgress(wire::Progress::Reader in, Progress& out) {
+  out.step = in.getStep();
+  out.loss = in.getLoss();
+  out.tokens_per_s = in.getTokensPerS();
+  out.checkpoint_step = in.getCheckpointStep();
+  out.time_unix_ms = in.getTimeUnixMs();
+}
+
 absl::Status Read(wire::RankStatus::Reader in, const CodecLimits& limits, RankStatus& out) {
   SUBLET_RETURN_IF_ERROR(Read(in.getKey(), limits, out.key));
   out.exited = in.getExited();
   out.exit_code = in.getExitCode();
+  ReadProgress(in.getProgress(), out.progress);
+  out.message = ToString(in.getMessage());
+  return absl::OkStatus();
+}
+
+absl::Status Read(wire::RankProgress::Reader in, const CodecLimits& limits, RankProgress& out) {
+  SUBLET_RETURN_IF_ERROR(Read(in.getKey(), limits, out.key));
+  ReadProgress(in.getProgress(), out.progress);
   return absl::OkStatus();
 }
 
@@ -229,6 +245,7 @@ absl::Status ReadJobSpec(wire::JobSpec::Reader in, const CodecLimits& limits, Jo
   out.max_restarts = in.getMaxRestarts();
   out.elastic_min_nodes = in.getElasticMinNodes();
   out.time_limit = absl::Nanoseconds(in.getTimeLimitNanos());
+  out.progress_timeout = absl::Nanoseconds(in.getProgressTimeoutNanos());
   return absl::OkStatus();
 }
 
@@ -247,6 +264,7 @@ absl::Status ReadJobInfo(wire::JobInfo::Reader in, const CodecLimits& limits, Jo
   out.start_time_unix_ms = in.getStartTimeUnixMs();
   out.end_time_unix_ms = in.getEndTimeUnixMs();
   SUBLET_RETURN_IF_ERROR(ReadJobSpec(in.getSpec(), limits, out.spec));
+  ReadProgress(in.getProgress(), out.progress);
   SUBLET_RETURN_IF_ERROR(
       ReadList("JobInfo.ranks", in.getRanks(), limits, out.ranks, ReadOne(limits)));
   return ReadList("JobInfo.events", in.getEvents(), limits, out.events, ReadOne(limits));
@@ -300,6 +318,8 @@ absl::Status ReadEnvelope(wire::Envelope::Reader in, const CodecLimits& limits, 
       return ReadBody<WorkerSync>(body.getWorkerSync(), limits, out.body);
     case W::READ_RANK_LOG_REQUEST:
       return ReadBody<ReadRankLogRequest>(body.getReadRankLogRequest(), limits, out.body);
+    case W::RANK_PROGRESS:
+      return ReadBody<RankProgress>(body.getRankProgress(), limits, out.body);
   }
   return absl::InvalidArgumentError(
       fmt::format("unknown message body {}", static_cast<uint16_t>(body.which())));

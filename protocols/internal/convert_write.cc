@@ -59,6 +59,14 @@ void WriteRankLaunch(const RankLaunch& in, wire::RankLaunch::Builder out) {
   WriteNumbers(in.gpus, out.initGpus(in.gpus.size()));
 }
 
+void WriteProgress(const Progress& in, wire::Progress::Builder out) {
+  out.setStep(in.step);
+  out.setLoss(in.loss);
+  out.setTokensPerS(in.tokens_per_s);
+  out.setCheckpointStep(in.checkpoint_step);
+  out.setTimeUnixMs(in.time_unix_ms);
+}
+
 void WriteWorkerReport(const WorkerReport& in, wire::WorkerReport::Builder out) {
   out.setNode(AsText(in.node));
   out.setIncarnation(AsText(in.incarnation));
@@ -75,6 +83,8 @@ void WriteWorkerReport(const WorkerReport& in, wire::WorkerReport::Builder out) 
     WriteRankKey(in.ranks[i].key, ranks[i].initKey());
     ranks[i].setExited(in.ranks[i].exited);
     ranks[i].setExitCode(in.ranks[i].exit_code);
+    WriteProgress(in.ranks[i].progress, ranks[i].initProgress());
+    ranks[i].setMessage(AsText(in.ranks[i].message));
   }
 }
 
@@ -134,6 +144,11 @@ struct BodyWriter {
   }
   void operator()(const WorkerReport& in) { WriteWorkerReport(in, body.initWorkerReport()); }
   void operator()(const WorkerSync& in) { WriteWorkerSync(in, body.initWorkerSync()); }
+  void operator()(const RankProgress& in) {
+    auto out = body.initRankProgress();
+    WriteRankKey(in.key, out.initKey());
+    WriteProgress(in.progress, out.initProgress());
+  }
   void operator()(const ReadRankLogRequest& in) {
     auto out = body.initReadRankLogRequest();
     WriteRankKey(in.key, out.initKey());
@@ -159,6 +174,7 @@ void WriteJobSpec(const JobSpec& in, wire::JobSpec::Builder out) {
   out.setMaxRestarts(in.max_restarts);
   out.setElasticMinNodes(in.elastic_min_nodes);
   out.setTimeLimitNanos(absl::ToInt64Nanoseconds(in.time_limit));
+  out.setProgressTimeoutNanos(absl::ToInt64Nanoseconds(in.progress_timeout));
 }
 
 void WriteJobInfo(const JobInfo& in, wire::JobInfo::Builder out) {
@@ -176,6 +192,7 @@ void WriteJobInfo(const JobInfo& in, wire::JobInfo::Builder out) {
   out.setStartTimeUnixMs(in.start_time_unix_ms);
   out.setEndTimeUnixMs(in.end_time_unix_ms);
   WriteJobSpec(in.spec, out.initSpec());
+  WriteProgress(in.progress, out.initProgress());
   auto ranks = out.initRanks(in.ranks.size());
   for (unsigned i = 0; i < in.ranks.size(); ++i) WriteRankPlacement(in.ranks[i], ranks[i]);
   auto events = out.initEvents(in.events.size());

@@ -261,3 +261,75 @@ TEST_F(ClusterTest, ReportWithoutIncarnationIsRefused) {
 
 }  // namespace
 }  // namespace sublet::coordinator
+
+namespace sublet::coordinator {
+namespace {
+
+class ClusterProgressTest : public ClusterTest {
+ protected:
+  void SetUp() override {
+    ClusterTest::SetUp();
+    config_.heartbeat_timeout = absl::Hours(10);  // silence here is about progress only
+  }
+
+  // Reports rank 0 of `id` on node-a as running with `progress`.
+  void ReportProgress(uint64_t id, protocols::Progress progress) {
+    const Job& job = JobById(id);
+    progress.time_unix_ms = absl::ToUnixMillis(clock_.Now());
+    protocols::RankStatus status{{job.IdText(), job.attempt, 0}, false, 0, progress, ""};
+    Report("node-a", {status});
+  }
+};
+
+TEST_F(ClusterProgressTest, RestartsAJobThatStopsMakingProgress) {
+  Report("node-a");
+  protocols::JobSpec spec = Spec(1, 1, /*max_restarts=*/1);
+  spec.progress_timeout = absl::Minutes(1);
+  uint64_t id = Submit(spec);
+  Schedule();
+  clock_.Advance(absl::Seconds(50));
+  ReportProgress(id, {.step = 10});
+  clock_.Advance(absl::Seconds(50));
+  Do([&] { return cluster_->CheckTimeouts(); });
+  EXPECT_EQ(JobById(id).state, JobState::kRunning) << "progress 50s ago is within the timeout";
+  clock_.Advance(absl::Seconds(20));
+  Do([&] { return cluster_->CheckTimeouts(); });
+  EXPECT_EQ(JobById(id).state, JobState::kPending);
+  EXPECT_EQ(JobById(id).restarts, 1u);
+  EXPECT_THAT(JobById(id).reason, HasSubstr("no progress for 1m (last step 10)"));
+}
+
+TEST_F(ClusterProgressTest, JobWithoutProgressTimeoutIsNeverRestartedForSilence) {
+  Report("node-a");
+  uint64_t id = Submit(Spec(1, 1));
+  Schedule();
+  clock_.Advance(absl::Hours(5));
+  Report("node-a", Exits(id, "node-a", {}));
+  Do([&] { return cluster_->CheckTimeouts(); });
+  EXPECT_EQ(JobById(id).state, JobState::kRunning);
+}
+
+TEST_F(ClusterProgressTest, RankZerosCommittedCheckpointBecomesTheJobsAndIsStored) {
+  Report("node-a");
+  uint64_t id = Submit(Spec(1, 1));
+  Schedule();
+  ReportProgress(id, {.step = 60, .checkpoint_step = 50});
+  EXPECT_EQ(JobById(id).last_checkpoint_step, 50);
+  Cluster recovered(*store_, clock_, config_);
+  ASSERT_TRUE(recovered.Recover().ok());
+  EXPECT_EQ(recovered.FindJob(id)->last_checkpoint_step, 50);
+}
+
+TEST_F(ClusterProgressTest, FailedRanksLastLineIsInTheReason) {
+  Report("node-a");
+  uint64_t id = Submit(Spec(1, 1));
+  Schedule();
+  auto exits = Exits(id, "node-a", {{0, 1}});
+  exits[0].message = "DeadlineExceeded: allreduce timed out waiting for rank 1";
+  Report("node-a", exits);
+  EXPECT_EQ(JobById(id).state, JobState::kFailed);
+  EXPECT_THAT(JobById(id).reason, HasSubstr("exited with code 1: DeadlineExceeded"));
+}
+
+}  // namespace
+}  // namespace sublet::coordinator

@@ -180,6 +180,15 @@ TEST_F(JobSpecTest, RejectsMalformedDuration) {
                  "time_limit: malformed duration \"2 hours\"");
 }
 
+TEST_F(JobSpecTest, ParsesProgressTimeout) {
+  auto spec = ParseJobSpecYaml(WithMinimal("progress_timeout: 10m\n"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->progress_timeout, absl::Minutes(10));
+  EXPECT_EQ(*ParseJobSpecYaml(JobSpecToYaml(*spec)), *spec);
+  ExpectRejected(WithMinimal("progress_timeout: never\n"),
+                 "progress_timeout: malformed duration \"never\"");
+}
+
 TEST_F(JobSpecTest, RejectsElasticMinimumAboveNodes) {
   ExpectRejected(WithMinimal("elastic: {min_nodes: 2}\n"),
                  "elastic.min_nodes: 2 exceeds resources.nodes 1");

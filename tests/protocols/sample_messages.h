@@ -23,10 +23,13 @@ inline JobSpec SampleSpec() {
   spec.max_restarts = 3;
   spec.elastic_min_nodes = 1;
   spec.time_limit = absl::Hours(2) + absl::Milliseconds(5);
+  spec.progress_timeout = absl::Minutes(10);
   return spec;
 }
 
 inline RankKey SampleKey(uint32_t rank) { return RankKey{"job-42", 3, rank}; }
+
+inline Progress SampleProgress() { return Progress{120, 3.25, 51234.5, 100, 1'700'000'000'900}; }
 
 inline JobInfo SampleJob(const std::string& id) {
   JobInfo job;
@@ -44,6 +47,7 @@ inline JobInfo SampleJob(const std::string& id) {
   job.start_time_unix_ms = 1'700'000'001'000;
   job.end_time_unix_ms = 1'700'000'002'000;
   job.spec = SampleSpec();
+  job.progress = SampleProgress();
   job.ranks = {RankPlacement{0, "n1", 0, {0, 1}, "running", 0},
                RankPlacement{1, "n2", 1, {2}, "exited", 137}};
   job.events = {JobEvent{1'700'000'000'000, "submitted", "acme", "job submitted"}};
@@ -58,7 +62,8 @@ inline WorkerReport SampleReport() {
   return WorkerReport{
       "n1",           "inc-7f3a",
       "10.0.0.7",     {GpuInfo{0, "emulated", 81920}, GpuInfo{1, "H100", 81559}},
-      {29500, 29501}, {RankStatus{SampleKey(0), false, 0}, RankStatus{SampleKey(1), true, 75}}};
+      {29500, 29501}, {RankStatus{SampleKey(0), false, 0, SampleProgress(), ""},
+       RankStatus{SampleKey(1), true, 1, Progress{}, "DeadlineExceeded: allreduce"}}};
 }
 
 inline WorkerSync SampleSync() {
@@ -83,7 +88,8 @@ inline std::vector<Body> AllBodies() {
           LogsReply{std::string("step 1\n\0\xff binary", 17), 8192, true},
           SampleReport(),
           SampleSync(),
-          ReadRankLogRequest{SampleKey(2), 100, 200}};
+          ReadRankLogRequest{SampleKey(2), 100, 200},
+          RankProgress{SampleKey(3), SampleProgress()}};
 }
 
 inline Envelope WithBody(Body body, uint64_t request_id = 0x1122334455667788) {

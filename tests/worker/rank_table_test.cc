@@ -198,3 +198,44 @@ TEST_F(RankTableTest, KeepsRanksOfDifferentAttemptsApart) {
 
 }  // namespace
 }  // namespace sublet::worker
+
+namespace sublet::worker {
+namespace {
+
+class RankProgressTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(table_.ApplySync(Sync({Key(0)})).has_value());
+    table_.RecordLaunch(Key(0), 100, "secret-0");
+  }
+  RankTable table_{kIncarnation};
+};
+
+TEST_F(RankProgressTest, AcceptsProgressWithTheRanksOwnToken) {
+  protocols::Progress p{.step = 7, .loss = 2.5, .checkpoint_step = 5, .time_unix_ms = 1};
+  EXPECT_TRUE(table_.RecordProgress(Key(0), "secret-0", p));
+  std::vector<RankStatus> statuses = table_.Statuses();
+  ASSERT_EQ(statuses.size(), 1u);
+  EXPECT_EQ(statuses[0].progress, p);
+}
+
+TEST_F(RankProgressTest, RefusesProgressWithAnotherToken) {
+  EXPECT_FALSE(table_.RecordProgress(Key(0), "guessed", {.step = 7}));
+  EXPECT_FALSE(table_.RecordProgress(Key(0), "", {.step = 7}));
+  EXPECT_EQ(table_.Statuses()[0].progress.step, -1);
+}
+
+TEST_F(RankProgressTest, RefusesProgressForUnknownOrExitedRanks) {
+  EXPECT_FALSE(table_.RecordProgress(Key(1), "secret-0", {.step = 7}));
+  table_.RecordExit(100, 1);
+  EXPECT_FALSE(table_.RecordProgress(Key(0), "secret-0", {.step = 8}));
+}
+
+TEST_F(RankProgressTest, ReportsTheExitMessageOfAFailedRank) {
+  table_.RecordExit(100, 1);
+  table_.RecordExitMessage(Key(0), "DeadlineExceeded: allreduce waited for rank 3");
+  EXPECT_EQ(table_.Statuses()[0].message, "DeadlineExceeded: allreduce waited for rank 3");
+}
+
+}  // namespace
+}  // namespace sublet::worker
