@@ -35,6 +35,16 @@ bool IsWorkerReply(const Body& body) {
          std::holds_alternative<protocols::ErrorReply>(body);
 }
 
+// What one frame from a client or worker may cost the coordinator to decode.
+// Requests and worker reports are small; replies (big job lists) only flow
+// the other way.
+protocols::CodecLimits ServerLimits() {
+  protocols::CodecLimits limits;
+  limits.max_frame_bytes = 4 << 20;
+  limits.max_total_elements = 100'000;
+  return limits;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOptions options,
@@ -64,7 +74,7 @@ Coordinator::Coordinator(CoordinatorOptions options, zmq::context_t& context, co
       clock_(clock),
       store_(std::move(store)),
       cluster_(*store_, clock_, options_.config),
-      channel_(context) {}
+      channel_(context, ServerLimits()) {}
 
 void Coordinator::Run(const std::atomic<bool>& stop) {
   while (!stop.load()) {

@@ -1,5 +1,7 @@
 #include "protocols/codec.h"
 
+#include <algorithm>
+
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 #include <fmt/format.h>
@@ -34,7 +36,13 @@ absl::Status CheckFrameSize(size_t size, const CodecLimits& limits) {
 absl::Status ReadFrame(kj::ArrayPtr<const capnp::word> words, const CodecLimits& limits,
                        Envelope& out) {
   capnp::ReaderOptions options;
-  options.traversalLimitInWords = limits.traversal_limit_words;
+  // Amplification bound: Cap'n Proto charges each element of a list of empty
+  // structs one traversal word, and each such element becomes a full C++
+  // value here, so a tiny frame could otherwise decode into gigabytes. Allow
+  // at most a few traversal words per word of frame.
+  const uint64_t frame_words = words.size();
+  options.traversalLimitInWords =
+      std::min<uint64_t>(limits.traversal_limit_words, 64 + 4 * frame_words);
   options.nestingLimit = limits.nesting_limit;
   capnp::FlatArrayMessageReader reader(words, options);
   if (reader.getEnd() != words.end()) {

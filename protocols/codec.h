@@ -21,6 +21,9 @@ struct CodecLimits {
   uint64_t traversal_limit_words = 4 << 20;  // 32 MiB of pointer traversal
   int nesting_limit = 16;
   size_t max_list_elements = 100'000;        // per list, checked before copying
+  // All lists of one message together: bounds the memory a small frame can
+  // make the decoder allocate (each element becomes a C++ value).
+  size_t max_total_elements = 1'000'000;
 };
 
 // Serializes an envelope. Cannot fail for values built in this process.

@@ -13,10 +13,23 @@ namespace {
 
 std::string ToString(capnp::Text::Reader t) { return std::string(t.begin(), t.size()); }
 
+// Elements every list of the message being decoded may still have, across
+// all lists (CodecLimits::max_total_elements). Decoding is synchronous, so a
+// per-thread budget, reset by ReadEnvelope, is enough.
+thread_local uint64_t t_elements_left = 0;
+
 absl::Status CheckListSize(const char* field, size_t size, const CodecLimits& limits) {
-  if (size <= limits.max_list_elements) return absl::OkStatus();
-  return absl::InvalidArgumentError(fmt::format("{}: list of {} elements exceeds the limit of {}",
-                                                field, size, limits.max_list_elements));
+  if (size > limits.max_list_elements) {
+    return absl::InvalidArgumentError(fmt::format(
+        "{}: list of {} elements exceeds the limit of {}", field, size, limits.max_list_elements));
+  }
+  if (size > t_elements_left) {
+    return absl::InvalidArgumentError(
+        fmt::format("{}: the message has more than {} list elements in all", field,
+                    limits.max_total_elements));
+  }
+  t_elements_left -= size;
+  return absl::OkStatus();
 }
 
 // Reads a list of structs with `read_one(item_reader, item&) -> Status`.
@@ -282,6 +295,7 @@ absl::Status ReadNodeInfo(wire::NodeInfo::Reader in, const CodecLimits& limits, 
 }
 
 absl::Status ReadEnvelope(wire::Envelope::Reader in, const CodecLimits& limits, Envelope& out) {
+  t_elements_left = limits.max_total_elements;
   out.version = in.getVersion();
   out.request_id = in.getRequestId();
   out.token = ToString(in.getToken());

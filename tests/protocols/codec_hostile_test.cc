@@ -112,6 +112,14 @@ TEST_F(CodecHostileTest, RejectsNestedListOverTheElementLimit) {
   ExpectInvalid(Encode(WithBody(SampleReport())), limits, "WorkerReport.gpus");
 }
 
+TEST_F(CodecHostileTest, RejectsMessagesWithTooManyElementsInAll) {
+  CodecLimits limits;
+  limits.max_total_elements = 20;  // each sample job alone is under it
+  JobListReply list;
+  for (int i = 0; i < 4; ++i) list.jobs.push_back(SampleJob("job-" + std::to_string(i)));
+  ExpectInvalid(Encode(WithBody(list)), limits, "list elements in all");
+}
+
 TEST_F(CodecHostileTest, StopsAtTheTraversalLimit) {
   CodecLimits limits;
   limits.traversal_limit_words = 64;
