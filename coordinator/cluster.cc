@@ -280,18 +280,7 @@ absl::Status Cluster::Schedule() {
   std::vector<SchedNode> sched_nodes;
   std::vector<const Node*> node_ptrs;
   std::map<std::string, uint32_t> index;
-  // GPUs held by live ranks, per node, in one sweep over the live jobs.
-  std::map<std::string, std::vector<bool>> busy;
-  for (uint64_t id : live_jobs_) {
-    for (const RankRecord& r : jobs_.at(id).ranks) {
-      if (r.exited) continue;
-      std::vector<bool>& held = busy[r.node];
-      for (uint32_t g : r.gpus) {
-        if (held.size() <= g) held.resize(g + 1, false);
-        held[g] = true;
-      }
-    }
-  }
+  std::map<std::string, std::vector<bool>> busy = HeldGpus();
   for (const auto& [name, node] : nodes_) {
     SchedNode sn;
     sn.name = name;

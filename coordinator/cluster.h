@@ -91,6 +91,7 @@ class Cluster {
   void MarkNodesDirty(const Job& job);
   std::vector<protocols::KeyValue> RankEnv(const Job& job, const RankRecord& rank) const;
   std::vector<bool> BusyGpus(const Node& node) const;
+  std::map<std::string, std::vector<bool>> HeldGpus() const;
 
   Store& store_;
   const Clock& clock_;

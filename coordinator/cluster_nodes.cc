@@ -170,16 +170,25 @@ std::vector<protocols::KeyValue> Cluster::RankEnv(const Job& job, const RankReco
   return env;
 }
 
-std::vector<bool> Cluster::BusyGpus(const Node& node) const {
-  std::vector<bool> busy(node.gpus.size(), false);
+// GPUs held by live ranks, per node, in one sweep over the live jobs.
+std::map<std::string, std::vector<bool>> Cluster::HeldGpus() const {
+  std::map<std::string, std::vector<bool>> held;
   for (uint64_t id : live_jobs_) {
     for (const RankRecord& r : jobs_.at(id).ranks) {
-      if (r.exited || r.node != node.name) continue;
+      if (r.exited) continue;
+      std::vector<bool>& gpus = held[r.node];
       for (uint32_t g : r.gpus) {
-        if (g < busy.size()) busy[g] = true;
+        if (gpus.size() <= g) gpus.resize(g + 1, false);
+        gpus[g] = true;
       }
     }
   }
+  return held;
+}
+
+std::vector<bool> Cluster::BusyGpus(const Node& node) const {
+  std::vector<bool> busy = HeldGpus()[node.name];
+  busy.resize(node.gpus.size(), false);
   return busy;
 }
 
