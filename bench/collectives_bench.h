@@ -18,7 +18,8 @@ struct CollectivesBenchOptions {
   int ranks = 2;                            // one per core
   size_t min_bytes = 8;
   size_t max_bytes = size_t{256} << 20;
-  size_t bytes_per_point = size_t{1} << 30;  // iterations per size: this / size, within [3, 2000]
+  double seconds_per_point = 0.25;         // per size and implementation (3..2000 iterations)
+  size_t shm_slot_bytes = size_t{1} << 20;  // ours: CommunicatorOptions::shm_slot_bytes
   bool internode = true;                    // also two emulated nodes over TCP vs Gloo
   std::string mpirun = "mpirun";
   std::string worker_output;                // internal: set on the ranks mpirun starts

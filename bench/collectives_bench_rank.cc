@@ -44,9 +44,17 @@ void Check(const absl::Status& s) {
   if (!s.ok()) Die(std::string(s.message()));
 }
 
-// Seconds per call of `fn`, the slowest rank's, after one warm-up call.
-double TimeIt(int iters, const Fn& fn) {
+// Seconds per call of `fn` (the slowest rank's). One timed warm-up call sets
+// the iteration count so that a point takes about `budget` seconds (3..2000
+// iterations), the same count on every rank.
+double TimeIt(double budget, const Fn& fn) {
+  MPI_Barrier(MPI_COMM_WORLD);
+  auto w0 = std::chrono::steady_clock::now();
   fn();
+  double warm = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
+  double slowest_warm = 0;
+  MPI_Allreduce(&warm, &slowest_warm, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  const int iters = static_cast<int>(std::clamp(budget / std::max(slowest_warm, 1e-7), 3.0, 2000.0));
   MPI_Barrier(MPI_COMM_WORLD);
   auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < iters; ++i) fn();
@@ -93,13 +101,14 @@ std::shared_ptr<gloo::Context> GlooContext(int rank, int size) {
   return context;
 }
 
-std::unique_ptr<coll::Communicator> Ours(const std::string& node) {
+std::unique_ptr<coll::Communicator> Ours(const std::string& node, size_t slot_bytes) {
   auto info = coll::RankInfoFromEnv(getenv);
   Check(info.status());
   if (!node.empty()) info->node = node;
   coll::CommunicatorOptions options;
   options.backend = coll::BackendKind::kHost;
   options.timeout = absl::Minutes(2);
+  options.shm_slot_bytes = slot_bytes;
   auto comm = coll::CreateCommunicator(*info, options);
   Check(comm.status());
   return std::move(*comm);
@@ -108,6 +117,14 @@ std::unique_ptr<coll::Communicator> Ours(const std::string& node) {
 struct Buffers {
   std::vector<float> in, out;
 };
+
+// The 1-minute load average: this machine may be shared, and every figure
+// here is wall-clock.
+double LoadAverage() {
+  double load = -1;
+  std::ifstream("/proc/loadavg") >> load;
+  return load;
+}
 
 double GBps(size_t bytes, double seconds) { return seconds > 0 ? bytes / seconds / 1e9 : 0; }
 
@@ -129,6 +146,7 @@ nlohmann::json Row(const std::string& op, size_t bytes, int p, double ours, doub
 
 int RunCollectivesBenchRank(const CollectivesBenchOptions& o) {
   Check(coll::mpi::EnsureMpi());
+  const double load_before = LoadAverage();
   int rank = 0, p = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &p);
@@ -140,7 +158,7 @@ int RunCollectivesBenchRank(const CollectivesBenchOptions& o) {
                   max_elems * sizeof(float));
   const double bound = memcpy_all / (3.0 * p - 1.0);
 
-  auto shm = Ours("");
+  auto shm = Ours("", o.shm_slot_bytes);
   auto gloo_ctx = GlooContext(rank, p);
   uint32_t tag = 0;
   float* in = b.in.data();
@@ -150,14 +168,14 @@ int RunCollectivesBenchRank(const CollectivesBenchOptions& o) {
   for (size_t bytes = o.min_bytes; bytes <= o.max_bytes; bytes *= 2) {
     const size_t n = std::max<size_t>(1, bytes / sizeof(float));
     const size_t chunk = std::max<size_t>(1, n / p);
-    const int iters = static_cast<int>(std::clamp<size_t>(o.bytes_per_point / bytes, 3, 2000));
-    double ours = TimeIt(iters, [&] {
+    const double budget = o.seconds_per_point;
+    double ours = TimeIt(budget, [&] {
       Check(shm->AllReduce(in, out, n, coll::DataType::kF32, coll::ReduceOp::kSum));
     });
-    double mpi = TimeIt(iters, [&] {
+    double mpi = TimeIt(budget, [&] {
       MPI_Allreduce(in, out, static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
     });
-    double gloo = TimeIt(iters, [&] {
+    double gloo = TimeIt(budget, [&] {
       gloo::AllreduceOptions g(gloo_ctx);
       g.setInput(in, n);
       g.setOutput(out, n);
@@ -171,22 +189,22 @@ int RunCollectivesBenchRank(const CollectivesBenchOptions& o) {
 
     // reduce_scatter: S = the whole input (p chunks); allgather: S = the whole output.
     const size_t total = chunk * p * 4;
-    double rs = TimeIt(iters, [&] {
+    double rs = TimeIt(budget, [&] {
       Check(shm->ReduceScatter(in, out, chunk, coll::DataType::kF32, coll::ReduceOp::kSum));
     });
-    double rs_mpi = TimeIt(iters, [&] {
+    double rs_mpi = TimeIt(budget, [&] {
       MPI_Reduce_scatter_block(in, out, static_cast<int>(chunk), MPI_FLOAT, MPI_SUM,
                                MPI_COMM_WORLD);
     });
     rows.push_back(Row("reduce_scatter", total, p, GBps(total, rs), GBps(total, rs_mpi), 0, 0));
-    double ag = TimeIt(iters, [&] {
+    double ag = TimeIt(budget, [&] {
       Check(shm->AllGather(in, out, chunk, coll::DataType::kF32));
     });
-    double ag_mpi = TimeIt(iters, [&] {
+    double ag_mpi = TimeIt(budget, [&] {
       MPI_Allgather(in, static_cast<int>(chunk), MPI_FLOAT, out, static_cast<int>(chunk),
                     MPI_FLOAT, MPI_COMM_WORLD);
     });
-    double ag_gloo = TimeIt(iters, [&] {
+    double ag_gloo = TimeIt(budget, [&] {
       gloo::AllgatherOptions g(gloo_ctx);
       g.setInput(in, chunk);
       g.setOutput(out, chunk * p);
@@ -199,14 +217,14 @@ int RunCollectivesBenchRank(const CollectivesBenchOptions& o) {
   shm.reset();
 
   if (o.internode) {
-    auto tcp = Ours("emulated-node-" + std::to_string(rank));
+    auto tcp = Ours("emulated-node-" + std::to_string(rank), o.shm_slot_bytes);
     for (size_t bytes = o.min_bytes; bytes <= o.max_bytes; bytes *= 2) {
       const size_t n = std::max<size_t>(1, bytes / sizeof(float));
-      const int iters = static_cast<int>(std::clamp<size_t>(o.bytes_per_point / bytes / 4, 3, 1000));
-      double ours = TimeIt(iters, [&] {
+      const double budget = o.seconds_per_point;
+      double ours = TimeIt(budget, [&] {
         Check(tcp->AllReduce(in, out, n, coll::DataType::kF32, coll::ReduceOp::kSum));
       });
-      double gloo = TimeIt(iters, [&] {
+      double gloo = TimeIt(budget, [&] {
         gloo::AllreduceOptions g(gloo_ctx);
         g.setInput(in, n);
         g.setOutput(out, n);
@@ -225,6 +243,8 @@ int RunCollectivesBenchRank(const CollectivesBenchOptions& o) {
                       {"cores", std::thread::hardware_concurrency()},
                       {"memcpy_gbps_one_rank", memcpy_one},
                       {"memcpy_gbps_all_ranks", memcpy_all},
+                      {"loadavg_1min_start", load_before},
+                      {"loadavg_1min_end", LoadAverage()},
                       {"bound_rule", "allreduce bound = memcpy_gbps_all_ranks / (3p-1)"}};
     doc["rows"] = rows;
     std::ofstream(o.worker_output) << doc.dump();

@@ -1,15 +1,18 @@
 // AllReduce.
 //
 // Shared memory (one node, p ranks): the buffer is processed in rounds of
-// one slot (slot_bytes) per rank. In each round every rank
-//   1. copies its part of the input into its own slot,        Sync;
-//   2. reduces piece r (1/p of the round, 64-byte aligned) of all slots into
-//      piece r of its own slot (in place),                    Sync;
-//   3. copies every rank's reduced piece out of the slots into its output.
+// one slot (slot_bytes) per rank; each round is cut into p pieces (64-byte
+// aligned), piece r being rank r's to reduce. In each round rank r
+//   1. copies the pieces the other ranks reduce from its input into the same
+//      places of its own slot,                                      Sync;
+//   2. reduces piece r: its own input piece with every other slot's piece r,
+//      into piece r of its slot (and copies it to its output),      Sync;
+//   3. copies every other rank's reduced piece out of their slots.
 // Rounds alternate between two stages, so step 3 of round k overlaps step 1
-// of round k+1 on the other ranks. Memory traffic per round of S bytes is
-// p*S in, (p-1)*S reduced, p*S out: (3p-1)*S, all of it in cache-sized
-// blocks; the reduction loops are vectorised (internal/reduce.cc).
+// of round k+1 on the other ranks. Against the in-place scheme that copies
+// the whole input in and the whole result out ((3p-1)*S bytes moved), each
+// rank skips copying in, and back out, its own piece; everything happens in
+// cache-sized blocks; the reduction loops are vectorised (internal/reduce.cc).
 //
 // TCP ring (several nodes): reduce-scatter then all-gather around the ring
 // (rank r sends to r+1, receives from r-1), p-1 steps each, every step a
@@ -39,18 +42,30 @@ absl::Status ShmAllReduce(ShmSegment& seg, const OpContext& ctx, const void* in,
   for (size_t off = 0; off < count; off += block) {
     const size_t n = std::min(block, count - off);
     const int stage = seg.NextStage();
-    std::memcpy(seg.slot(me, stage), src + off * esz, n * esz);
-    SUBLET_RETURN_IF_ERROR(seg.Sync(ctx));
-    Range mine = ChunkOf(n, p, me, Align(esz));
-    char* acc = seg.slot(me, stage) + mine.begin * esz;
-    for (int j = 0; j < p; ++j) {
-      if (j == me || mine.size() == 0) continue;
-      internal::ReduceInto(acc, seg.slot(j, stage) + mine.begin * esz, mine.size(), type, op);
+    char* mine = seg.slot(me, stage);
+    auto piece = [&](int j) { return ChunkOf(n, p, j, Align(esz)); };
+    for (int j = 0; j < p; ++j) {  // the pieces the other ranks reduce
+      if (j == me) continue;
+      Range r = piece(j);
+      std::memcpy(mine + r.begin * esz, src + (off + r.begin) * esz, r.size() * esz);
     }
-    if (op == ReduceOp::kAvg) internal::ScaleForAverage(acc, mine.size(), type, p);
+    SUBLET_RETURN_IF_ERROR(seg.Sync(ctx));
+    const Range own = piece(me);
+    char* acc = mine + own.begin * esz;
+    const char* own_in = src + (off + own.begin) * esz;
+    bool first = true;
+    for (int j = 0; j < p && own.size() > 0; ++j) {
+      if (j == me) continue;
+      const char* theirs = seg.slot(j, stage) + own.begin * esz;
+      internal::ReduceTo(acc, first ? own_in : acc, theirs, own.size(), type, op);
+      first = false;
+    }
+    if (op == ReduceOp::kAvg) internal::ScaleForAverage(acc, own.size(), type, p);
+    std::memcpy(dst + (off + own.begin) * esz, acc, own.size() * esz);
     SUBLET_RETURN_IF_ERROR(seg.Sync(ctx));
     for (int j = 0; j < p; ++j) {
-      Range r = ChunkOf(n, p, j, Align(esz));
+      if (j == me) continue;
+      Range r = piece(j);
       std::memcpy(dst + (off + r.begin) * esz, seg.slot(j, stage) + r.begin * esz, r.size() * esz);
     }
   }
