@@ -62,6 +62,38 @@ absl::Status CheckRange(std::string_view path, uint32_t value, uint32_t min, uin
   return absl::OkStatus();
 }
 
+// Well-formed UTF-8 (no overlong forms, surrogates or code points past
+// U+10FFFF): specs are shown as YAML and JSON, which are UTF-8.
+bool IsUtf8(std::string_view s) {
+  static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n = 0;  // continuation bytes
+    if (c >= 0x80) {
+      if ((c >> 5) == 0x6) {
+        n = 1;
+      } else if ((c >> 4) == 0xE) {
+        n = 2;
+      } else if ((c >> 3) == 0x1E) {
+        n = 3;
+      } else {
+        return false;
+      }
+    }
+    if (i + n >= s.size()) return false;
+    uint32_t cp = n == 0 ? c : c & (0x3F >> n);
+    for (size_t k = 1; k <= n; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + k]);
+      if ((b & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (b & 0x3F);
+    }
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
 absl::Status ValidateCommand(const std::vector<std::string>& command, const SpecLimits& limits) {
   if (command.empty()) return FieldError("command", "must not be empty");
   if (command.size() > limits.max_command_args) {
@@ -76,6 +108,7 @@ absl::Status ValidateCommand(const std::vector<std::string>& command, const Spec
     }
     if (command[i].find('\0') != std::string::npos)
       return FieldError(path, "must not contain NUL bytes");
+    if (!IsUtf8(command[i])) return FieldError(path, "must be valid UTF-8");
   }
   return absl::OkStatus();
 }
@@ -90,6 +123,7 @@ absl::Status ValidateEnvEntry(const std::string& key, const std::string& value) 
     return FieldError(path, "reserved: the service sets it for every rank");
   }
   if (value.find('\0') != std::string::npos) return FieldError(path, "must not contain NUL bytes");
+  if (!IsUtf8(value)) return FieldError(path, "must be valid UTF-8");
   return absl::OkStatus();
 }
 

@@ -1,5 +1,6 @@
 #include "protocols/job_spec.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <string>
@@ -187,6 +188,16 @@ TEST_F(JobSpecTest, ParsesProgressTimeout) {
   EXPECT_EQ(*ParseJobSpecYaml(JobSpecToYaml(*spec)), *spec);
   ExpectRejected(WithMinimal("progress_timeout: never\n"),
                  "progress_timeout: malformed duration \"never\"");
+}
+
+TEST_F(JobSpecTest, RejectsInvalidUtf8InCommandAndEnv) {
+  JobSpec spec = *ParseJobSpecYaml(WithMinimal(""));
+  spec.command.push_back("caf\xc3");  // truncated two-byte sequence
+  EXPECT_THAT(std::string(ValidateJobSpec(spec).message()), ::testing::HasSubstr("command[1]: must be valid UTF-8"));
+  spec.command.back() = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\x80";  // café € 🚀
+  EXPECT_TRUE(ValidateJobSpec(spec).ok());
+  spec.env["X"] = "\xed\xa0\x80";  // a UTF-16 surrogate
+  EXPECT_THAT(std::string(ValidateJobSpec(spec).message()), ::testing::HasSubstr("env.X: must be valid UTF-8"));
 }
 
 TEST_F(JobSpecTest, RejectsElasticMinimumAboveNodes) {
