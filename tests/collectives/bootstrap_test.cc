@@ -8,6 +8,7 @@
 
 #include <map>
 
+#include "collectives/internal/socket.h"
 #include "collectives/nccl/nccl_backend.h"
 
 namespace sublet::collectives {
@@ -78,7 +79,12 @@ TEST(Backends, MpiIsRefusedOutsideMpirun) {
 // address spaces.
 TEST(Processes, ThreeProcessesAllReduceThroughSharedMemory) {
   const int world = 3;
-  const std::string rendezvous = "127.0.0.1:" + std::to_string(20000 + getpid() % 20000);
+  int port = 0;
+  {  // a port that was free a moment ago; rank 0's store binds it
+    auto probe = internal::Listen("127.0.0.1", 0, &port);
+    ASSERT_TRUE(probe.ok());
+  }
+  const std::string rendezvous = "127.0.0.1:" + std::to_string(port);
   std::vector<pid_t> children;
   for (int r = 0; r < world; ++r) {
     pid_t pid = fork();
