@@ -42,11 +42,11 @@ Report RunCollectivesBench(const CollectivesBenchOptions& options, const std::st
   setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 0);
   std::string cmd = fmt::format(
       "{} -np {} {} {} collectives --min-bytes {} --max-bytes {} --seconds-per-point {} "
-      "--shm-slot-bytes {} {} --worker-output {}",
+      "--shm-slot-bytes {} --shm-spin-us {} {} --worker-output {}",
       options.mpirun, options.ranks,
       oversubscribed ? "--oversubscribe --bind-to none" : "--bind-to core --map-by core",
       SelfExe(), options.min_bytes, options.max_bytes, options.seconds_per_point,
-      options.shm_slot_bytes, options.internode ? "" : "--no-internode", out);
+      options.shm_slot_bytes, options.shm_spin_us, options.internode ? "" : "--no-internode", out);
   int rc = std::system(cmd.c_str());
   std::ifstream in(out);
   nlohmann::json doc;
@@ -70,8 +70,9 @@ std::pair<CLI::App*, std::function<Report(const std::string&)>> AddCollectivesCo
       "collectives",
       "Re-runs this binary under `mpirun -np --ranks` (one rank per core, bound to cores) and, "
       "in that one job, times out-of-place f32 sum collectives for every power-of-two size from "
-      "--min-bytes to --max-bytes (a timed warm-up call sets the iteration count so each point takes about "
-      "--seconds-per-point, 3..2000 iterations; time = slowest rank): allreduce, reduce_scatter and allgather with our host backend (all ranks "
+      "--min-bytes to --max-bytes (per size, the implementations are timed interleaved: 5 rounds, each running every "
+      "implementation in turn for about --seconds-per-point/5 (a timed warm-up call sets the "
+      "iteration count), time = the slowest rank's, the median round reported): allreduce, reduce_scatter and allgather with our host backend (all ranks "
       "on one node: shared memory), Open MPI (MPI_Allreduce, MPI_Reduce_scatter_block, "
       "MPI_Allgather) and Gloo (gloo::allreduce, gloo::allgather over its TCP transport on "
       "loopback; no Gloo reduce_scatter); then allreduce_internode: each rank its own emulated "
@@ -86,6 +87,8 @@ std::pair<CLI::App*, std::function<Report(const std::string&)>> AddCollectivesCo
   s->add_option("--seconds-per-point", o->seconds_per_point,
                 "time per size and implementation")->capture_default_str();
   s->add_option("--shm-slot-bytes", o->shm_slot_bytes, "ours: shared-memory round size per rank")
+      ->capture_default_str();
+  s->add_option("--shm-spin-us", o->shm_spin_us, "ours: spin before sleeping on a futex")
       ->capture_default_str();
   s->add_flag("!--no-internode", o->internode, "skip the two-emulated-nodes TCP comparison");
   s->add_option("--mpirun", o->mpirun, "the mpirun to launch ranks with")->capture_default_str();

@@ -20,6 +20,7 @@ struct CollectivesBenchOptions {
   size_t max_bytes = size_t{256} << 20;
   double seconds_per_point = 0.25;         // per size and implementation (3..2000 iterations)
   size_t shm_slot_bytes = size_t{1} << 20;  // ours: CommunicatorOptions::shm_slot_bytes
+  int shm_spin_us = 500;                    // ours: CommunicatorOptions::shm_spin
   bool internode = true;                    // also two emulated nodes over TCP vs Gloo
   std::string mpirun = "mpirun";
   std::string worker_output;                // internal: set on the ranks mpirun starts

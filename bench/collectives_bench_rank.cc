@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -44,24 +45,42 @@ void Check(const absl::Status& s) {
   if (!s.ok()) Die(std::string(s.message()));
 }
 
-// Seconds per call of `fn` (the slowest rank's). One timed warm-up call sets
-// the iteration count so that a point takes about `budget` seconds (3..2000
-// iterations), the same count on every rank.
-double TimeIt(double budget, const Fn& fn) {
-  MPI_Barrier(MPI_COMM_WORLD);
-  auto w0 = std::chrono::steady_clock::now();
-  fn();
-  double warm = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
-  double slowest_warm = 0;
-  MPI_Allreduce(&warm, &slowest_warm, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-  const int iters = static_cast<int>(std::clamp(budget / std::max(slowest_warm, 1e-7), 3.0, 2000.0));
-  MPI_Barrier(MPI_COMM_WORLD);
-  auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < iters; ++i) fn();
-  double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters;
-  double slowest = 0;
-  MPI_Allreduce(&t, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-  return slowest;
+// Seconds per call of each of `fns` (the slowest rank's), measured
+// interleaved: 5 rounds, each timing every implementation in turn for about
+// budget/5, and the median round reported. On a shared machine a burst of
+// load then hits all implementations alike instead of one of them.
+std::vector<double> TimeInterleaved(double budget, const std::vector<Fn>& fns) {
+  constexpr int kRounds = 5;
+  std::vector<int> iters;
+  for (const Fn& fn : fns) {  // one timed warm-up call sets the iteration count
+    MPI_Barrier(MPI_COMM_WORLD);
+    auto w0 = std::chrono::steady_clock::now();
+    fn();
+    double warm = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
+    double slowest = 0;
+    MPI_Allreduce(&warm, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    iters.push_back(static_cast<int>(
+        std::clamp(budget / kRounds / std::max(slowest, 1e-7), 1.0, 400.0)));
+  }
+  std::vector<std::vector<double>> samples(fns.size());
+  for (int round = 0; round < kRounds; ++round) {
+    for (size_t f = 0; f < fns.size(); ++f) {
+      MPI_Barrier(MPI_COMM_WORLD);
+      auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < iters[f]; ++i) fns[f]();
+      double t =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters[f];
+      double slowest = 0;
+      MPI_Allreduce(&t, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+      samples[f].push_back(slowest);
+    }
+  }
+  std::vector<double> medians;
+  for (auto& v : samples) {
+    std::sort(v.begin(), v.end());
+    medians.push_back(v[v.size() / 2]);
+  }
+  return medians;
 }
 
 // GB/s of memcpy: one rank alone, and all ranks at once (summed).
@@ -101,7 +120,7 @@ std::shared_ptr<gloo::Context> GlooContext(int rank, int size) {
   return context;
 }
 
-std::unique_ptr<coll::Communicator> Ours(const std::string& node, size_t slot_bytes) {
+std::unique_ptr<coll::Communicator> Ours(const std::string& node, size_t slot_bytes, int spin_us) {
   auto info = coll::RankInfoFromEnv(getenv);
   Check(info.status());
   if (!node.empty()) info->node = node;
@@ -109,6 +128,7 @@ std::unique_ptr<coll::Communicator> Ours(const std::string& node, size_t slot_by
   options.backend = coll::BackendKind::kHost;
   options.timeout = absl::Minutes(2);
   options.shm_slot_bytes = slot_bytes;
+  options.shm_spin = absl::Microseconds(spin_us);
   auto comm = coll::CreateCommunicator(*info, options);
   Check(comm.status());
   return std::move(*comm);
@@ -158,7 +178,7 @@ int RunCollectivesBenchRank(const CollectivesBenchOptions& o) {
                   max_elems * sizeof(float));
   const double bound = memcpy_all / (3.0 * p - 1.0);
 
-  auto shm = Ours("", o.shm_slot_bytes);
+  auto shm = Ours("", o.shm_slot_bytes, o.shm_spin_us);
   auto gloo_ctx = GlooContext(rank, p);
   uint32_t tag = 0;
   float* in = b.in.data();
@@ -169,13 +189,7 @@ int RunCollectivesBenchRank(const CollectivesBenchOptions& o) {
     const size_t n = std::max<size_t>(1, bytes / sizeof(float));
     const size_t chunk = std::max<size_t>(1, n / p);
     const double budget = o.seconds_per_point;
-    double ours = TimeIt(budget, [&] {
-      Check(shm->AllReduce(in, out, n, coll::DataType::kF32, coll::ReduceOp::kSum));
-    });
-    double mpi = TimeIt(budget, [&] {
-      MPI_Allreduce(in, out, static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-    });
-    double gloo = TimeIt(budget, [&] {
+    auto gloo_allreduce = [&] {
       gloo::AllreduceOptions g(gloo_ctx);
       g.setInput(in, n);
       g.setOutput(out, n);
@@ -183,56 +197,58 @@ int RunCollectivesBenchRank(const CollectivesBenchOptions& o) {
           &gloo::sum<float>));
       g.setTag(tag++);
       gloo::allreduce(g);
-    });
-    rows.push_back(Row("allreduce", n * 4, p, GBps(n * 4, ours), GBps(n * 4, mpi),
-                       GBps(n * 4, gloo), bound));
+    };
+    auto ar = TimeInterleaved(budget, {
+      [&] { Check(shm->AllReduce(in, out, n, coll::DataType::kF32, coll::ReduceOp::kSum)); },
+      [&] { MPI_Allreduce(in, out, static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD); },
+      gloo_allreduce});
+    rows.push_back(Row("allreduce", n * 4, p, GBps(n * 4, ar[0]), GBps(n * 4, ar[1]),
+                       GBps(n * 4, ar[2]), bound));
 
     // reduce_scatter: S = the whole input (p chunks); allgather: S = the whole output.
     const size_t total = chunk * p * 4;
-    double rs = TimeIt(budget, [&] {
-      Check(shm->ReduceScatter(in, out, chunk, coll::DataType::kF32, coll::ReduceOp::kSum));
-    });
-    double rs_mpi = TimeIt(budget, [&] {
-      MPI_Reduce_scatter_block(in, out, static_cast<int>(chunk), MPI_FLOAT, MPI_SUM,
-                               MPI_COMM_WORLD);
-    });
-    rows.push_back(Row("reduce_scatter", total, p, GBps(total, rs), GBps(total, rs_mpi), 0, 0));
-    double ag = TimeIt(budget, [&] {
-      Check(shm->AllGather(in, out, chunk, coll::DataType::kF32));
-    });
-    double ag_mpi = TimeIt(budget, [&] {
-      MPI_Allgather(in, static_cast<int>(chunk), MPI_FLOAT, out, static_cast<int>(chunk),
-                    MPI_FLOAT, MPI_COMM_WORLD);
-    });
-    double ag_gloo = TimeIt(budget, [&] {
-      gloo::AllgatherOptions g(gloo_ctx);
-      g.setInput(in, chunk);
-      g.setOutput(out, chunk * p);
-      g.setTag(tag++);
-      gloo::allgather(g);
-    });
-    rows.push_back(Row("allgather", total, p, GBps(total, ag), GBps(total, ag_mpi),
-                       GBps(total, ag_gloo), 0));
+    auto rs = TimeInterleaved(budget, {
+      [&] { Check(shm->ReduceScatter(in, out, chunk, coll::DataType::kF32, coll::ReduceOp::kSum)); },
+      [&] {
+        MPI_Reduce_scatter_block(in, out, static_cast<int>(chunk), MPI_FLOAT, MPI_SUM,
+                                 MPI_COMM_WORLD);
+      }});
+    rows.push_back(Row("reduce_scatter", total, p, GBps(total, rs[0]), GBps(total, rs[1]), 0, 0));
+    auto ag = TimeInterleaved(budget, {
+      [&] { Check(shm->AllGather(in, out, chunk, coll::DataType::kF32)); },
+      [&] {
+        MPI_Allgather(in, static_cast<int>(chunk), MPI_FLOAT, out, static_cast<int>(chunk),
+                      MPI_FLOAT, MPI_COMM_WORLD);
+      },
+      [&] {
+        gloo::AllgatherOptions g(gloo_ctx);
+        g.setInput(in, chunk);
+        g.setOutput(out, chunk * p);
+        g.setTag(tag++);
+        gloo::allgather(g);
+      }});
+    rows.push_back(Row("allgather", total, p, GBps(total, ag[0]), GBps(total, ag[1]),
+                       GBps(total, ag[2]), 0));
   }
   shm.reset();
 
   if (o.internode) {
-    auto tcp = Ours("emulated-node-" + std::to_string(rank), o.shm_slot_bytes);
+    auto tcp = Ours("emulated-node-" + std::to_string(rank), o.shm_slot_bytes, o.shm_spin_us);
     for (size_t bytes = o.min_bytes; bytes <= o.max_bytes; bytes *= 2) {
       const size_t n = std::max<size_t>(1, bytes / sizeof(float));
       const double budget = o.seconds_per_point;
-      double ours = TimeIt(budget, [&] {
-        Check(tcp->AllReduce(in, out, n, coll::DataType::kF32, coll::ReduceOp::kSum));
-      });
-      double gloo = TimeIt(budget, [&] {
-        gloo::AllreduceOptions g(gloo_ctx);
-        g.setInput(in, n);
-        g.setOutput(out, n);
-        g.setReduceFunction(static_cast<void (*)(void*, const void*, const void*, size_t)>(
-            &gloo::sum<float>));
-        g.setTag(tag++);
-        gloo::allreduce(g);
-      });
+      auto t = TimeInterleaved(budget, {
+        [&] { Check(tcp->AllReduce(in, out, n, coll::DataType::kF32, coll::ReduceOp::kSum)); },
+        [&] {
+          gloo::AllreduceOptions g(gloo_ctx);
+          g.setInput(in, n);
+          g.setOutput(out, n);
+          g.setReduceFunction(static_cast<void (*)(void*, const void*, const void*, size_t)>(
+              &gloo::sum<float>));
+          g.setTag(tag++);
+          gloo::allreduce(g);
+        }});
+      const double ours = t[0], gloo = t[1];
       rows.push_back(Row("allreduce_internode", n * 4, p, GBps(n * 4, ours), 0, GBps(n * 4, gloo), 0));
     }
   }

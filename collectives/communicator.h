@@ -55,6 +55,11 @@ struct CommunicatorOptions {
   absl::Duration timeout = absl::Minutes(5);
   // Host backend: bytes per rank per pipeline stage of the shared segment.
   size_t shm_slot_bytes = size_t{1} << 20;
+  // Host backend: how long a rank waiting for a peer in shared memory spins
+  // before sleeping on a futex. Spinning keeps a rank that has its own core
+  // ready to go (sleeping hands the core away and waking takes a scheduler
+  // slice on a loaded machine); with more ranks than cores keep it short.
+  absl::Duration shm_spin = absl::Microseconds(500);
   // Host backend: TCP ring segment (the unit of send/recv/reduce overlap).
   size_t tcp_segment_bytes = size_t{512} << 10;
 };

@@ -164,7 +164,7 @@ absl::StatusOr<std::unique_ptr<internal::Backend>> CreateHostBackend(
                               [&](const std::string& n) { return n == nodes[0]; });
   if (one_node && group.size > 1) {
     SUBLET_ASSIGN_OR_RETURN(shm, ShmSegment::Create(*group.store, group.rank, group.size,
-                                                    options.shm_slot_bytes, deadline));
+                                                    options.shm_slot_bytes, options.shm_spin, deadline));
   }
   return std::unique_ptr<internal::Backend>(
       new HostBackend(std::move(group), options, std::move(mesh), std::move(shm)));

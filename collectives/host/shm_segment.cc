@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstring>
 #include <random>
@@ -29,8 +30,10 @@ inline void CpuRelax() {
 
 }  // namespace
 
-ShmSegment::ShmSegment(int rank, int size, size_t slot_bytes, void* base, size_t mapped)
-    : rank_(rank), size_(size), slot_bytes_(slot_bytes), base_(base), mapped_(mapped),
+ShmSegment::ShmSegment(int rank, int size, size_t slot_bytes, absl::Duration spin, void* base,
+                       size_t mapped)
+    : rank_(rank), size_(size), slot_bytes_(slot_bytes),
+      spin_ns_(absl::ToInt64Nanoseconds(spin)), base_(base), mapped_(mapped),
       data_(static_cast<char*>(base) + HeaderBytes(size)) {}
 
 ShmSegment::~ShmSegment() { munmap(base_, mapped_); }
@@ -46,6 +49,7 @@ std::atomic<uint32_t>* ShmSegment::waiters(int r) const {
 
 absl::StatusOr<std::unique_ptr<ShmSegment>> ShmSegment::Create(Store& store, int rank, int size,
                                                                 size_t slot_bytes,
+                                                                absl::Duration spin,
                                                                 absl::Time deadline) {
   slot_bytes = (slot_bytes + 4095) / 4096 * 4096;
   const size_t bytes = HeaderBytes(size) + static_cast<size_t>(size) * 2 * slot_bytes;
@@ -78,7 +82,7 @@ absl::StatusOr<std::unique_ptr<ShmSegment>> ShmSegment::Create(Store& store, int
     if (rank == 0) shm_unlink(name.c_str());
     return absl::UnavailableError(absl::StrCat("mmap ", name, ": ", strerror(errno)));
   }
-  std::unique_ptr<ShmSegment> seg(new ShmSegment(rank, size, slot_bytes, base, bytes));
+  std::unique_ptr<ShmSegment> seg(new ShmSegment(rank, size, slot_bytes, spin, base, bytes));
   auto mapped = AllGatherViaStore(store, "shm_mapped", rank, size, "1", deadline);
   if (rank == 0) shm_unlink(name.c_str());
   if (!mapped.ok()) return mapped.status();
@@ -100,9 +104,11 @@ absl::Status ShmSegment::Sync(const internal::OpContext& ctx) {
 absl::Status ShmSegment::WaitFor(int peer, uint32_t target, const internal::OpContext& ctx) {
   std::atomic<uint32_t>* c = counter(peer);
   auto reached = [&](uint32_t v) { return static_cast<int32_t>(v - target) >= 0; };
-  for (int spins = 0; spins < 4000; ++spins) {
+  const auto spin_until = std::chrono::steady_clock::now() + std::chrono::nanoseconds(spin_ns_);
+  for (uint32_t spins = 0;; ++spins) {
     if (reached(c->load(std::memory_order_acquire))) return absl::OkStatus();
     CpuRelax();
+    if ((spins & 127) == 127 && std::chrono::steady_clock::now() >= spin_until) break;
   }
   while (true) {
     waiters(peer)->fetch_add(1, std::memory_order_seq_cst);

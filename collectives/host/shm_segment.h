@@ -35,7 +35,8 @@ namespace sublet::collectives::host {
 class ShmSegment {
  public:
   static absl::StatusOr<std::unique_ptr<ShmSegment>> Create(Store& store, int rank, int size,
-                                                            size_t slot_bytes, absl::Time deadline);
+                                                            size_t slot_bytes, absl::Duration spin,
+                                                            absl::Time deadline);
   ~ShmSegment();
 
   int rank() const { return rank_; }
@@ -51,7 +52,8 @@ class ShmSegment {
   absl::Status Sync(const internal::OpContext& ctx);
 
  private:
-  ShmSegment(int rank, int size, size_t slot_bytes, void* base, size_t mapped);
+  ShmSegment(int rank, int size, size_t slot_bytes, absl::Duration spin, void* base,
+             size_t mapped);
   std::atomic<uint32_t>* counter(int r) const;
   std::atomic<uint32_t>* waiters(int r) const;
   absl::Status WaitFor(int peer, uint32_t target, const internal::OpContext& ctx);
@@ -59,6 +61,7 @@ class ShmSegment {
   const int rank_;
   const int size_;
   const size_t slot_bytes_;
+  const int64_t spin_ns_;
   void* base_;
   size_t mapped_;
   char* data_;

@@ -35,6 +35,7 @@ inline CommunicatorOptions TestOptions() {
   o.timeout = absl::Seconds(60);
   o.shm_slot_bytes = 64 << 10;      // many rounds even for modest sizes
   o.tcp_segment_bytes = 16 << 10;
+  o.shm_spin = absl::Microseconds(20);  // up to 4 ranks on 2 cores: sleep early
   return o;
 }
 
