@@ -309,15 +309,15 @@ absl::Status Cluster::Schedule() {
   std::vector<SchedJob> pending;
   for (auto& [id, job] : jobs_) {
     if (job.state != JobState::kPending || job.stopping) continue;
-    pending.push_back({job.IdText(), static_cast<int>(job.spec.priority), id, job.spec.nodes,
+    pending.push_back({job.IdText(), id, static_cast<int>(job.spec.priority), id, job.spec.nodes,
                        job.spec.gpus_per_node, job.spec.time_limit});
   }
   SchedResult result = coordinator::Schedule(sched_nodes, running, std::move(pending), clock_.Now());
-  for (const Waiting& w : result.waiting) jobs_.at(std::stoull(w.job_id)).reason = w.reason;
+  for (Waiting& w : result.waiting) jobs_.at(w.key).reason = std::move(w.reason);
   for (const Placement& p : result.placements) {
     std::vector<const Node*> chosen;
     for (uint32_t n : p.nodes) chosen.push_back(node_ptrs[n]);
-    SUBLET_RETURN_IF_ERROR(StartAttempt(jobs_.at(std::stoull(p.job_id)), chosen, p.gpus));
+    SUBLET_RETURN_IF_ERROR(StartAttempt(jobs_.at(p.key), chosen, p.gpus));
   }
   return absl::OkStatus();
 }

@@ -47,6 +47,7 @@ struct SchedRunning {
 
 struct SchedJob {
   std::string id;
+  uint64_t key = 0;     // the caller's handle, copied to Placement/Waiting
   int priority = 1;     // higher first
   uint64_t order = 0;   // submit order, lower first
   uint32_t nodes = 1;
@@ -56,12 +57,14 @@ struct SchedJob {
 
 struct Placement {
   std::string job_id;
+  uint64_t key = 0;
   std::vector<uint32_t> nodes;              // node indices, node rank order
   std::vector<std::vector<uint32_t>> gpus;  // per node, GPU indices
 };
 
 struct Waiting {
   std::string job_id;
+  uint64_t key = 0;
   std::string reason;
 };
 

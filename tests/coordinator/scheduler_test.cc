@@ -20,7 +20,7 @@ SchedNode Node(const std::string& name, uint32_t total, uint32_t free) {
 
 SchedJob Job(const std::string& id, uint32_t nodes, uint32_t gpus, uint64_t order = 0,
              int priority = 1, absl::Duration limit = absl::ZeroDuration()) {
-  return {id, priority, order, nodes, gpus, limit};
+  return {id, order, priority, order, nodes, gpus, limit};
 }
 
 std::vector<std::string> Placed(const SchedResult& r) {
