@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <tuple>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "collectives/host/algorithms.h"
+#include "collectives/internal/numeric.h"
 #include "collectives/internal/reduce.h"
 #include "common/status.h"
 
@@ -23,16 +25,52 @@ class HostBackend final : public Backend {
       : group_(std::move(group)), options_(std::move(options)), mesh_(std::move(mesh)),
         shm_(std::move(shm)) {}
 
+  // Several nodes with L > 1 ranks each: the node's group (shared memory)
+  // and the group of ranks with my local index on every node (TCP).
+  void SetHierarchy(std::unique_ptr<Backend> local, std::unique_ptr<Backend> cross) {
+    local_ = std::move(local);
+    cross_ = std::move(cross);
+  }
+
   int rank() const override { return group_.rank; }
   int size() const override { return group_.size; }
-  std::string name() const override { return shm_ ? "host(shm)" : "host(tcp)"; }
+  std::string name() const override {
+    return shm_ ? "host(shm)" : local_ ? "host(shm+tcp)" : "host(tcp)";
+  }
 
   absl::Status AllReduce(const OpContext& ctx, const void* in, void* out, size_t count,
                          DataType type, ReduceOp op) override {
     if (size() == 1 || count == 0) return Copy(in, out, count * DataTypeSize(type));
     if (shm_) return ShmAllReduce(*shm_, ctx, in, out, count, type, op);
+    if (local_) return HierarchicalAllReduce(ctx, in, out, count, type, op);
     return RingAllReduce(*mesh_, scratch_, options_.tcp_segment_bytes, ctx, in, out, count, type,
                          op);
+  }
+
+  // Several nodes of L ranks each:
+  //   1. all-reduce within the node (shared memory);
+  //   2. local rank i all-reduces piece i (1/L of the buffer) with local rank
+  //      i of every other node (TCP ring), so each byte crosses nodes once
+  //      per node instead of once per rank;
+  //   3. within the node, each local rank broadcasts its piece.
+  // An average reduces as a sum and scales once at the end (exact for
+  // integer types).
+  absl::Status HierarchicalAllReduce(const OpContext& ctx, const void* in, void* out, size_t count,
+                                     DataType type, ReduceOp op) {
+    const ReduceOp sum_op = op == ReduceOp::kAvg ? ReduceOp::kSum : op;
+    const size_t esz = DataTypeSize(type);
+    const int l = local_->size();
+    char* data = static_cast<char*>(out);
+    SUBLET_RETURN_IF_ERROR(local_->AllReduce(ctx, in, out, count, type, sum_op));
+    Range mine = ChunkOf(count, l, local_->rank(), 16);
+    SUBLET_RETURN_IF_ERROR(cross_->AllReduce(ctx, data + mine.begin * esz, data + mine.begin * esz,
+                                             mine.size(), type, sum_op));
+    for (int j = 0; j < l; ++j) {
+      Range r = ChunkOf(count, l, j, 16);
+      SUBLET_RETURN_IF_ERROR(local_->Broadcast(ctx, data + r.begin * esz, r.size(), type, j));
+    }
+    if (op == ReduceOp::kAvg) internal::ScaleForAverage(out, count, type, size());
+    return absl::OkStatus();
   }
 
   absl::Status ReduceScatter(const OpContext& ctx, const void* in, void* out, size_t count,
@@ -99,6 +137,8 @@ class HostBackend final : public Backend {
   CommunicatorOptions options_;
   std::unique_ptr<TcpMesh> mesh_;
   std::unique_ptr<ShmSegment> shm_;  // null unless the whole group is on one node
+  std::unique_ptr<Backend> local_;   // hierarchy: my node's ranks
+  std::unique_ptr<Backend> cross_;   // hierarchy: my local index on every node
   Scratch scratch_;
   int splits_ = 0;
 };
@@ -164,10 +204,35 @@ absl::StatusOr<std::unique_ptr<internal::Backend>> CreateHostBackend(
                               [&](const std::string& n) { return n == nodes[0]; });
   if (one_node && group.size > 1) {
     SUBLET_ASSIGN_OR_RETURN(shm, ShmSegment::Create(*group.store, group.rank, group.size,
-                                                    options.shm_slot_bytes, options.shm_spin, deadline));
+                                                    options.shm_slot_bytes, options.shm_spin,
+                                                    deadline));
   }
-  return std::unique_ptr<internal::Backend>(
-      new HostBackend(std::move(group), options, std::move(mesh), std::move(shm)));
+  // Nodes in order of their first rank; my index among my node's ranks.
+  std::vector<std::string> order;
+  std::map<std::string, int> per_node;
+  int local_rank = 0;
+  for (int r = 0; r < group.size; ++r) {
+    if (per_node.count(nodes[r]) == 0) order.push_back(nodes[r]);
+    if (r == group.rank) local_rank = per_node[nodes[r]];
+    per_node[nodes[r]]++;
+  }
+  const int local_size = per_node[group.node];
+  const bool uniform = std::all_of(per_node.begin(), per_node.end(),
+                                   [&](const auto& kv) { return kv.second == local_size; });
+  const int node_index =
+      static_cast<int>(std::find(order.begin(), order.end(), group.node) - order.begin());
+  auto backend = std::make_unique<HostBackend>(group, options, std::move(mesh), std::move(shm));
+  if (!one_node && uniform && local_size > 1) {
+    HostGroup local{std::make_shared<PrefixStore>(group.store, "local/" + group.node), local_rank,
+                    local_size, group.node};
+    HostGroup cross{std::make_shared<PrefixStore>(group.store,
+                                                  absl::StrCat("cross/", local_rank)),
+                    node_index, static_cast<int>(order.size()), group.node};
+    SUBLET_ASSIGN_OR_RETURN(auto l, CreateHostBackend(std::move(local), options, deadline));
+    SUBLET_ASSIGN_OR_RETURN(auto c, CreateHostBackend(std::move(cross), options, deadline));
+    backend->SetHierarchy(std::move(l), std::move(c));
+  }
+  return std::unique_ptr<internal::Backend>(std::move(backend));
 }
 
 }  // namespace sublet::collectives::host

@@ -1,5 +1,8 @@
 // The host backend: CPU collectives for ranks of one job.
 //   - All ranks on one node (same node name): the node's shared segment.
+//   - Several nodes with the same number L > 1 of ranks each: allreduce is
+//     hierarchical (shared memory in the node, TCP ring across nodes per
+//     local index); the other operations use the TCP ring over all ranks.
 //   - Otherwise: a pipelined TCP ring over all ranks.
 //   - Send/recv always go over the group's TCP mesh.
 // A node is what the rank says it is (SUBLET_NODE_NAME), so two workers on

@@ -28,6 +28,16 @@ TEST_P(HostConformance, LargeAllReduceAcrossManyRounds) {
   });
 }
 
+// Two nodes of two ranks: the allreduce goes hierarchical (shared memory in
+// the node, TCP between nodes) and still matches the reference.
+TEST(HostHierarchy, TwoNodesOfTwoRanksUseSharedMemoryAndTcp) {
+  RunRanks(4, Layout::kTwoNodes, TestOptions(), [](Communicator& c) {
+    EXPECT_EQ(c.backend_name(), "host(shm+tcp)");
+    for (ReduceOp op : kAllReduceOps) CheckAllReduce(c, DataType::kI32, op, 100003, false, 0);
+    CheckAllReduce(c, DataType::kBF16, ReduceOp::kAvg, 4097, true, 1);
+  });
+}
+
 std::string Name(const ::testing::TestParamInfo<std::tuple<Layout, int>>& info) {
   const char* layouts[] = {"OneNode", "NodePerRank", "TwoNodes"};
   return std::string(layouts[static_cast<int>(std::get<0>(info.param))]) + "World" +
