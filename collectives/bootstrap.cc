@@ -1,5 +1,7 @@
 #include "collectives/bootstrap.h"
 
+#include <algorithm>
+
 #include <unistd.h>
 
 #include "absl/strings/numbers.h"
@@ -83,7 +85,8 @@ namespace sublet::collectives {
 namespace {
 
 // Rank 0 serves the store; everyone (rank 0 included) connects to it.
-absl::StatusOr<std::shared_ptr<Store>> ConnectStore(const RankInfo& info, absl::Time deadline) {
+absl::StatusOr<std::shared_ptr<Store>> ConnectStore(const RankInfo& info, absl::Time deadline,
+                                                    absl::Duration linger) {
   std::string address = info.rendezvous;
   std::shared_ptr<TcpStoreServer> server;
   if (address.empty()) {  // under mpirun: rank 0 picks a port and tells the others
@@ -100,7 +103,7 @@ absl::StatusOr<std::shared_ptr<Store>> ConnectStore(const RankInfo& info, absl::
   if (info.rank == 0 && !server) {
     SUBLET_ASSIGN_OR_RETURN(server, TcpStoreServer::Start("0.0.0.0", port));
   }
-  SUBLET_ASSIGN_OR_RETURN(auto store, TcpStore::Connect(host, port, deadline, server));
+  SUBLET_ASSIGN_OR_RETURN(auto store, TcpStore::Connect(host, port, deadline, server, linger));
   return std::shared_ptr<Store>(std::move(store));
 }
 
@@ -124,7 +127,8 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateCommunicator(
   if (kind == BackendKind::kNccl) {
     SUBLET_RETURN_IF_ERROR(nccl::CudaDeviceCount().status());
   }
-  SUBLET_ASSIGN_OR_RETURN(std::shared_ptr<Store> store, ConnectStore(info, deadline));
+  SUBLET_ASSIGN_OR_RETURN(std::shared_ptr<Store> store,
+                          ConnectStore(info, deadline, std::min(options.timeout, absl::Seconds(30))));
   if (kind == BackendKind::kNccl) {
     SUBLET_ASSIGN_OR_RETURN(
         auto backend, nccl::CreateNcclBackend(std::make_shared<PrefixStore>(store, "nccl"),

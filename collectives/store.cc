@@ -190,12 +190,12 @@ void TcpStoreServer::WaitForClientsToLeave(absl::Time deadline) {
 
 class TcpStore::Impl {
  public:
-  Impl(Fd fd, std::string where, std::shared_ptr<TcpStoreServer> server)
-      : fd_(std::move(fd)), where_(std::move(where)), server_(std::move(server)) {}
+  Impl(Fd fd, std::string where, std::shared_ptr<TcpStoreServer> server, absl::Duration linger)
+      : fd_(std::move(fd)), where_(std::move(where)), server_(std::move(server)), linger_(linger) {}
   ~Impl() {
     fd_.Reset();
     if (server_ && server_.use_count() == 1) {
-      server_->WaitForClientsToLeave(absl::Now() + absl::Seconds(30));
+      server_->WaitForClientsToLeave(absl::Now() + linger_);
     }
   }
 
@@ -220,15 +220,16 @@ class TcpStore::Impl {
   Fd fd_;
   std::string where_;
   std::shared_ptr<TcpStoreServer> server_;
+  absl::Duration linger_;
   std::mutex mu_;
 };
 
 absl::StatusOr<std::shared_ptr<TcpStore>> TcpStore::Connect(
     const std::string& host, int port, absl::Time deadline,
-    std::shared_ptr<TcpStoreServer> server) {
+    std::shared_ptr<TcpStoreServer> server, absl::Duration linger) {
   SUBLET_ASSIGN_OR_RETURN(Fd fd, internal::Connect(host, port, deadline, "rendezvous store"));
-  return std::shared_ptr<TcpStore>(new TcpStore(
-      std::make_unique<Impl>(std::move(fd), absl::StrCat(host, ":", port), std::move(server))));
+  return std::shared_ptr<TcpStore>(new TcpStore(std::make_unique<Impl>(
+      std::move(fd), absl::StrCat(host, ":", port), std::move(server), linger)));
 }
 
 TcpStore::TcpStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -64,13 +64,16 @@ class TcpStoreServer {
 
 // A connection to a TcpStoreServer. May own the server (rank 0's client does),
 // so that the store lives as long as any communicator built on it; the owner's
-// destructor then waits (up to 30 s) for the other ranks to disconnect, so a
-// rank 0 that finishes first does not pull the store from under the others.
+// destructor then waits (up to `linger`) for the other ranks to disconnect, so
+// a rank 0 that finishes first does not pull the store from under the others.
+// Bootstrap passes the collective timeout: a peer silent that long is hung,
+// and waiting longer would only delay reporting the failure.
 class TcpStore final : public Store {
  public:
   static absl::StatusOr<std::shared_ptr<TcpStore>> Connect(
       const std::string& host, int port, absl::Time deadline,
-      std::shared_ptr<TcpStoreServer> server = nullptr);
+      std::shared_ptr<TcpStoreServer> server = nullptr,
+      absl::Duration linger = absl::Seconds(30));
   ~TcpStore() override;
 
   absl::Status Set(const std::string& key, const std::string& value) override;
