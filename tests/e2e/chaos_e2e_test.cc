@@ -25,14 +25,6 @@ using nlohmann::json;
 constexpr int kWorkers = 3;
 constexpr int kChaosEvents = 12;
 
-std::string LockingRank(const std::string& dir, int seconds) {
-  return "exec 9>>" + dir + "/job-$SUBLET_JOB_ID-rank-$SUBLET_RANK; flock -n 9 || echo "
-         "\"rank $SUBLET_RANK of job $SUBLET_JOB_ID ran twice\" >>" + dir + "/violations; "
-         "exec 8>>" + dir + "/gpu-$SUBLET_NODE_NAME-$CUDA_VISIBLE_DEVICES; flock -n 8 || echo "
-         "\"GPU $CUDA_VISIBLE_DEVICES of $SUBLET_NODE_NAME given twice\" >>" + dir +
-         "/violations; exec sleep " + std::to_string(seconds);
-}
-
 // SIGKILLs one live rank chosen at random from the workers' pid files.
 bool KillRandomRank(const std::string& dir, std::mt19937& rng) {
   std::vector<std::filesystem::path> pid_files;
@@ -69,7 +61,8 @@ TEST(ChaosE2eTest, RandomKillsOfCoordinatorWorkersAndRanksKeepTheInvariants) {
         "chaos-" + std::to_string(j),
         "name: chaos-" + std::to_string(j) + "\nresources: {nodes: " +
             std::to_string(shapes[j][0]) + ", gpus_per_node: " + std::to_string(shapes[j][1]) +
-            "}\ncommand: [sh, -c, '" + LockingRank(cluster.dir(), 1 + j % 3) +
+            "}\ncommand: [sh, -c, '" +
+            LockingRank(cluster.dir(), "sleep " + std::to_string(1 + j % 3)) +
             "']\nmax_restarts: 100\n");
     jobs.push_back({cluster.Submit(spec, token), token});
   }

@@ -17,13 +17,6 @@ namespace {
 using ::testing::HasSubstr;
 using nlohmann::json;
 
-bool HasEvent(const json& job, const std::string& kind) {
-  for (const json& e : job["events"]) {
-    if (e["kind"] == kind) return true;
-  }
-  return false;
-}
-
 TEST(NodeLossE2eTest, SilentNodeIsLostAndItsGangIsRequeuedWithoutCountingARestart) {
   TestCluster::Options options;
   options.heartbeat_timeout = "2s";

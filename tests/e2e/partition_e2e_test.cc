@@ -20,22 +20,6 @@ namespace {
 
 using nlohmann::json;
 
-bool HasEvent(const json& job, const std::string& kind) {
-  for (const json& e : job["events"]) {
-    if (e["kind"] == kind) return true;
-  }
-  return false;
-}
-
-// A rank that holds its GPU and its (job, rank) slot until it dies.
-std::string LockingRank(const std::string& dir) {
-  return "exec 9>>" + dir + "/job-$SUBLET_JOB_ID-rank-$SUBLET_RANK; flock -n 9 || echo "
-         "\"rank $SUBLET_RANK of job $SUBLET_JOB_ID ran twice\" >>" + dir + "/violations; "
-         "exec 8>>" + dir + "/gpu-$SUBLET_NODE_NAME-$CUDA_VISIBLE_DEVICES; flock -n 8 || echo "
-         "\"GPU $CUDA_VISIBLE_DEVICES of $SUBLET_NODE_NAME given twice\" >>" + dir +
-         "/violations; exec sleep 600";
-}
-
 class PartitionE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -58,7 +42,7 @@ class PartitionE2eTest : public ::testing::Test {
   std::string SubmitGang(TestCluster& cluster) {
     return cluster.Submit(cluster.WriteSpec(
         "gang", "name: gang\nresources: {nodes: 2, gpus_per_node: 1}\ncommand: [sh, -c, '" +
-                    LockingRank(cluster.dir()) + "']\nmax_restarts: 0\n"));
+                    LockingRank(cluster.dir(), "sleep 600") + "']\nmax_restarts: 0\n"));
   }
 
   // Seconds since `node` last reported, as the coordinator sees it.

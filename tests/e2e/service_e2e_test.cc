@@ -34,13 +34,6 @@ std::map<std::string, std::string> ParseEnv(const std::string& log) {
   return env;
 }
 
-bool HasEvent(const json& job, const std::string& kind) {
-  for (const json& e : job["events"]) {
-    if (e["kind"] == kind) return true;
-  }
-  return false;
-}
-
 class ServiceE2eTest : public ::testing::Test {
  protected:
   TestCluster cluster_{TestCluster::Options{}};

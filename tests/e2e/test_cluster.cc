@@ -86,6 +86,21 @@ pid_t SpawnTo(std::vector<std::string> argv, const std::map<std::string, std::st
 
 std::string Bin(const std::string& name) { return std::string(SUBLET_BIN_DIR) + "/" + name; }
 
+bool HasEvent(const nlohmann::json& job, const std::string& kind) {
+  for (const nlohmann::json& e : job["events"]) {
+    if (e["kind"] == kind) return true;
+  }
+  return false;
+}
+
+std::string LockingRank(const std::string& dir, const std::string& then) {
+  return "exec 9>>" + dir + "/job-$SUBLET_JOB_ID-rank-$SUBLET_RANK; flock -n 9 || echo "
+         "\"rank $SUBLET_RANK of job $SUBLET_JOB_ID ran twice\" >>" + dir + "/violations; "
+         "exec 8>>" + dir + "/gpu-$SUBLET_NODE_NAME-$CUDA_VISIBLE_DEVICES; flock -n 8 || echo "
+         "\"GPU $CUDA_VISIBLE_DEVICES of $SUBLET_NODE_NAME given twice\" >>" + dir +
+         "/violations; exec " + then;
+}
+
 CommandResult Run(const std::vector<std::string>& argv,
                   const std::map<std::string, std::string>& env, const std::string& scratch) {
   static std::atomic<int> counter{0};

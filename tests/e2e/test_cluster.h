@@ -74,6 +74,15 @@ class TestCluster {
   std::map<int, pid_t> workers_;
 };
 
+// Whether the job (as `sublet show -o json` prints it) has an event of `kind`.
+bool HasEvent(const nlohmann::json& job, const std::string& kind);
+
+// A rank command for invariant checks: it holds a lock on its GPU and on its
+// (job, rank) slot under `dir` for its whole life, then runs `then` (exec'd,
+// so the locks die with it). A lock it cannot take is a witnessed violation,
+// appended to `dir`/violations: a GPU given twice, or a rank running twice.
+std::string LockingRank(const std::string& dir, const std::string& then);
+
 // Starts argv with extra environment, appending stdout/stderr to files.
 pid_t SpawnTo(std::vector<std::string> argv, const std::map<std::string, std::string>& env,
               const std::string& out, const std::string& err);
