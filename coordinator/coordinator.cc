@@ -14,8 +14,9 @@ namespace {
 using protocols::Body;
 using protocols::Envelope;
 
-// Errors a handler returns before touching the store; anything else means
-// the store failed mid-batch and the whole batch must be rolled back.
+// Errors a handler returns before touching the store; anything else (the
+// store reports its faults as Internal) means the store failed mid-batch and
+// the whole batch must be rolled back.
 bool IsCallerError(const absl::Status& s) {
   switch (s.code()) {
     case absl::StatusCode::kInvalidArgument:
@@ -24,7 +25,7 @@ bool IsCallerError(const absl::Status& s) {
     case absl::StatusCode::kPermissionDenied:
     case absl::StatusCode::kUnauthenticated:
     case absl::StatusCode::kUnavailable:  // a node is unreachable, not the store
-      return std::string(s.message()).rfind("store:", 0) != 0;
+      return true;
     default:
       return false;
   }

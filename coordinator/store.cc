@@ -123,7 +123,7 @@ Store::~Store() {
 }
 
 absl::Status Store::Error(const char* what) const {
-  return absl::UnavailableError(fmt::format("store: {}: {}", what, sqlite3_errmsg(db_)));
+  return absl::InternalError(fmt::format("store: {}: {}", what, sqlite3_errmsg(db_)));
 }
 
 absl::Status Store::Exec(const char* sql) {
@@ -131,7 +131,7 @@ absl::Status Store::Exec(const char* sql) {
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
     std::string msg = err ? err : "unknown error";
     sqlite3_free(err);
-    return absl::UnavailableError(fmt::format("store: {}", msg));
+    return absl::InternalError(fmt::format("store: {}", msg));
   }
   return absl::OkStatus();
 }

@@ -7,6 +7,9 @@
 // requests share one transaction (group commit), which is what makes a
 // thousand durable submissions a second possible on one fsync-bound disk.
 //
+// Errors: a failed read or write is Internal ("store: ..."), so callers can
+// tell a storage fault from a caller's mistake by its code alone.
+//
 // Thread-compatible: one thread (the event loop) uses a Store.
 #pragma once
 
