@@ -42,6 +42,10 @@ struct Progress {
   double tokens_per_s = 0;
   int64_t checkpoint_step = -1;  // newest checkpoint the rank knows committed
   int64_t time_unix_ms = 0;      // when the worker received it
+  // The newest checkpoint's size and how long persisting it took; the
+  // coordinator estimates a reclaimed job's save time from them. 0: unknown.
+  int64_t checkpoint_bytes = 0;
+  double checkpoint_persist_s = 0;
   bool operator==(const Progress&) const = default;
 };
 
@@ -71,6 +75,13 @@ struct JobInfo {
   int64_t end_time_unix_ms = 0;    // 0 while not final
   Progress progress;               // rank 0's latest report in this attempt
   JobSpec spec;
+  // Accounting: GPU-seconds held by the job's ranks over all attempts, and
+  // those lost to preemption (work after the checkpoint a resume starts from).
+  double gpu_seconds = 0;
+  double gpu_seconds_lost = 0;
+  std::string reclaim_id;    // the reclaim preempting the job now, if any
+  std::string preempt_why;   // why the last reclaim chose this job
+  int64_t resume_step = -1;  // the checkpoint step the next attempt resumes from
   // Filled only by GetJob (`sublet show`).
   std::vector<RankPlacement> ranks;
   std::vector<JobEvent> events;
@@ -85,7 +96,44 @@ struct NodeInfo {
   std::vector<std::string> jobs;
   std::string address;
   int64_t last_heartbeat_unix_ms = 0;
+  std::string reclaim_id;  // the reclaim that drains or holds the node
   bool operator==(const NodeInfo&) const = default;
+};
+
+// One job a reclaim preempts, and how far it has come.
+struct ReclaimVictim {
+  std::string job_id;
+  std::string tenant;
+  // preempting: notice sent; acknowledged: every rank checkpointed and exited
+  // 75; killed: the deadline passed first; ended: the job stopped otherwise.
+  std::string state;
+  std::string why;                // why it was chosen
+  int64_t checkpoint_step = -1;   // acknowledged, else the last committed one
+  double estimated_save_s = -1;   // from its recent checkpoints; -1: unknown
+  bool operator==(const ReclaimVictim&) const = default;
+};
+
+struct ReclaimNode {
+  std::string name;
+  std::string state;  // draining, reclaimed, released
+  bool operator==(const ReclaimNode&) const = default;
+};
+
+struct ReclaimInfo {
+  std::string id;
+  std::string who;     // the admin who asked
+  std::string reason;  // their words
+  std::string state;   // draining, reclaimed, released
+  std::vector<std::string> requested_nodes;
+  uint32_t requested_gpus = 0;
+  int64_t deadline_unix_ms = 0;
+  int64_t created_unix_ms = 0;
+  int64_t reclaimed_unix_ms = 0;  // every node handed over; 0 until then
+  int64_t released_unix_ms = 0;
+  std::vector<ReclaimNode> nodes;
+  std::vector<ReclaimVictim> jobs;
+  std::vector<std::string> warnings;  // e.g. a deadline that looks too short
+  bool operator==(const ReclaimInfo&) const = default;
 };
 
 // ---- tenant / admin API (client -> coordinator) --------------------------
@@ -104,6 +152,26 @@ struct ReadLogsRequest {
   bool operator==(const ReadLogsRequest&) const = default;
 };
 
+// Admin: take capacity back. Exactly one of `nodes` and `gpus` is set.
+struct ReclaimRequest {
+  std::vector<std::string> nodes;
+  uint32_t gpus = 0;
+  int64_t deadline_ms = 0;  // from now
+  std::string reason;
+  bool operator==(const ReclaimRequest&) const = default;
+};
+// Admin: give reclaimed capacity back, by reclaim id or by node names.
+struct ReleaseRequest {
+  std::string reclaim_id;
+  std::vector<std::string> nodes;
+  bool operator==(const ReleaseRequest&) const = default;
+};
+// Admin: every reclaim, or the one named.
+struct ListReclaimsRequest {
+  std::string reclaim_id;
+  bool operator==(const ListReclaimsRequest&) const = default;
+};
+
 // ---- API replies (coordinator -> client) ---------------------------------
 
 // Canonical absl status code number plus a message naming the cause.
@@ -116,6 +184,10 @@ struct SubmitJobReply { std::string job_id; bool operator==(const SubmitJobReply
 struct JobListReply { std::vector<JobInfo> jobs; bool operator==(const JobListReply&) const = default; };
 struct JobReply { JobInfo job; bool operator==(const JobReply&) const = default; };
 struct NodeListReply { std::vector<NodeInfo> nodes; bool operator==(const NodeListReply&) const = default; };
+struct ReclaimListReply {
+  std::vector<ReclaimInfo> reclaims;
+  bool operator==(const ReclaimListReply&) const = default;
+};
 struct LogsReply {
   std::string data;          // raw bytes of the log from `offset`
   uint64_t next_offset = 0;  // where the next read starts
@@ -182,14 +254,26 @@ struct RankLaunch {
   bool operator==(const RankLaunch&) const = default;
 };
 
+// A preemption notice for one rank. Coordinator -> worker inside WorkerSync;
+// worker -> rank on the control endpoint (with SIGUSR1). The worker sends
+// SIGKILL to the rank if it still runs at the deadline.
+struct PreemptNotice {
+  RankKey key;
+  int64_t deadline_unix_ms = 0;
+  std::string reason;
+  bool operator==(const PreemptNotice&) const = default;
+};
+
 // Coordinator -> worker: the desired state of the node. The worker starts
 // every listed rank it has not started in this incarnation, stops every rank
-// it runs that is not listed, and forgets the acknowledged exits.
+// it runs that is not listed, delivers each notice once, and forgets the
+// acknowledged exits.
 struct WorkerSync {
   std::string incarnation;  // the worker incarnation this sync is for
   std::vector<RankLaunch> desired;
   std::vector<RankKey> acked_exits;
   uint32_t stop_grace_ms = 10000;  // SIGTERM, then SIGKILL after this
+  std::vector<PreemptNotice> notices;
   bool operator==(const WorkerSync&) const = default;
 };
 
@@ -213,7 +297,9 @@ using Body = std::variant<
     // worker channel
     WorkerReport, WorkerSync, ReadRankLogRequest,
     // rank control endpoint
-    RankProgress>;
+    RankProgress,
+    // reclaim (admin API), and the notice a worker passes to a rank
+    ReclaimRequest, ReleaseRequest, ListReclaimsRequest, ReclaimListReply, PreemptNotice>;
 
 struct Envelope {
   uint16_t version = kProtocolVersion;

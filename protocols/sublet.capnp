@@ -42,6 +42,8 @@ struct Progress {
   tokensPerS @2 :Float64;
   checkpointStep @3 :Int64 = -1;
   timeUnixMs @4 :Int64;
+  checkpointBytes @5 :Int64;
+  checkpointPersistS @6 :Float64;
 }
 
 struct JobEvent {
@@ -78,6 +80,11 @@ struct JobInfo {
   ranks @14 :List(RankPlacement);
   events @15 :List(JobEvent);
   progress @16 :Progress;
+  gpuSeconds @17 :Float64;
+  gpuSecondsLost @18 :Float64;
+  reclaimId @19 :Text;
+  preemptWhy @20 :Text;
+  resumeStep @21 :Int64 = -1;
 }
 
 struct NodeInfo {
@@ -88,6 +95,37 @@ struct NodeInfo {
   jobs @4 :List(Text);
   address @5 :Text;
   lastHeartbeatUnixMs @6 :Int64;
+  reclaimId @7 :Text;
+}
+
+struct ReclaimVictim {
+  jobId @0 :Text;
+  tenant @1 :Text;
+  state @2 :Text;
+  why @3 :Text;
+  checkpointStep @4 :Int64 = -1;
+  estimatedSaveS @5 :Float64 = -1;
+}
+
+struct ReclaimNode {
+  name @0 :Text;
+  state @1 :Text;
+}
+
+struct ReclaimInfo {
+  id @0 :Text;
+  who @1 :Text;
+  reason @2 :Text;
+  state @3 :Text;
+  requestedNodes @4 :List(Text);
+  requestedGpus @5 :UInt32;
+  deadlineUnixMs @6 :Int64;
+  createdUnixMs @7 :Int64;
+  reclaimedUnixMs @8 :Int64;
+  releasedUnixMs @9 :Int64;
+  nodes @10 :List(ReclaimNode);
+  jobs @11 :List(ReclaimVictim);
+  warnings @12 :List(Text);
 }
 
 # ---- tenant / admin API ----------------------------------------------------
@@ -104,6 +142,19 @@ struct ReadLogsRequest {
   offset @3 :UInt64;
   maxBytes @4 :UInt32;
 }
+
+struct ReclaimRequest {
+  nodes @0 :List(Text);
+  gpus @1 :UInt32;
+  deadlineMs @2 :Int64;
+  reason @3 :Text;
+}
+struct ReleaseRequest {
+  reclaimId @0 :Text;
+  nodes @1 :List(Text);
+}
+struct ListReclaimsRequest { reclaimId @0 :Text; }
+struct ReclaimListReply { reclaims @0 :List(ReclaimInfo); }
 
 struct ErrorReply {
   code @0 :UInt32;  # absl::StatusCode number
@@ -162,11 +213,18 @@ struct RankLaunch {
   gpus @3 :List(UInt32);
 }
 
+struct PreemptNotice {
+  key @0 :RankKey;
+  deadlineUnixMs @1 :Int64;
+  reason @2 :Text;
+}
+
 struct WorkerSync {
   incarnation @0 :Text;
   desired @1 :List(RankLaunch);
   ackedExits @2 :List(RankKey);
   stopGraceMs @3 :UInt32;
+  notices @4 :List(PreemptNotice);
 }
 
 struct ReadRankLogRequest {
@@ -198,5 +256,10 @@ struct Envelope {
     workerSync @16 :WorkerSync;
     readRankLogRequest @17 :ReadRankLogRequest;
     rankProgress @18 :RankProgress;
+    reclaimRequest @19 :ReclaimRequest;
+    releaseRequest @20 :ReleaseRequest;
+    listReclaimsRequest @21 :ListReclaimsRequest;
+    reclaimListReply @22 :ReclaimListReply;
+    preemptNotice @23 :PreemptNotice;
   }
 }

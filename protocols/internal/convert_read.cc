@@ -112,6 +112,8 @@ void ReadProgress(wire::Progress::Reader in, Progress& out) {
   out.tokens_per_s = in.getTokensPerS();
   out.checkpoint_step = in.getCheckpointStep();
   out.time_unix_ms = in.getTimeUnixMs();
+  out.checkpoint_bytes = in.getCheckpointBytes();
+  out.checkpoint_persist_s = in.getCheckpointPersistS();
 }
 
 absl::Status Read(wire::RankStatus::Reader in, const CodecLimits& limits, RankStatus& out) {
@@ -138,9 +140,56 @@ absl::Status Read(wire::RankLaunch::Reader in, const CodecLimits& limits, RankLa
   return ReadNumbers("RankLaunch.gpus", in.getGpus(), limits, out.gpus);
 }
 
+absl::Status Read(wire::PreemptNotice::Reader in, const CodecLimits& limits, PreemptNotice& out);
+absl::Status Read(wire::ReclaimVictim::Reader in, const CodecLimits&, ReclaimVictim& out);
+absl::Status Read(wire::ReclaimNode::Reader in, const CodecLimits&, ReclaimNode& out);
+absl::Status Read(wire::ReclaimInfo::Reader in, const CodecLimits& limits, ReclaimInfo& out);
+
 // Adapts the overloads above for ReadList.
 auto ReadOne(const CodecLimits& limits) {
   return [&limits](auto reader, auto& value) { return Read(reader, limits, value); };
+}
+
+absl::Status Read(wire::PreemptNotice::Reader in, const CodecLimits& limits, PreemptNotice& out) {
+  SUBLET_RETURN_IF_ERROR(Read(in.getKey(), limits, out.key));
+  out.deadline_unix_ms = in.getDeadlineUnixMs();
+  out.reason = ToString(in.getReason());
+  return absl::OkStatus();
+}
+
+absl::Status Read(wire::ReclaimVictim::Reader in, const CodecLimits&, ReclaimVictim& out) {
+  out.job_id = ToString(in.getJobId());
+  out.tenant = ToString(in.getTenant());
+  out.state = ToString(in.getState());
+  out.why = ToString(in.getWhy());
+  out.checkpoint_step = in.getCheckpointStep();
+  out.estimated_save_s = in.getEstimatedSaveS();
+  return absl::OkStatus();
+}
+
+absl::Status Read(wire::ReclaimNode::Reader in, const CodecLimits&, ReclaimNode& out) {
+  out.name = ToString(in.getName());
+  out.state = ToString(in.getState());
+  return absl::OkStatus();
+}
+
+absl::Status Read(wire::ReclaimInfo::Reader in, const CodecLimits& limits, ReclaimInfo& out) {
+  out.id = ToString(in.getId());
+  out.who = ToString(in.getWho());
+  out.reason = ToString(in.getReason());
+  out.state = ToString(in.getState());
+  SUBLET_RETURN_IF_ERROR(
+      ReadTexts("ReclaimInfo.requestedNodes", in.getRequestedNodes(), limits, out.requested_nodes));
+  out.requested_gpus = in.getRequestedGpus();
+  out.deadline_unix_ms = in.getDeadlineUnixMs();
+  out.created_unix_ms = in.getCreatedUnixMs();
+  out.reclaimed_unix_ms = in.getReclaimedUnixMs();
+  out.released_unix_ms = in.getReleasedUnixMs();
+  SUBLET_RETURN_IF_ERROR(
+      ReadList("ReclaimInfo.nodes", in.getNodes(), limits, out.nodes, ReadOne(limits)));
+  SUBLET_RETURN_IF_ERROR(
+      ReadList("ReclaimInfo.jobs", in.getJobs(), limits, out.jobs, ReadOne(limits)));
+  return ReadTexts("ReclaimInfo.warnings", in.getWarnings(), limits, out.warnings);
 }
 
 // ---- bodies ------------------------------------------------------------------
@@ -214,7 +263,28 @@ absl::Status Read(wire::WorkerSync::Reader in, const CodecLimits& limits, Worker
   SUBLET_RETURN_IF_ERROR(ReadList("WorkerSync.ackedExits", in.getAckedExits(), limits,
                                   out.acked_exits, ReadOne(limits)));
   out.stop_grace_ms = in.getStopGraceMs();
+  return ReadList("WorkerSync.notices", in.getNotices(), limits, out.notices, ReadOne(limits));
+}
+absl::Status Read(wire::ReclaimRequest::Reader in, const CodecLimits& limits, ReclaimRequest& out) {
+  SUBLET_RETURN_IF_ERROR(ReadTexts("ReclaimRequest.nodes", in.getNodes(), limits, out.nodes));
+  out.gpus = in.getGpus();
+  out.deadline_ms = in.getDeadlineMs();
+  out.reason = ToString(in.getReason());
   return absl::OkStatus();
+}
+absl::Status Read(wire::ReleaseRequest::Reader in, const CodecLimits& limits, ReleaseRequest& out) {
+  out.reclaim_id = ToString(in.getReclaimId());
+  return ReadTexts("ReleaseRequest.nodes", in.getNodes(), limits, out.nodes);
+}
+absl::Status Read(wire::ListReclaimsRequest::Reader in, const CodecLimits&,
+                  ListReclaimsRequest& out) {
+  out.reclaim_id = ToString(in.getReclaimId());
+  return absl::OkStatus();
+}
+absl::Status Read(wire::ReclaimListReply::Reader in, const CodecLimits& limits,
+                  ReclaimListReply& out) {
+  return ReadList("ReclaimListReply.reclaims", in.getReclaims(), limits, out.reclaims,
+                  ReadOne(limits));
 }
 absl::Status Read(wire::ReadRankLogRequest::Reader in, const CodecLimits& limits,
                   ReadRankLogRequest& out) {
@@ -278,6 +348,11 @@ absl::Status ReadJobInfo(wire::JobInfo::Reader in, const CodecLimits& limits, Jo
   out.end_time_unix_ms = in.getEndTimeUnixMs();
   SUBLET_RETURN_IF_ERROR(ReadJobSpec(in.getSpec(), limits, out.spec));
   ReadProgress(in.getProgress(), out.progress);
+  out.gpu_seconds = in.getGpuSeconds();
+  out.gpu_seconds_lost = in.getGpuSecondsLost();
+  out.reclaim_id = ToString(in.getReclaimId());
+  out.preempt_why = ToString(in.getPreemptWhy());
+  out.resume_step = in.getResumeStep();
   SUBLET_RETURN_IF_ERROR(
       ReadList("JobInfo.ranks", in.getRanks(), limits, out.ranks, ReadOne(limits)));
   return ReadList("JobInfo.events", in.getEvents(), limits, out.events, ReadOne(limits));
@@ -291,6 +366,7 @@ absl::Status ReadNodeInfo(wire::NodeInfo::Reader in, const CodecLimits& limits, 
   SUBLET_RETURN_IF_ERROR(ReadTexts("NodeInfo.jobs", in.getJobs(), limits, out.jobs));
   out.address = ToString(in.getAddress());
   out.last_heartbeat_unix_ms = in.getLastHeartbeatUnixMs();
+  out.reclaim_id = ToString(in.getReclaimId());
   return absl::OkStatus();
 }
 
@@ -334,6 +410,16 @@ absl::Status ReadEnvelope(wire::Envelope::Reader in, const CodecLimits& limits, 
       return ReadBody<ReadRankLogRequest>(body.getReadRankLogRequest(), limits, out.body);
     case W::RANK_PROGRESS:
       return ReadBody<RankProgress>(body.getRankProgress(), limits, out.body);
+    case W::RECLAIM_REQUEST:
+      return ReadBody<ReclaimRequest>(body.getReclaimRequest(), limits, out.body);
+    case W::RELEASE_REQUEST:
+      return ReadBody<ReleaseRequest>(body.getReleaseRequest(), limits, out.body);
+    case W::LIST_RECLAIMS_REQUEST:
+      return ReadBody<ListReclaimsRequest>(body.getListReclaimsRequest(), limits, out.body);
+    case W::RECLAIM_LIST_REPLY:
+      return ReadBody<ReclaimListReply>(body.getReclaimListReply(), limits, out.body);
+    case W::PREEMPT_NOTICE:
+      return ReadBody<PreemptNotice>(body.getPreemptNotice(), limits, out.body);
   }
   return absl::InvalidArgumentError(
       fmt::format("unknown message body {}", static_cast<uint16_t>(body.which())));

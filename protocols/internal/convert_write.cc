@@ -65,6 +65,43 @@ void WriteProgress(const Progress& in, wire::Progress::Builder out) {
   out.setTokensPerS(in.tokens_per_s);
   out.setCheckpointStep(in.checkpoint_step);
   out.setTimeUnixMs(in.time_unix_ms);
+  out.setCheckpointBytes(in.checkpoint_bytes);
+  out.setCheckpointPersistS(in.checkpoint_persist_s);
+}
+
+void WritePreemptNotice(const PreemptNotice& in, wire::PreemptNotice::Builder out) {
+  WriteRankKey(in.key, out.initKey());
+  out.setDeadlineUnixMs(in.deadline_unix_ms);
+  out.setReason(AsText(in.reason));
+}
+
+void WriteReclaimInfo(const ReclaimInfo& in, wire::ReclaimInfo::Builder out) {
+  out.setId(AsText(in.id));
+  out.setWho(AsText(in.who));
+  out.setReason(AsText(in.reason));
+  out.setState(AsText(in.state));
+  WriteTexts(in.requested_nodes, out.initRequestedNodes(in.requested_nodes.size()));
+  out.setRequestedGpus(in.requested_gpus);
+  out.setDeadlineUnixMs(in.deadline_unix_ms);
+  out.setCreatedUnixMs(in.created_unix_ms);
+  out.setReclaimedUnixMs(in.reclaimed_unix_ms);
+  out.setReleasedUnixMs(in.released_unix_ms);
+  auto nodes = out.initNodes(in.nodes.size());
+  for (unsigned i = 0; i < in.nodes.size(); ++i) {
+    nodes[i].setName(AsText(in.nodes[i].name));
+    nodes[i].setState(AsText(in.nodes[i].state));
+  }
+  auto jobs = out.initJobs(in.jobs.size());
+  for (unsigned i = 0; i < in.jobs.size(); ++i) {
+    const ReclaimVictim& v = in.jobs[i];
+    jobs[i].setJobId(AsText(v.job_id));
+    jobs[i].setTenant(AsText(v.tenant));
+    jobs[i].setState(AsText(v.state));
+    jobs[i].setWhy(AsText(v.why));
+    jobs[i].setCheckpointStep(v.checkpoint_step);
+    jobs[i].setEstimatedSaveS(v.estimated_save_s);
+  }
+  WriteTexts(in.warnings, out.initWarnings(in.warnings.size()));
 }
 
 void WriteWorkerReport(const WorkerReport& in, wire::WorkerReport::Builder out) {
@@ -95,6 +132,8 @@ void WriteWorkerSync(const WorkerSync& in, wire::WorkerSync::Builder out) {
   auto acked = out.initAckedExits(in.acked_exits.size());
   for (unsigned i = 0; i < in.acked_exits.size(); ++i) WriteRankKey(in.acked_exits[i], acked[i]);
   out.setStopGraceMs(in.stop_grace_ms);
+  auto notices = out.initNotices(in.notices.size());
+  for (unsigned i = 0; i < in.notices.size(); ++i) WritePreemptNotice(in.notices[i], notices[i]);
 }
 
 // One overload per Body alternative; std::visit picks it.
@@ -149,6 +188,26 @@ struct BodyWriter {
     WriteRankKey(in.key, out.initKey());
     WriteProgress(in.progress, out.initProgress());
   }
+  void operator()(const ReclaimRequest& in) {
+    auto out = body.initReclaimRequest();
+    WriteTexts(in.nodes, out.initNodes(in.nodes.size()));
+    out.setGpus(in.gpus);
+    out.setDeadlineMs(in.deadline_ms);
+    out.setReason(AsText(in.reason));
+  }
+  void operator()(const ReleaseRequest& in) {
+    auto out = body.initReleaseRequest();
+    out.setReclaimId(AsText(in.reclaim_id));
+    WriteTexts(in.nodes, out.initNodes(in.nodes.size()));
+  }
+  void operator()(const ListReclaimsRequest& in) {
+    body.initListReclaimsRequest().setReclaimId(AsText(in.reclaim_id));
+  }
+  void operator()(const ReclaimListReply& in) {
+    auto list = body.initReclaimListReply().initReclaims(in.reclaims.size());
+    for (unsigned i = 0; i < in.reclaims.size(); ++i) WriteReclaimInfo(in.reclaims[i], list[i]);
+  }
+  void operator()(const PreemptNotice& in) { WritePreemptNotice(in, body.initPreemptNotice()); }
   void operator()(const ReadRankLogRequest& in) {
     auto out = body.initReadRankLogRequest();
     WriteRankKey(in.key, out.initKey());
@@ -193,6 +252,11 @@ void WriteJobInfo(const JobInfo& in, wire::JobInfo::Builder out) {
   out.setEndTimeUnixMs(in.end_time_unix_ms);
   WriteJobSpec(in.spec, out.initSpec());
   WriteProgress(in.progress, out.initProgress());
+  out.setGpuSeconds(in.gpu_seconds);
+  out.setGpuSecondsLost(in.gpu_seconds_lost);
+  out.setReclaimId(AsText(in.reclaim_id));
+  out.setPreemptWhy(AsText(in.preempt_why));
+  out.setResumeStep(in.resume_step);
   auto ranks = out.initRanks(in.ranks.size());
   for (unsigned i = 0; i < in.ranks.size(); ++i) WriteRankPlacement(in.ranks[i], ranks[i]);
   auto events = out.initEvents(in.events.size());
@@ -207,6 +271,7 @@ void WriteNodeInfo(const NodeInfo& in, wire::NodeInfo::Builder out) {
   WriteTexts(in.jobs, out.initJobs(in.jobs.size()));
   out.setAddress(AsText(in.address));
   out.setLastHeartbeatUnixMs(in.last_heartbeat_unix_ms);
+  out.setReclaimId(AsText(in.reclaim_id));
 }
 
 void WriteEnvelope(const Envelope& in, wire::Envelope::Builder out) {

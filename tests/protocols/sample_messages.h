@@ -29,7 +29,9 @@ inline JobSpec SampleSpec() {
 
 inline RankKey SampleKey(uint32_t rank) { return RankKey{"job-42", 3, rank}; }
 
-inline Progress SampleProgress() { return Progress{120, 3.25, 51234.5, 100, 1'700'000'000'900}; }
+inline Progress SampleProgress() {
+  return Progress{120, 3.25, 51234.5, 100, 1'700'000'000'900, 1 << 30, 2.5};
+}
 
 inline JobInfo SampleJob(const std::string& id) {
   JobInfo job;
@@ -51,11 +53,16 @@ inline JobInfo SampleJob(const std::string& id) {
   job.ranks = {RankPlacement{0, "n1", 0, {0, 1}, "running", 0},
                RankPlacement{1, "n2", 1, {2}, "exited", 137}};
   job.events = {JobEvent{1'700'000'000'000, "submitted", "acme", "job submitted"}};
+  job.gpu_seconds = 1234.5;
+  job.gpu_seconds_lost = 12.25;
+  job.reclaim_id = "7";
+  job.preempt_why = "on node n2, which reclaim 7 takes";
+  job.resume_step = 400;
   return job;
 }
 
 inline NodeInfo SampleNode(const std::string& name) {
-  return NodeInfo{name, "ready", 8, 6, {"job-1", "job-2"}, "10.0.0.7", 1'700'000'000'500};
+  return NodeInfo{name, "draining", 8, 6, {"job-1", "job-2"}, "10.0.0.7", 1'700'000'000'500, "7"};
 }
 
 inline WorkerReport SampleReport() {
@@ -69,7 +76,26 @@ inline WorkerReport SampleReport() {
 inline WorkerSync SampleSync() {
   RankLaunch launch{
       SampleKey(1), {"sublet-train", "--steps", "10"}, {{"SUBLET_RANK", "1"}}, {2, 3}};
-  return WorkerSync{"inc-7f3a", {launch}, {SampleKey(0)}, 2500};
+  return WorkerSync{"inc-7f3a", {launch}, {SampleKey(0)}, 2500,
+                    {PreemptNotice{SampleKey(1), 1'700'000'060'000, "reclaim 7"}}};
+}
+
+inline ReclaimInfo SampleReclaim(const std::string& id) {
+  ReclaimInfo r;
+  r.id = id;
+  r.who = "infra";
+  r.reason = "urgent eval";
+  r.state = "draining";
+  r.requested_nodes = {"n2"};
+  r.requested_gpus = 8;
+  r.deadline_unix_ms = 1'700'000'060'000;
+  r.created_unix_ms = 1'700'000'000'000;
+  r.reclaimed_unix_ms = 1'700'000'030'000;
+  r.released_unix_ms = 1'700'000'090'000;
+  r.nodes = {ReclaimNode{"n2", "reclaimed"}};
+  r.jobs = {ReclaimVictim{"job-1", "acme", "acknowledged", "runs on n2", 400, 3.5}};
+  r.warnings = {"job job-1 needs about 90s to save; the deadline is 60s"};
+  return r;
 }
 
 // One sample of every Body alternative, in variant order.
@@ -89,7 +115,12 @@ inline std::vector<Body> AllBodies() {
           SampleReport(),
           SampleSync(),
           ReadRankLogRequest{SampleKey(2), 100, 200},
-          RankProgress{SampleKey(3), SampleProgress()}};
+          RankProgress{SampleKey(3), SampleProgress()},
+          ReclaimRequest{{"n1", "n2"}, 16, 60000, "urgent eval"},
+          ReleaseRequest{"7", {"n2"}},
+          ListReclaimsRequest{"7"},
+          ReclaimListReply{{SampleReclaim("7"), SampleReclaim("8")}},
+          PreemptNotice{SampleKey(0), 1'700'000'060'000, "reclaim 7"}};
 }
 
 inline Envelope WithBody(Body body, uint64_t request_id = 0x1122334455667788) {
