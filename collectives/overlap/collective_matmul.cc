@@ -33,7 +33,7 @@ absl::Status CheckChunks(int chunks) {
 
 absl::Status AllGatherMatmul(Communicator& comm, const float* x_local, int64_t m_local, int64_t k,
                              const float* w, int64_t n, float* y,
-                             const CollectiveMatmulOptions& options) {
+                             const CollectiveMatmulOptions& options, float* x_all) {
   SUBLET_RETURN_IF_ERROR(CheckChunks(options.chunks));
   const int p = comm.size();
   const size_t c = static_cast<size_t>(options.chunks);
@@ -51,8 +51,11 @@ absl::Status AllGatherMatmul(Communicator& comm, const float* x_local, int64_t m
     SUBLET_RETURN_IF_ERROR(work[j]->Wait());
     Range r = ChunkOf(static_cast<size_t>(m_local), c, j, 1);
     for (int q = 0; q < p; ++q) {
-      Gemm(gathered[j].data() + q * r.size() * k, w, y + (q * m_local + r.begin) * n,
-           static_cast<int64_t>(r.size()), k, n);
+      const float* block = gathered[j].data() + q * r.size() * k;
+      Gemm(block, w, y + (q * m_local + r.begin) * n, static_cast<int64_t>(r.size()), k, n);
+      if (x_all != nullptr) {
+        std::memcpy(x_all + (q * m_local + r.begin) * k, block, sizeof(float) * r.size() * k);
+      }
     }
   }
   return absl::OkStatus();

@@ -10,6 +10,8 @@
 //   2. Start the all-gather of piece 0.
 //   3. For piece j: start the all-gather of piece j+1, wait for piece j, and
 //      multiply its p row blocks into their rows of Y.
+// When `x_all` is given, the gathered X (p*m_local x k) is also copied there
+// (tensor parallelism's backward needs it for the weight gradient).
 //
 // MatmulReduceScatter, per rank: X (m x k_local) holds this rank's columns of
 // the contraction, W (k_local x n) its rows; the full product sum_q X_q W_q
@@ -34,7 +36,8 @@ struct CollectiveMatmulOptions {
 
 absl::Status AllGatherMatmul(Communicator& comm, const float* x_local, int64_t m_local, int64_t k,
                              const float* w, int64_t n, float* y,
-                             const CollectiveMatmulOptions& options = {});
+                             const CollectiveMatmulOptions& options = {},
+                             float* x_all = nullptr);
 
 absl::Status MatmulReduceScatter(Communicator& comm, const float* x, int64_t m, int64_t k_local,
                                  const float* w, int64_t n, float* y,

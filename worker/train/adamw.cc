@@ -1,0 +1,42 @@
+#include "worker/train/adamw.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace sublet::train {
+
+void AdamWUpdate(const AdamWOptions& o, int64_t t, float lr, bool decay, const Tensor& grad,
+                 Tensor* param, Tensor* m, Tensor* v) {
+  const double c1 = 1.0 - std::pow(static_cast<double>(o.beta1), static_cast<double>(t));
+  const double c2 = 1.0 - std::pow(static_cast<double>(o.beta2), static_cast<double>(t));
+  const float wd = decay ? o.weight_decay : 0.0f;
+  for (int64_t i = 0; i < param->size(); ++i) {
+    const float g = grad.data[i];
+    float& mi = m->data[i];
+    float& vi = v->data[i];
+    mi = o.beta1 * mi + (1.0f - o.beta1) * g;
+    vi = o.beta2 * vi + (1.0f - o.beta2) * g * g;
+    const float mhat = static_cast<float>(mi / c1);
+    const float vhat = static_cast<float>(vi / c2);
+    float& p = param->data[i];
+    p -= lr * (mhat / (std::sqrt(vhat) + o.eps) + wd * p);
+  }
+}
+
+float LrSchedule::At(int64_t step) const {
+  if (warmup > 0 && step < warmup) {
+    return peak * static_cast<float>(step + 1) / static_cast<float>(warmup);
+  }
+  const double span = static_cast<double>(std::max<int64_t>(1, total - warmup));
+  const double progress = std::clamp(static_cast<double>(step - warmup) / span, 0.0, 1.0);
+  const double cosine = 0.5 * (1.0 + std::cos(M_PI * progress));
+  return static_cast<float>(min_lr + (peak - min_lr) * cosine);
+}
+
+float ClipFactor(double sum_sq, double max_norm) {
+  const double norm = std::sqrt(sum_sq);
+  if (!(norm > max_norm)) return 1.0f;
+  return static_cast<float>(max_norm / (norm + 1e-6));
+}
+
+}  // namespace sublet::train
