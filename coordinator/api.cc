@@ -23,13 +23,13 @@ absl::StatusOr<Body> Coordinator::HandleApi(const Principal& who, protocols::Env
   if (auto* r = std::get_if<protocols::ListJobsRequest>(&body)) return ListJobs(who, *r);
   if (auto* r = std::get_if<protocols::GetJobRequest>(&body)) {
     SUBLET_ASSIGN_OR_RETURN(const Job* job, VisibleJob(who, r->job_id));
-    SUBLET_ASSIGN_OR_RETURN(protocols::JobInfo info, JobView(*job, store_.get()));
+    SUBLET_ASSIGN_OR_RETURN(protocols::JobInfo info, JobView(*job, store_.get(), clock_.Now()));
     return protocols::JobReply{std::move(info)};
   }
   if (auto* r = std::get_if<protocols::CancelJobRequest>(&body)) {
     SUBLET_ASSIGN_OR_RETURN(const Job* job, VisibleJob(who, r->job_id));
     SUBLET_RETURN_IF_ERROR(cluster_.Cancel(job->id, who.name));
-    SUBLET_ASSIGN_OR_RETURN(protocols::JobInfo info, JobView(*job, nullptr));
+    SUBLET_ASSIGN_OR_RETURN(protocols::JobInfo info, JobView(*job, nullptr, clock_.Now()));
     return protocols::JobReply{std::move(info)};
   }
   if (std::holds_alternative<protocols::ListNodesRequest>(body)) {
@@ -39,6 +39,9 @@ absl::StatusOr<Body> Coordinator::HandleApi(const Principal& who, protocols::Env
     }
     return reply;
   }
+  if (auto* r = std::get_if<protocols::ReclaimRequest>(&body)) return StartReclaim(who, *r);
+  if (auto* r = std::get_if<protocols::ReleaseRequest>(&body)) return Release(who, *r);
+  if (auto* r = std::get_if<protocols::ListReclaimsRequest>(&body)) return ListReclaims(who, *r);
   if (auto* r = std::get_if<protocols::ReadLogsRequest>(&body)) {
     SUBLET_RETURN_IF_ERROR(ForwardLogs(who, *r, peer, request.request_id));
     deferred = true;
@@ -65,8 +68,57 @@ absl::StatusOr<Body> Coordinator::ListJobs(const Principal& who,
   for (const auto& [id, job] : cluster_.jobs()) {
     if (who.role == Role::kTenant && job.tenant != who.name) continue;
     if (!r.all && IsFinal(job.state) && job.end_time < cutoff) continue;
-    SUBLET_ASSIGN_OR_RETURN(protocols::JobInfo info, JobView(job, nullptr));
+    SUBLET_ASSIGN_OR_RETURN(protocols::JobInfo info, JobView(job, nullptr, clock_.Now()));
     reply.jobs.push_back(std::move(info));
+  }
+  return reply;
+}
+
+// Reclaim and release are admin-only; every call, refused or not, is in the
+// audit log with who asked and why.
+absl::StatusOr<Body> Coordinator::StartReclaim(const Principal& who,
+                                               const protocols::ReclaimRequest& r) {
+  if (who.role != Role::kAdmin) {
+    SUBLET_RETURN_IF_ERROR(cluster_.Audit(who.name, "reclaim_refused",
+                                          fmt::format("not an admin; reason given: {}", r.reason)));
+    return absl::PermissionDeniedError(
+        fmt::format("{} is not an admin: only admins may reclaim capacity", who.name));
+  }
+  SUBLET_ASSIGN_OR_RETURN(uint64_t id, cluster_.StartReclaim(who.name, r));
+  protocols::ReclaimListReply reply;
+  reply.reclaims.push_back(ReclaimView(cluster_, *cluster_.FindReclaim(id)));
+  return reply;
+}
+
+absl::StatusOr<Body> Coordinator::Release(const Principal& who,
+                                          const protocols::ReleaseRequest& r) {
+  if (who.role != Role::kAdmin) {
+    SUBLET_RETURN_IF_ERROR(cluster_.Audit(who.name, "release_refused", "not an admin"));
+    return absl::PermissionDeniedError(
+        fmt::format("{} is not an admin: only admins may release capacity", who.name));
+  }
+  SUBLET_ASSIGN_OR_RETURN(std::vector<uint64_t> ids, cluster_.Release(who.name, r));
+  protocols::ReclaimListReply reply;
+  for (uint64_t id : ids) reply.reclaims.push_back(ReclaimView(cluster_, *cluster_.FindReclaim(id)));
+  return reply;
+}
+
+absl::StatusOr<Body> Coordinator::ListReclaims(const Principal& who,
+                                               const protocols::ListReclaimsRequest& r) {
+  if (who.role != Role::kAdmin) {
+    return absl::PermissionDeniedError(
+        fmt::format("{} is not an admin: only admins may list reclaims", who.name));
+  }
+  protocols::ReclaimListReply reply;
+  if (!r.reclaim_id.empty()) {
+    uint64_t id = 0;
+    const Reclaim* found = absl::SimpleAtoi(r.reclaim_id, &id) ? cluster_.FindReclaim(id) : nullptr;
+    if (!found) return absl::NotFoundError(fmt::format("reclaim {} not found", r.reclaim_id));
+    reply.reclaims.push_back(ReclaimView(cluster_, *found));
+    return reply;
+  }
+  for (const auto& [id, reclaim] : cluster_.reclaims()) {
+    reply.reclaims.push_back(ReclaimView(cluster_, reclaim));
   }
   return reply;
 }

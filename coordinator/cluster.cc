@@ -50,7 +50,13 @@ absl::Status Cluster::Recover() {
     std::string name = node.name;
     nodes_.emplace(name, std::move(node));
   }
+  reclaims_.clear();
+  for (Reclaim& r : snap.reclaims) {
+    uint64_t id = r.id;
+    reclaims_.emplace(id, std::move(r));
+  }
   next_job_id_ = snap.max_job_id + 1;
+  next_reclaim_id_ = snap.max_reclaim_id + 1;
   sched_dirty_ = true;
   return absl::OkStatus();
 }
@@ -73,11 +79,14 @@ absl::Status Cluster::Event(Job& job, const std::string& kind, const std::string
   return store_.AppendEvent(job.id, e);
 }
 
+// Also the one place that sees an attempt's last rank go: its GPU-seconds
+// are added to the job's account then.
 absl::Status Cluster::Save(Job& job) {
   if (job.HasLiveRanks()) {
     live_jobs_.insert(job.id);
-  } else {
-    live_jobs_.erase(job.id);
+  } else if (live_jobs_.erase(job.id) > 0 && job.start_time != absl::InfinitePast()) {
+    job.gpu_seconds += std::max(0.0, absl::ToDoubleSeconds(clock_.Now() - job.start_time)) *
+                       static_cast<double>(job.ranks.size());
   }
   return store_.SaveJob(job);
 }
@@ -158,6 +167,7 @@ absl::Status Cluster::OnRankExit(Job& job, RankRecord& rank, int32_t code, const
   rank.exited = true;
   rank.exit_code = code;
   if (!job.WantsRanks()) return AfterRanksChanged(job);
+  if (job.state == JobState::kPreempting) return OnPreemptingExit(job, who);
   if (code == 0) {
     for (const RankRecord& r : job.ranks) {
       if (!r.exited || r.exit_code != 0) return Save(job);
@@ -175,6 +185,7 @@ absl::Status Cluster::EndAttempt(Job& job, const RankRecord& cause, int32_t code
                                  const std::string& who) {
   if (code == kExitPreempted) {
     job.preemptions++;
+    AccountLostWork(job);
     std::string msg = fmt::format("rank {} on {} checkpointed for preemption (exit 75)", cause.rank,
                                   cause.node);
     SUBLET_RETURN_IF_ERROR(Event(job, "preempted", who, msg));
@@ -230,7 +241,11 @@ absl::Status Cluster::AfterRanksChanged(Job& job) {
 absl::Status Cluster::CheckTimeouts() {
   absl::Time now = clock_.Now();
   for (auto& [name, node] : nodes_) {
-    if (node.state == "lost" || now - node.last_seen <= config_.heartbeat_timeout) continue;
+    // A reclaimed node belongs to the internal team: its worker may go.
+    if (node.state == "lost" || node.state == "reclaimed" ||
+        now - node.last_seen <= config_.heartbeat_timeout) {
+      continue;
+    }
     node.state = "lost";
     node.peer.clear();
     Log(LogLevel::kWarn, "node_lost", {{"node", name},
@@ -249,7 +264,8 @@ absl::Status Cluster::CheckTimeouts() {
     SUBLET_RETURN_IF_ERROR(Event(job, "time_limit", "scheduler", msg));
     SUBLET_RETURN_IF_ERROR(Finish(job, JobState::kFailed, msg));
   }
-  return absl::OkStatus();
+  SUBLET_RETURN_IF_ERROR(CheckPreemptDeadlines(now));
+  return AdvanceReclaims();
 }
 
 // progress_timeout: the attempt counts as hung when no rank has reported
@@ -309,8 +325,10 @@ absl::Status Cluster::Schedule() {
   std::vector<SchedJob> pending;
   for (auto& [id, job] : jobs_) {
     if (job.state != JobState::kPending || job.stopping) continue;
+    // Elastic: after a preemption the job may resume on fewer nodes.
+    uint32_t min_nodes = job.preemptions > 0 ? job.spec.elastic_min_nodes : 0;
     pending.push_back({job.IdText(), id, static_cast<int>(job.spec.priority), id, job.spec.nodes,
-                       job.spec.gpus_per_node, job.spec.time_limit});
+                       job.spec.gpus_per_node, job.spec.time_limit, min_nodes});
   }
   SchedResult result = coordinator::Schedule(sched_nodes, running, std::move(pending), clock_.Now());
   for (Waiting& w : result.waiting) jobs_.at(w.key).reason = std::move(w.reason);
@@ -368,8 +386,14 @@ absl::Status Cluster::StartAttempt(Job& job, const std::vector<const Node*>& nod
   SUBLET_RETURN_IF_ERROR(Save(job));
   std::string joined;
   for (const std::string& n : names) joined += (joined.empty() ? "" : ",") + n;
+  std::string resume =
+      job.resume_step >= 0 ? fmt::format("; resumes from checkpoint step {}", job.resume_step) : "";
+  std::string fewer = nodes.size() < job.spec.nodes
+                          ? fmt::format("; elastic: {} of {} nodes", nodes.size(), job.spec.nodes)
+                          : "";
   return Event(job, "started", "scheduler",
-               fmt::format("attempt {} on {} ({} ranks)", job.attempt, joined, job.ranks.size()));
+               fmt::format("attempt {} on {} ({} ranks){}{}", job.attempt, joined,
+                           job.ranks.size(), fewer, resume));
 }
 
 uint32_t Cluster::LargestNodeGpus() const {

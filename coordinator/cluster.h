@@ -10,6 +10,8 @@
 //   running --(a rank fails)--> pending (restarts+1) or failed at max_restarts
 //   running --(a node is lost)--> pending (not counted: not the tenant's fault)
 //   running --(a rank exits 75)--> pending (preemptions+1, never counted)
+//   running --(reclaim)--> preempting --(every rank exited)--> pending
+//                                        (preemptions+1, never counted)
 //   running --(time_limit)--> failed;   pending|running --(cancel)--> cancelled
 // When an attempt ends early its other ranks are stopped (`stopping`); no new
 // attempt starts, and their GPUs stay taken, until each has reported its exit
@@ -45,6 +47,18 @@ class Cluster {
   absl::StatusOr<uint64_t> Submit(const std::string& tenant, protocols::JobSpec spec);
   // FailedPrecondition when the job already ended.
   absl::Status Cancel(uint64_t job_id, const std::string& who);
+
+  // ---- reclaim (admins; DESIGN.md "Reclaim transaction") ------------------
+  // Stores the reclaim, picks its nodes (named, or chosen for a GPU count),
+  // drains them and sends every victim job into `preempting`. Returns its id.
+  absl::StatusOr<uint64_t> StartReclaim(const std::string& who,
+                                        const protocols::ReclaimRequest& request);
+  // Gives nodes back to tenants; returns the reclaims concerned.
+  absl::StatusOr<std::vector<uint64_t>> Release(const std::string& who,
+                                                const protocols::ReleaseRequest& request);
+  absl::Status Audit(const std::string& who, const std::string& action, const std::string& detail);
+  const std::map<uint64_t, Reclaim>& reclaims() const { return reclaims_; }
+  const Reclaim* FindReclaim(uint64_t id) const;
 
   // ---- workers ------------------------------------------------------------
   // Applies a worker's report and returns the sync to answer it with.
@@ -88,6 +102,16 @@ class Cluster {
   absl::Status Finish(Job& job, JobState state, const std::string& reason);
   absl::Status AfterRanksChanged(Job& job);
   absl::Status FailRanksOnNode(const std::string& node, const std::string& why);
+  // Reclaim internals (cluster_reclaim.cc).
+  absl::StatusOr<std::vector<std::string>> ReclaimNodes(const protocols::ReclaimRequest& request,
+                                                        std::map<uint64_t, std::string>& why);
+  absl::Status Preempt(Job& job, Reclaim& reclaim, const std::string& why);
+  absl::Status OnPreemptingExit(Job& job, const std::string& who);
+  absl::Status AdvanceReclaims();
+  absl::Status CheckPreemptDeadlines(absl::Time now);
+  ReclaimVictim* VictimOf(const Job& job);
+  double WorkSinceCheckpoint(const Job& job, absl::Time now) const;
+  void AccountLostWork(Job& job);
   void MarkNodesDirty(const Job& job);
   std::vector<protocols::KeyValue> RankEnv(const Job& job, const RankRecord& rank) const;
   std::vector<bool> BusyGpus(const Node& node) const;
@@ -101,7 +125,9 @@ class Cluster {
   std::set<uint64_t> live_jobs_;  // jobs with at least one rank not yet exited
   std::map<std::string, uint32_t> stray_ranks_;  // per node: running ranks we did not ask for
   std::set<std::string> dirty_nodes_;
+  std::map<uint64_t, Reclaim> reclaims_;
   uint64_t next_job_id_ = 1;
+  uint64_t next_reclaim_id_ = 1;
   bool sched_dirty_ = true;
 };
 

@@ -37,7 +37,7 @@ absl::StatusOr<protocols::WorkerSync> Cluster::OnWorkerReport(
   }
   if (node.state == "lost") {
     Log(LogLevel::kInfo, "node_back", {{"node", report.node}});
-    node.state = "ready";
+    node.state = node.reclaim_id != 0 ? "draining" : "ready";
   }
   if (inserted) Log(LogLevel::kInfo, "node_registered", {{"node", report.node},
                                                           {"gpus", report.gpus.size()}});
@@ -83,6 +83,7 @@ absl::StatusOr<protocols::WorkerSync> Cluster::OnWorkerReport(
   }
   if (stray_ranks_[node.name] != strays) sched_dirty_ = true;
   stray_ranks_[node.name] = strays;
+  SUBLET_RETURN_IF_ERROR(AdvanceReclaims());
   protocols::WorkerSync sync = SyncFor(node);
   sync.acked_exits = std::move(acked);
   return sync;
@@ -97,6 +98,12 @@ absl::Status Cluster::OnProgress(Job& job, RankRecord& rank, const protocols::Pr
     return absl::OkStatus();
   }
   job.last_checkpoint_step = progress.checkpoint_step;
+  job.last_checkpoint_time = absl::FromUnixMillis(progress.time_unix_ms);
+  if (progress.checkpoint_bytes > 0) job.checkpoint_bytes = progress.checkpoint_bytes;
+  if (progress.checkpoint_persist_s > 0) job.checkpoint_persist_s = progress.checkpoint_persist_s;
+  if (job.state == JobState::kPreempting) {
+    if (ReclaimVictim* v = VictimOf(job)) v->checkpoint_step = progress.checkpoint_step;
+  }
   return Save(job);
 }
 
@@ -107,10 +114,15 @@ protocols::WorkerSync Cluster::SyncFor(const Node& node) const {
   for (uint64_t id : live_jobs_) {
     const Job& job = jobs_.at(id);
     if (!job.WantsRanks()) continue;
+    const bool notice = job.state == JobState::kPreempting;
     for (const RankRecord& r : job.ranks) {
       if (r.node != node.name || r.exited || r.incarnation != node.incarnation) continue;
-      sync.desired.push_back({{job.IdText(), job.attempt, r.rank}, job.spec.command,
-                              RankEnv(job, r), r.gpus});
+      protocols::RankKey key{job.IdText(), job.attempt, r.rank};
+      sync.desired.push_back({key, job.spec.command, RankEnv(job, r), r.gpus});
+      if (notice) {
+        sync.notices.push_back({key, absl::ToUnixMillis(job.preempt_deadline),
+                                fmt::format("reclaim {}", job.reclaim_id)});
+      }
     }
   }
   return sync;

@@ -76,6 +76,11 @@ class Coordinator {
                                             const std::string& peer, bool& deferred);
   absl::StatusOr<protocols::Body> Submit(const Principal& who, protocols::SubmitJobRequest& r);
   absl::StatusOr<protocols::Body> ListJobs(const Principal& who, const protocols::ListJobsRequest& r);
+  absl::StatusOr<protocols::Body> StartReclaim(const Principal& who,
+                                               const protocols::ReclaimRequest& r);
+  absl::StatusOr<protocols::Body> Release(const Principal& who, const protocols::ReleaseRequest& r);
+  absl::StatusOr<protocols::Body> ListReclaims(const Principal& who,
+                                               const protocols::ListReclaimsRequest& r);
   absl::StatusOr<const Job*> VisibleJob(const Principal& who, const std::string& id);
   absl::Status ForwardLogs(const Principal& who, const protocols::ReadLogsRequest& r,
                            const std::string& peer, uint64_t request_id);

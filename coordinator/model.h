@@ -60,6 +60,21 @@ struct Job {
   uint32_t rendezvous_port = 0;
   std::vector<RankRecord> ranks;  // current attempt, by rank
 
+  // Reclaim: while kPreempting, the reclaim that asked, and its deadline.
+  uint64_t reclaim_id = 0;
+  absl::Time preempt_deadline = absl::InfinitePast();
+  std::string preempt_why;   // why the last reclaim chose this job
+  int64_t resume_step = -1;  // what the next attempt resumes from (-1: start)
+  // The newest checkpoint rank 0 reported: when, how big, how long it took to
+  // persist (for lost-work accounting and save-time estimates).
+  absl::Time last_checkpoint_time = absl::InfinitePast();
+  int64_t checkpoint_bytes = 0;
+  double checkpoint_persist_s = 0;
+  // Accounting over ended attempts (the running one is added when viewed).
+  double gpu_seconds = 0;
+  double gpu_seconds_lost = 0;  // to preemption: work after the resume checkpoint
+  bool deadline_noted = false;  // not persisted: the deadline event was written
+
   std::string IdText() const { return std::to_string(id); }
   bool HasLiveRanks() const {
     for (const RankRecord& r : ranks) {
@@ -83,6 +98,35 @@ struct Node {
   std::string peer;  // ZeroMQ routing id of the worker's connection
   absl::Time last_seen = absl::InfinitePast();
   std::vector<uint32_t> free_ports;
+  uint64_t reclaim_id = 0;  // the reclaim draining or holding the node; 0: none
+};
+
+// One job a reclaim preempts. state: preempting, acknowledged, killed, ended.
+struct ReclaimVictim {
+  uint64_t job_id = 0;
+  std::string tenant;
+  std::string state = "preempting";
+  std::string why;
+  int64_t checkpoint_step = -1;
+  double estimated_save_s = -1;
+};
+
+// An admin's reclaim, durable from the moment it is accepted (DESIGN.md
+// "Reclaim transaction"). state: draining -> reclaimed -> released.
+struct Reclaim {
+  uint64_t id = 0;
+  std::string who;
+  std::string reason;
+  std::string state = "draining";
+  std::vector<std::string> requested_nodes;
+  uint32_t requested_gpus = 0;
+  absl::Time created = absl::InfinitePast();
+  absl::Time deadline = absl::InfinitePast();
+  absl::Time reclaimed_time = absl::InfinitePast();
+  absl::Time released_time = absl::InfinitePast();
+  std::vector<std::string> nodes;  // the nodes taken
+  std::vector<ReclaimVictim> victims;
+  std::vector<std::string> warnings;
 };
 
 }  // namespace sublet::coordinator

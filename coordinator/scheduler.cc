@@ -44,6 +44,15 @@ class Pass {
       Place(job, chosen, out);
       return;
     }
+    for (uint32_t fewer = job.nodes; job.min_nodes > 0 && fewer-- > job.min_nodes;) {
+      SchedJob smaller = job;
+      smaller.nodes = fewer;
+      chosen = Choose(smaller, restricted);
+      if (chosen.size() == fewer) {
+        Place(smaller, chosen, out);
+        return;
+      }
+    }
     if (CountFitting(job.gpus_per_node) >= job.nodes) {
       // It fits now but only by taking what the head job is promised.
       out.waiting.push_back({job.id, job.key, fmt::format(
@@ -63,6 +72,7 @@ class Pass {
   };
 
   bool CouldEverFit(const SchedJob& job, SchedResult& out) {
+    const uint32_t needed = job.min_nodes > 0 ? std::min(job.min_nodes, job.nodes) : job.nodes;
     uint32_t big_enough = 0;
     uint32_t ready = 0;
     for (const SchedNode& n : nodes_) {
@@ -70,7 +80,7 @@ class Pass {
       ++ready;
       if (n.total_gpus >= job.gpus_per_node) ++big_enough;
     }
-    if (big_enough >= job.nodes) return true;
+    if (big_enough >= needed) return true;
     std::string reason;
     if (ready == 0) {
       reason = "no ready nodes in the cluster";
@@ -189,13 +199,16 @@ class Pass {
       if (a.first != b.first) return a.first < b.first;
       return nodes_[a.second].name < nodes_[b.second].name;
     });
+    // An elastic job larger than the cluster reserves what the cluster has.
+    const uint32_t count = std::min<uint32_t>(job.nodes, static_cast<uint32_t>(when.size()));
+    if (count == 0) return;
     reservation_.active = true;
     reservation_.job_id = job.id;
     reservation_.gpus_per_node = job.gpus_per_node;
-    reservation_.node_count = job.nodes;
-    reservation_.shadow = when[job.nodes - 1].first;
+    reservation_.node_count = count;
+    reservation_.shadow = when[count - 1].first;
     reservation_.spare.assign(nodes_.size(), -1);
-    for (uint32_t k = 0; k < job.nodes; ++k) {
+    for (uint32_t k = 0; k < count; ++k) {
       uint32_t n = when[k].second;
       // At an infinite shadow even unbounded jobs count as ended: the head
       // then starts "when everything has ended", and spare is what is left.

@@ -18,7 +18,11 @@
 //  4. A later job may start (backfill) only if it does not delay the head:
 //     it ends before T by its own time_limit, or it leaves each reserved node
 //     enough free GPUs at T for the head's group.
-//  5. A job that can never fit the cluster as it is (more nodes than exist,
+//  5. An elastic job (min_nodes < nodes) that does not fit whole starts on
+//     the most nodes from `nodes` down to min_nodes that fit now without
+//     delaying the head; only if none do does it wait (and may be the head,
+//     at its full size).
+//  6. A job that can never fit the cluster as it is (more nodes than exist,
 //     more GPUs per node than any node has) waits with that reason and
 //     reserves nothing, so it cannot block anyone.
 #pragma once
@@ -53,6 +57,9 @@ struct SchedJob {
   uint32_t nodes = 1;
   uint32_t gpus_per_node = 1;
   absl::Duration time_limit = absl::ZeroDuration();  // zero: unknown/unbounded
+  // Elastic: when > 0 and less than `nodes`, the job may start on as few as
+  // min_nodes nodes when `nodes` do not fit (it never waits for more).
+  uint32_t min_nodes = 0;
 };
 
 struct Placement {

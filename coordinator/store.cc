@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "fmt/format.h"
+#include "nlohmann/json.hpp"
 
 namespace sublet::coordinator {
 namespace {
@@ -53,7 +54,47 @@ CREATE TABLE IF NOT EXISTS events (
   kind TEXT NOT NULL,
   message TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_by_job ON events (job_id, seq);
+CREATE TABLE IF NOT EXISTS reclaims (
+  id INTEGER PRIMARY KEY,
+  who TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  state TEXT NOT NULL,
+  requested_nodes TEXT NOT NULL,
+  requested_gpus INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  deadline_ms INTEGER NOT NULL,
+  reclaimed_ms INTEGER NOT NULL,
+  released_ms INTEGER NOT NULL,
+  nodes TEXT NOT NULL,
+  victims TEXT NOT NULL,
+  warnings TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  time_ms INTEGER NOT NULL,
+  who TEXT NOT NULL,
+  action TEXT NOT NULL,
+  detail TEXT NOT NULL);
 )sql";
+
+// Columns added after the first release, appended in this order to new and
+// old databases alike (so SELECT * reads them at fixed positions).
+struct AddedColumn {
+  const char* table;
+  const char* name;
+  const char* decl;
+};
+constexpr AddedColumn kAddedColumns[] = {
+    {"jobs", "reclaim_id", "INTEGER NOT NULL DEFAULT 0"},
+    {"jobs", "preempt_deadline_ms", "INTEGER NOT NULL DEFAULT 0"},
+    {"jobs", "preempt_why", "TEXT NOT NULL DEFAULT ''"},
+    {"jobs", "resume_step", "INTEGER NOT NULL DEFAULT -1"},
+    {"jobs", "checkpoint_ms", "INTEGER NOT NULL DEFAULT 0"},
+    {"jobs", "checkpoint_bytes", "INTEGER NOT NULL DEFAULT 0"},
+    {"jobs", "checkpoint_persist_s", "REAL NOT NULL DEFAULT 0"},
+    {"jobs", "gpu_seconds", "REAL NOT NULL DEFAULT 0"},
+    {"jobs", "gpu_seconds_lost", "REAL NOT NULL DEFAULT 0"},
+    {"nodes", "reclaim_id", "INTEGER NOT NULL DEFAULT 0"},
+};
 
 int64_t ToMs(absl::Time t) { return t == absl::InfinitePast() ? 0 : absl::ToUnixMillis(t); }
 absl::Time FromMs(int64_t ms) { return ms == 0 ? absl::InfinitePast() : absl::FromUnixMillis(ms); }
@@ -102,16 +143,27 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   SUBLET_RETURN_IF_ERROR(store->Exec("PRAGMA synchronous=FULL"));
   SUBLET_RETURN_IF_ERROR(store->Exec("PRAGMA busy_timeout=5000"));
   SUBLET_RETURN_IF_ERROR(store->Exec(kSchema));
+  SUBLET_RETURN_IF_ERROR(store->AddColumns());
   SUBLET_ASSIGN_OR_RETURN(store->insert_job_, store->Prepare(
-      "INSERT INTO jobs VALUES (?1,?2,?3,'pending','',0,0,0,-1,0,0,0,0,'',0,0)"));
+      "INSERT INTO jobs (id, tenant, spec, state, reason, restarts, preemptions, attempt, "
+      "last_checkpoint_step, submit_ms, start_ms, end_ms, stopping, master_addr, master_port, "
+      "rendezvous_port) VALUES (?1,?2,?3,'pending','',0,0,0,-1,0,0,0,0,'',0,0)"));
   SUBLET_ASSIGN_OR_RETURN(store->update_job_, store->Prepare(
       "UPDATE jobs SET state=?2, reason=?3, restarts=?4, preemptions=?5, attempt=?6, "
       "last_checkpoint_step=?7, submit_ms=?8, start_ms=?9, end_ms=?10, stopping=?11, "
-      "master_addr=?12, master_port=?13, rendezvous_port=?14 WHERE id=?1"));
+      "master_addr=?12, master_port=?13, rendezvous_port=?14, reclaim_id=?15, "
+      "preempt_deadline_ms=?16, preempt_why=?17, resume_step=?18, checkpoint_ms=?19, "
+      "checkpoint_bytes=?20, checkpoint_persist_s=?21, gpu_seconds=?22, gpu_seconds_lost=?23 "
+      "WHERE id=?1"));
   SUBLET_ASSIGN_OR_RETURN(store->put_rank_, store->Prepare(
       "INSERT OR REPLACE INTO ranks VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"));
   SUBLET_ASSIGN_OR_RETURN(store->put_node_, store->Prepare(
-      "INSERT OR REPLACE INTO nodes VALUES (?1,?2,?3,?4,?5)"));
+      "INSERT OR REPLACE INTO nodes (name, state, gpus, incarnation, address, reclaim_id) "
+      "VALUES (?1,?2,?3,?4,?5,?6)"));
+  SUBLET_ASSIGN_OR_RETURN(store->put_reclaim_, store->Prepare(
+      "INSERT OR REPLACE INTO reclaims VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"));
+  SUBLET_ASSIGN_OR_RETURN(store->put_audit_, store->Prepare(
+      "INSERT INTO audit (time_ms, who, action, detail) VALUES (?1,?2,?3,?4)"));
   SUBLET_ASSIGN_OR_RETURN(store->put_event_, store->Prepare(
       "INSERT INTO events (job_id, time_ms, who, kind, message) VALUES (?1,?2,?3,?4,?5)"));
   return store;
@@ -141,6 +193,24 @@ absl::StatusOr<sqlite3_stmt*> Store::Prepare(const char* sql) {
   if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK) return Error("prepare");
   cached_.push_back(s);
   return s;
+}
+
+absl::Status Store::AddColumns() {
+  for (const AddedColumn& c : kAddedColumns) {
+    sqlite3_stmt* s = nullptr;
+    std::string probe = fmt::format("SELECT 1 FROM pragma_table_info('{}') WHERE name='{}'",
+                                    c.table, c.name);
+    if (sqlite3_prepare_v2(db_, probe.c_str(), -1, &s, nullptr) != SQLITE_OK) {
+      return Error("prepare schema probe");
+    }
+    std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> guard(s, sqlite3_finalize);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) continue;
+    if (rc != SQLITE_DONE) return Error("schema probe");
+    std::string alter = fmt::format("ALTER TABLE {} ADD COLUMN {} {}", c.table, c.name, c.decl);
+    SUBLET_RETURN_IF_ERROR(Exec(alter.c_str()));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Store::Begin() { return Exec("BEGIN IMMEDIATE"); }
@@ -176,6 +246,15 @@ absl::Status Store::SaveJob(const Job& job) {
   BindText(s, 12, job.master_addr);
   sqlite3_bind_int64(s, 13, job.master_port);
   sqlite3_bind_int64(s, 14, job.rendezvous_port);
+  sqlite3_bind_int64(s, 15, static_cast<int64_t>(job.reclaim_id));
+  sqlite3_bind_int64(s, 16, ToMs(job.preempt_deadline));
+  BindText(s, 17, job.preempt_why);
+  sqlite3_bind_int64(s, 18, job.resume_step);
+  sqlite3_bind_int64(s, 19, ToMs(job.last_checkpoint_time));
+  sqlite3_bind_int64(s, 20, job.checkpoint_bytes);
+  sqlite3_bind_double(s, 21, job.checkpoint_persist_s);
+  sqlite3_bind_double(s, 22, job.gpu_seconds);
+  sqlite3_bind_double(s, 23, job.gpu_seconds_lost);
   if (sqlite3_step(s) != SQLITE_DONE) return Error("save job");
   if (sqlite3_changes(db_) != 1) {
     return absl::InternalError(fmt::format("store: job {} was never inserted", job.id));
@@ -209,8 +288,62 @@ absl::Status Store::SaveNode(const Node& node) {
   sqlite3_bind_int64(s, 3, static_cast<int64_t>(node.gpus.size()));
   BindText(s, 4, node.incarnation);
   BindText(s, 5, node.address);
+  sqlite3_bind_int64(s, 6, static_cast<int64_t>(node.reclaim_id));
   if (sqlite3_step(s) != SQLITE_DONE) return Error("save node");
   return absl::OkStatus();
+}
+
+absl::Status Store::SaveReclaim(const Reclaim& r) {
+  sqlite3_stmt* s = put_reclaim_;
+  StmtReset reset{s};
+  sqlite3_bind_int64(s, 1, static_cast<int64_t>(r.id));
+  BindText(s, 2, r.who);
+  BindText(s, 3, r.reason);
+  BindText(s, 4, r.state);
+  BindText(s, 5, absl::StrJoin(r.requested_nodes, ","));
+  sqlite3_bind_int64(s, 6, r.requested_gpus);
+  sqlite3_bind_int64(s, 7, ToMs(r.created));
+  sqlite3_bind_int64(s, 8, ToMs(r.deadline));
+  sqlite3_bind_int64(s, 9, ToMs(r.reclaimed_time));
+  sqlite3_bind_int64(s, 10, ToMs(r.released_time));
+  BindText(s, 11, absl::StrJoin(r.nodes, ","));
+  nlohmann::json victims = nlohmann::json::array();
+  for (const ReclaimVictim& v : r.victims) {
+    victims.push_back({{"job", v.job_id}, {"tenant", v.tenant}, {"state", v.state},
+                       {"why", v.why}, {"step", v.checkpoint_step},
+                       {"save_s", v.estimated_save_s}});
+  }
+  BindText(s, 12, victims.dump());
+  BindText(s, 13, nlohmann::json(r.warnings).dump());
+  if (sqlite3_step(s) != SQLITE_DONE) return Error("save reclaim");
+  return absl::OkStatus();
+}
+
+absl::Status Store::AppendAudit(const AuditEntry& entry) {
+  sqlite3_stmt* s = put_audit_;
+  StmtReset reset{s};
+  sqlite3_bind_int64(s, 1, entry.time_unix_ms);
+  BindText(s, 2, entry.who);
+  BindText(s, 3, entry.action);
+  BindText(s, 4, entry.detail);
+  if (sqlite3_step(s) != SQLITE_DONE) return Error("append audit");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Store::AuditEntry>> Store::Audit() {
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v2(db_, "SELECT time_ms, who, action, detail FROM audit ORDER BY seq", -1,
+                         &s, nullptr) != SQLITE_OK) {
+    return Error("prepare audit");
+  }
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> guard(s, sqlite3_finalize);
+  std::vector<AuditEntry> out;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    out.push_back({sqlite3_column_int64(s, 0), Text(s, 1), Text(s, 2), Text(s, 3)});
+  }
+  if (rc != SQLITE_DONE) return Error("load audit");
+  return out;
 }
 
 absl::Status Store::AppendEvent(uint64_t job_id, const protocols::JobEvent& event) {
@@ -255,6 +388,15 @@ absl::StatusOr<Store::Snapshot> Store::Load() {
     job.master_addr = Text(jobs, 13);
     job.master_port = static_cast<uint32_t>(sqlite3_column_int64(jobs, 14));
     job.rendezvous_port = static_cast<uint32_t>(sqlite3_column_int64(jobs, 15));
+    job.reclaim_id = static_cast<uint64_t>(sqlite3_column_int64(jobs, 16));
+    job.preempt_deadline = FromMs(sqlite3_column_int64(jobs, 17));
+    job.preempt_why = Text(jobs, 18);
+    job.resume_step = sqlite3_column_int64(jobs, 19);
+    job.last_checkpoint_time = FromMs(sqlite3_column_int64(jobs, 20));
+    job.checkpoint_bytes = sqlite3_column_int64(jobs, 21);
+    job.checkpoint_persist_s = sqlite3_column_double(jobs, 22);
+    job.gpu_seconds = sqlite3_column_double(jobs, 23);
+    job.gpu_seconds_lost = sqlite3_column_double(jobs, 24);
     snap.max_job_id = std::max(snap.max_job_id, job.id);
     snap.jobs.push_back(std::move(job));
   }
@@ -271,10 +413,52 @@ absl::StatusOr<Store::Snapshot> Store::Load() {
     for (int64_t i = 0; i < gpus; ++i) node.gpus.push_back({static_cast<uint32_t>(i), "", 0});
     node.incarnation = Text(nodes, 3);
     node.address = Text(nodes, 4);
+    node.reclaim_id = static_cast<uint64_t>(sqlite3_column_int64(nodes, 5));
     snap.nodes.push_back(std::move(node));
   }
   if (rc != SQLITE_DONE) return Error("load nodes");
+  SUBLET_RETURN_IF_ERROR(LoadReclaims(snap));
   return snap;
+}
+
+absl::Status Store::LoadReclaims(Snapshot& snap) {
+  SUBLET_ASSIGN_OR_RETURN(sqlite3_stmt* s, Prepare("SELECT * FROM reclaims ORDER BY id"));
+  StmtReset reset{s};
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    Reclaim r;
+    r.id = static_cast<uint64_t>(sqlite3_column_int64(s, 0));
+    r.who = Text(s, 1);
+    r.reason = Text(s, 2);
+    r.state = Text(s, 3);
+    r.requested_nodes = absl::StrSplit(Text(s, 4), ',', absl::SkipEmpty());
+    r.requested_gpus = static_cast<uint32_t>(sqlite3_column_int64(s, 5));
+    r.created = FromMs(sqlite3_column_int64(s, 6));
+    r.deadline = FromMs(sqlite3_column_int64(s, 7));
+    r.reclaimed_time = FromMs(sqlite3_column_int64(s, 8));
+    r.released_time = FromMs(sqlite3_column_int64(s, 9));
+    r.nodes = absl::StrSplit(Text(s, 10), ',', absl::SkipEmpty());
+    nlohmann::json victims = nlohmann::json::parse(Text(s, 11), nullptr, false);
+    nlohmann::json warnings = nlohmann::json::parse(Text(s, 12), nullptr, false);
+    if (!victims.is_array() || !warnings.is_array()) {
+      return absl::DataLossError(fmt::format("store: reclaim {} cannot be read back", r.id));
+    }
+    try {
+      for (const nlohmann::json& v : victims) {
+        r.victims.push_back({v.at("job").get<uint64_t>(), v.at("tenant").get<std::string>(),
+                             v.at("state").get<std::string>(), v.at("why").get<std::string>(),
+                             v.at("step").get<int64_t>(), v.at("save_s").get<double>()});
+      }
+      r.warnings = warnings.get<std::vector<std::string>>();
+    } catch (const nlohmann::json::exception& e) {
+      return absl::DataLossError(
+          fmt::format("store: reclaim {} cannot be read back ({})", r.id, e.what()));
+    }
+    snap.max_reclaim_id = std::max(snap.max_reclaim_id, r.id);
+    snap.reclaims.push_back(std::move(r));
+  }
+  if (rc != SQLITE_DONE) return Error("load reclaims");
+  return absl::OkStatus();
 }
 
 absl::Status Store::LoadRanks(std::vector<Job>& jobs) {

@@ -41,11 +41,24 @@ class Store {
   absl::Status SaveJob(const Job& job);    // the job's state and its current attempt's ranks
   absl::Status SaveNode(const Node& node);
   absl::Status AppendEvent(uint64_t job_id, const protocols::JobEvent& event);
+  absl::Status SaveReclaim(const Reclaim& reclaim);
+
+  // Who asked for what, for admin actions (reclaim, release), refusals included.
+  struct AuditEntry {
+    int64_t time_unix_ms = 0;
+    std::string who;
+    std::string action;
+    std::string detail;
+  };
+  absl::Status AppendAudit(const AuditEntry& entry);
+  absl::StatusOr<std::vector<AuditEntry>> Audit();
 
   struct Snapshot {
     std::vector<Job> jobs;  // with the ranks of each job's current attempt
     std::vector<Node> nodes;
+    std::vector<Reclaim> reclaims;
     uint64_t max_job_id = 0;
+    uint64_t max_reclaim_id = 0;
   };
   // Everything, as last committed. A row that no longer parses is DataLoss
   // naming the row: the coordinator refuses to start on a damaged store
@@ -58,6 +71,8 @@ class Store {
  private:
   explicit Store(sqlite3* db) : db_(db) {}
   absl::Status Exec(const char* sql);
+  absl::Status AddColumns();
+  absl::Status LoadReclaims(Snapshot& snap);
   absl::StatusOr<sqlite3_stmt*> Prepare(const char* sql);
   absl::Status Error(const char* what) const;
   absl::Status SaveRanks(const Job& job);
@@ -70,6 +85,8 @@ class Store {
   sqlite3_stmt* put_rank_ = nullptr;
   sqlite3_stmt* put_node_ = nullptr;
   sqlite3_stmt* put_event_ = nullptr;
+  sqlite3_stmt* put_reclaim_ = nullptr;
+  sqlite3_stmt* put_audit_ = nullptr;
 };
 
 }  // namespace sublet::coordinator

@@ -1,5 +1,7 @@
 #include "coordinator/views.h"
 
+#include <algorithm>
+
 namespace sublet::coordinator {
 namespace {
 
@@ -7,7 +9,7 @@ int64_t Ms(absl::Time t) { return t == absl::InfinitePast() ? 0 : absl::ToUnixMi
 
 }  // namespace
 
-absl::StatusOr<protocols::JobInfo> JobView(const Job& job, Store* events_from) {
+absl::StatusOr<protocols::JobInfo> JobView(const Job& job, Store* events_from, absl::Time now) {
   protocols::JobInfo info;
   info.id = job.IdText();
   info.name = job.spec.name;
@@ -23,6 +25,15 @@ absl::StatusOr<protocols::JobInfo> JobView(const Job& job, Store* events_from) {
   info.end_time_unix_ms = Ms(job.end_time);
   info.spec = job.spec;
   if (!job.ranks.empty()) info.progress = job.ranks[0].progress;
+  info.gpu_seconds = job.gpu_seconds;
+  if (job.HasLiveRanks() && job.start_time != absl::InfinitePast()) {
+    info.gpu_seconds += std::max(0.0, absl::ToDoubleSeconds(now - job.start_time)) *
+                        static_cast<double>(job.ranks.size());
+  }
+  info.gpu_seconds_lost = job.gpu_seconds_lost;
+  info.reclaim_id = job.reclaim_id ? std::to_string(job.reclaim_id) : "";
+  info.preempt_why = job.preempt_why;
+  info.resume_step = job.resume_step;
   std::vector<RankRecord> ranks = job.ranks;
   if (ranks.empty() && job.attempt > 0 && events_from) {
     // Ended jobs keep their placement on disk only.
@@ -50,6 +61,32 @@ protocols::NodeInfo NodeView(const Cluster& cluster, const Node& node) {
   info.jobs = cluster.JobsOnNode(node.name);
   info.address = node.address;
   info.last_heartbeat_unix_ms = Ms(node.last_seen);
+  info.reclaim_id = node.reclaim_id ? std::to_string(node.reclaim_id) : "";
+  return info;
+}
+
+protocols::ReclaimInfo ReclaimView(const Cluster& cluster, const Reclaim& r) {
+  protocols::ReclaimInfo info;
+  info.id = std::to_string(r.id);
+  info.who = r.who;
+  info.reason = r.reason;
+  info.state = r.state;
+  info.requested_nodes = r.requested_nodes;
+  info.requested_gpus = r.requested_gpus;
+  info.deadline_unix_ms = Ms(r.deadline);
+  info.created_unix_ms = Ms(r.created);
+  info.reclaimed_unix_ms = Ms(r.reclaimed_time);
+  info.released_unix_ms = Ms(r.released_time);
+  for (const std::string& name : r.nodes) {
+    const Node* node = cluster.FindNode(name);
+    std::string state = !node || node->reclaim_id != r.id ? "released" : node->state;
+    info.nodes.push_back({name, state});
+  }
+  for (const ReclaimVictim& v : r.victims) {
+    info.jobs.push_back({std::to_string(v.job_id), v.tenant, v.state, v.why, v.checkpoint_step,
+                         v.estimated_save_s});
+  }
+  info.warnings = r.warnings;
   return info;
 }
 

@@ -7,8 +7,10 @@
 
 namespace sublet::coordinator {
 
-// The summary `sublet jobs` shows; `detail` adds ranks and events (`show`).
-absl::StatusOr<protocols::JobInfo> JobView(const Job& job, Store* events_from);
+// The summary `sublet jobs` shows; with `events_from`, ranks and events too
+// (`show`). `now` adds the running attempt's GPU-seconds to the account.
+absl::StatusOr<protocols::JobInfo> JobView(const Job& job, Store* events_from, absl::Time now);
 protocols::NodeInfo NodeView(const Cluster& cluster, const Node& node);
+protocols::ReclaimInfo ReclaimView(const Cluster& cluster, const Reclaim& reclaim);
 
 }  // namespace sublet::coordinator

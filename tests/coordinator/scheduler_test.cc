@@ -49,6 +49,23 @@ TEST(SchedulerTest, PlacesNothingWhenOnlyPartOfTheGangFits) {
   EXPECT_EQ(ReasonOf(r, "1"), "needs 2 nodes with 2 free GPUs; 1 has them");
 }
 
+TEST(SchedulerTest, ElasticJobStartsOnAsManyNodesAsFitDownToItsMinimum) {
+  SchedJob elastic = Job("1", 3, 2);
+  elastic.min_nodes = 1;
+  auto r = Schedule({Node("a", 2, 2), Node("b", 2, 2), Node("c", 2, 0)}, {}, {elastic}, kNow);
+  ASSERT_EQ(r.placements.size(), 1u);
+  EXPECT_EQ(r.placements[0].nodes.size(), 2u);
+}
+
+TEST(SchedulerTest, ElasticJobLargerThanTheClusterWaitsWithoutCrashing) {
+  SchedJob elastic = Job("1", 3, 2);
+  elastic.min_nodes = 2;
+  auto r = Schedule({Node("a", 2, 2), Node("b", 2, 1)}, {}, {elastic}, kNow);
+  EXPECT_TRUE(r.placements.empty());
+  ASSERT_EQ(r.waiting.size(), 1u);
+  EXPECT_EQ(r.head_job, "1");
+}
+
 TEST(SchedulerTest, GivesFreeGpuIndicesOnly) {
   auto r = Schedule({Node("a", 4, 2)}, {}, {Job("1", 1, 2)}, kNow);
   ASSERT_EQ(r.placements.size(), 1u);

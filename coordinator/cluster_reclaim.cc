@@ -1,0 +1,369 @@
+// Cluster: the reclaim transaction (DESIGN.md "Reclaim transaction").
+//
+// Every step is written to the store in the caller's transaction before any
+// worker hears of it, and every step can be resumed from the stored state
+// alone, so a coordinator killed in the middle finishes the transaction
+// after its restart:
+//  1. StartReclaim stores the reclaim (and an audit entry) first.
+//  2. It picks the nodes (named, or ChooseVictims for a GPU count) and marks
+//     them `draining`, so the scheduler places nothing new there.
+//  3. Every job with live ranks there goes `preempting` with the deadline;
+//     SyncFor puts a PreemptNotice for each of its ranks into its workers'
+//     syncs (every sync, so a restarted coordinator or worker repeats it; the
+//     worker delivers each notice once: SIGUSR1 and a control message).
+//  4. Rank 0 reports the committed checkpoint step; the ranks exit 75. A
+//     worker SIGKILLs what still runs at the deadline.
+//  5. When every rank of a victim has exited, OnPreemptingExit requeues it
+//     (preemptions + 1, resume from the acknowledged or last committed step;
+//     never counted against max_restarts).
+//  6. AdvanceReclaims hands a draining node over (`reclaimed`) once no rank
+//     runs there; the reclaim is `reclaimed` when all its nodes are.
+//  7. Release makes the nodes `ready` again.
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
+#include "common/duration.h"
+#include "common/log.h"
+#include "coordinator/cluster.h"
+#include "coordinator/victims.h"
+#include "fmt/format.h"
+
+namespace sublet::coordinator {
+namespace {
+
+constexpr absl::Duration kMaxDeadline = absl::Hours(24);
+
+std::string Seconds(absl::Duration d) { return sublet::FormatDuration(d); }
+
+}  // namespace
+
+const Reclaim* Cluster::FindReclaim(uint64_t id) const {
+  auto it = reclaims_.find(id);
+  return it == reclaims_.end() ? nullptr : &it->second;
+}
+
+absl::Status Cluster::Audit(const std::string& who, const std::string& action,
+                            const std::string& detail) {
+  Log(LogLevel::kInfo, "audit", {{"who", who}, {"action", action}, {"detail", detail}});
+  return store_.AppendAudit({absl::ToUnixMillis(clock_.Now()), who, action, detail});
+}
+
+double Cluster::WorkSinceCheckpoint(const Job& job, absl::Time now) const {
+  if (job.ranks.empty() || job.start_time == absl::InfinitePast()) return 0;
+  absl::Time since = std::max(job.start_time, job.last_checkpoint_time);
+  return std::max(0.0, absl::ToDoubleSeconds(now - since)) * static_cast<double>(job.ranks.size());
+}
+
+// The nodes a request takes. For a GPU count, `why` receives each victim's
+// reason; for named nodes the caller writes it.
+absl::StatusOr<std::vector<std::string>> Cluster::ReclaimNodes(
+    const protocols::ReclaimRequest& request, std::map<uint64_t, std::string>& why) {
+  if (!request.nodes.empty()) {
+    std::set<std::string> seen;
+    for (const std::string& name : request.nodes) {
+      const Node* node = FindNode(name);
+      if (!node) return absl::NotFoundError(fmt::format("--nodes: node {} not found", name));
+      if (!seen.insert(name).second) {
+        return absl::InvalidArgumentError(fmt::format("--nodes: {} is named twice", name));
+      }
+      if (node->reclaim_id != 0) {
+        return absl::FailedPreconditionError(fmt::format(
+            "--nodes: node {} is already held by reclaim {}", name, node->reclaim_id));
+      }
+    }
+    return request.nodes;
+  }
+  std::vector<VictimNode> candidates;
+  std::map<uint64_t, VictimJob> jobs;
+  const absl::Time now = clock_.Now();
+  for (const auto& [name, node] : nodes_) {
+    if (node.reclaim_id != 0) continue;
+    VictimNode vn{name, static_cast<uint32_t>(node.gpus.size()), {}};
+    for (const std::string& id_text : JobsOnNode(name)) {
+      uint64_t id = 0;
+      if (!absl::SimpleAtoi(id_text, &id)) continue;
+      vn.jobs.push_back(id);
+      const Job& job = jobs_.at(id);
+      jobs[id] = {static_cast<int>(job.spec.priority), WorkSinceCheckpoint(job, now)};
+    }
+    candidates.push_back(std::move(vn));
+  }
+  SUBLET_ASSIGN_OR_RETURN(VictimChoice choice, ChooseVictims(candidates, jobs, request.gpus));
+  why = std::move(choice.why);
+  return choice.nodes;
+}
+
+absl::StatusOr<uint64_t> Cluster::StartReclaim(const std::string& who,
+                                               const protocols::ReclaimRequest& request) {
+  if (request.nodes.empty() == (request.gpus == 0)) {
+    return absl::InvalidArgumentError("give either --nodes or --gpus (exactly one)");
+  }
+  if (request.deadline_ms <= 0 || absl::Milliseconds(request.deadline_ms) > kMaxDeadline) {
+    return absl::InvalidArgumentError(
+        fmt::format("--deadline: must be more than 0 and at most {}", Seconds(kMaxDeadline)));
+  }
+  if (request.reason.empty()) {
+    return absl::InvalidArgumentError(
+        "--reason: say why (it goes to the audit log and to every preempted job's events)");
+  }
+  std::map<uint64_t, std::string> why;
+  SUBLET_ASSIGN_OR_RETURN(std::vector<std::string> names, ReclaimNodes(request, why));
+
+  const absl::Time now = clock_.Now();
+  Reclaim r;
+  r.id = next_reclaim_id_;
+  r.who = who;
+  r.reason = request.reason;
+  r.requested_nodes = request.nodes;
+  r.requested_gpus = request.gpus;
+  r.created = now;
+  r.deadline = now + absl::Milliseconds(request.deadline_ms);
+  r.nodes = names;
+  // 1. Stored before anything else happens.
+  SUBLET_RETURN_IF_ERROR(store_.SaveReclaim(r));
+  SUBLET_RETURN_IF_ERROR(Audit(who, "reclaim", fmt::format(
+      "reclaim {}: nodes {} ({}), deadline {}, reason: {}", r.id, absl::StrJoin(names, ","),
+      request.gpus ? fmt::format("for {} GPUs", request.gpus) : "named",
+      Seconds(r.deadline - now), r.reason)));
+  ++next_reclaim_id_;
+  Reclaim& stored = reclaims_.emplace(r.id, std::move(r)).first->second;
+
+  // 2. Drain.
+  std::set<uint64_t> victims;
+  for (const std::string& name : names) {
+    Node& node = nodes_.at(name);
+    node.reclaim_id = stored.id;
+    if (node.state != "lost") node.state = "draining";
+    SUBLET_RETURN_IF_ERROR(store_.SaveNode(node));
+    Log(LogLevel::kInfo, "node_draining", {{"node", name}, {"reclaim", stored.id}});
+    for (const std::string& id_text : JobsOnNode(name)) {
+      uint64_t id = 0;
+      if (absl::SimpleAtoi(id_text, &id)) victims.insert(id);
+    }
+  }
+  // 3. Notice every victim.
+  for (uint64_t id : victims) {
+    Job& job = jobs_.at(id);
+    if (!job.WantsRanks()) continue;  // already being stopped for another reason
+    std::string reason = why.count(id) ? why[id] : "";
+    if (reason.empty()) {
+      std::vector<std::string> on;
+      for (const RankRecord& rr : job.ranks) {
+        if (std::count(names.begin(), names.end(), rr.node) &&
+            std::find(on.begin(), on.end(), rr.node) == on.end()) {
+          on.push_back(rr.node);
+        }
+      }
+      reason = fmt::format("runs on {}, named by the reclaim", absl::StrJoin(on, ","));
+    }
+    SUBLET_RETURN_IF_ERROR(Preempt(job, stored, reason));
+  }
+  sched_dirty_ = true;
+  SUBLET_RETURN_IF_ERROR(AdvanceReclaims());
+  SUBLET_RETURN_IF_ERROR(store_.SaveReclaim(stored));
+  return stored.id;
+}
+
+// Sends one job into `preempting` for `reclaim`, and estimates whether it can
+// save in time from its last checkpoint's persist time.
+absl::Status Cluster::Preempt(Job& job, Reclaim& reclaim, const std::string& why) {
+  const absl::Time now = clock_.Now();
+  ReclaimVictim v;
+  v.job_id = job.id;
+  v.tenant = job.tenant;
+  v.why = why;
+  v.checkpoint_step = job.last_checkpoint_step;
+  v.estimated_save_s = job.checkpoint_persist_s > 0 ? job.checkpoint_persist_s : -1;
+  const absl::Duration left = reclaim.deadline - now;
+  if (v.estimated_save_s > absl::ToDoubleSeconds(left)) {
+    reclaim.warnings.push_back(fmt::format(
+        "job {}: its last checkpoint ({} bytes) took {:.1f}s to write, and the deadline is {} "
+        "away; it may be killed at the deadline and resume from step {}",
+        job.id, job.checkpoint_bytes, v.estimated_save_s, Seconds(left), job.last_checkpoint_step));
+  }
+  reclaim.victims.push_back(v);
+  if (job.state == JobState::kPreempting) {
+    // Already preempted by another reclaim: the earlier deadline holds.
+    job.preempt_deadline = std::min(job.preempt_deadline, reclaim.deadline);
+  } else {
+    job.state = JobState::kPreempting;
+    job.reclaim_id = reclaim.id;
+    job.preempt_deadline = reclaim.deadline;
+    job.deadline_noted = false;
+  }
+  job.preempt_why = fmt::format("reclaim {} by {} ({}): {}", reclaim.id, reclaim.who,
+                                reclaim.reason, why);
+  job.reason = fmt::format("preempting for reclaim {}: checkpoint and exit within {}", reclaim.id,
+                           Seconds(left));
+  MarkNodesDirty(job);
+  SUBLET_RETURN_IF_ERROR(Event(job, "preempting", reclaim.who, job.preempt_why +
+                               fmt::format("; deadline in {}", Seconds(left))));
+  return Save(job);
+}
+
+ReclaimVictim* Cluster::VictimOf(const Job& job) {
+  auto it = reclaims_.find(job.reclaim_id);
+  if (it == reclaims_.end()) return nullptr;
+  for (ReclaimVictim& v : it->second.victims) {
+    if (v.job_id == job.id) return &v;
+  }
+  return nullptr;
+}
+
+// GPU-seconds a resume redoes: the attempt's work after the checkpoint it
+// resumes from (all of it when it committed none).
+void Cluster::AccountLostWork(Job& job) {
+  absl::Time since = std::max(job.start_time, job.last_checkpoint_time);
+  absl::Duration lost = clock_.Now() - since;
+  if (lost > absl::ZeroDuration()) {
+    job.gpu_seconds_lost += absl::ToDoubleSeconds(lost) * static_cast<double>(job.ranks.size());
+  }
+  job.resume_step = job.last_checkpoint_step;
+}
+
+// A rank of a preempting job exited. Once all have, the job is requeued
+// (or done, if it finished meanwhile).
+absl::Status Cluster::OnPreemptingExit(Job& job, const std::string& who) {
+  if (job.HasLiveRanks()) return Save(job);
+  bool all_zero = true, all_75 = true, killed = false;
+  for (const RankRecord& r : job.ranks) {
+    all_zero = all_zero && r.exit_code == 0;
+    all_75 = all_75 && r.exit_code == kExitPreempted;
+    killed = killed || r.exit_code == 128 + 9;
+  }
+  ReclaimVictim* victim = VictimOf(job);
+  const uint64_t reclaim_id = job.reclaim_id;
+  job.reclaim_id = 0;
+  job.preempt_deadline = absl::InfinitePast();
+  if (all_zero) {
+    if (victim) victim->state = "ended";
+    SUBLET_RETURN_IF_ERROR(Event(job, "succeeded", who, "all ranks exited 0 before checkpointing"));
+    SUBLET_RETURN_IF_ERROR(Finish(job, JobState::kSucceeded, "all ranks exited 0"));
+  } else {
+    job.preemptions++;
+    AccountLostWork(job);
+    std::string outcome =
+        all_75 ? fmt::format("every rank checkpointed and exited 75; checkpoint step {} acknowledged",
+                             job.last_checkpoint_step)
+        : killed ? "the deadline passed; the ranks still running were killed"
+                 : "the ranks exited without acknowledging a checkpoint";
+    if (victim) {
+      victim->state = all_75 ? "acknowledged" : killed ? "killed" : "ended";
+      victim->checkpoint_step = job.last_checkpoint_step;
+    }
+    std::string resume = job.resume_step >= 0 ? fmt::format("resumes from step {}", job.resume_step)
+                                              : "restarts from the beginning (no checkpoint)";
+    SUBLET_RETURN_IF_ERROR(Event(job, all_75 ? "acknowledged" : "preempt_killed", who,
+                                 fmt::format("reclaim {}: {}", reclaim_id, outcome)));
+    SUBLET_RETURN_IF_ERROR(Event(job, "requeued", "scheduler",
+                                 fmt::format("preemption {} (does not count against max_restarts); "
+                                             "{}", job.preemptions, resume)));
+    SUBLET_RETURN_IF_ERROR(
+        Requeue(job, fmt::format("preempted by reclaim {}; {}", reclaim_id, resume)));
+  }
+  if (auto it = reclaims_.find(reclaim_id); it != reclaims_.end()) {
+    SUBLET_RETURN_IF_ERROR(store_.SaveReclaim(it->second));
+  }
+  return absl::OkStatus();
+}
+
+// Step 4's deadline as the coordinator sees it: one event per job; the
+// worker does the killing.
+absl::Status Cluster::CheckPreemptDeadlines(absl::Time now) {
+  for (uint64_t id : std::vector<uint64_t>(live_jobs_.begin(), live_jobs_.end())) {
+    Job& job = jobs_.at(id);
+    if (job.state != JobState::kPreempting || job.deadline_noted || now < job.preempt_deadline) {
+      continue;
+    }
+    job.deadline_noted = true;
+    SUBLET_RETURN_IF_ERROR(Event(job, "deadline", "scheduler",
+                                 "reclaim deadline reached; workers kill the ranks still running"));
+  }
+  return absl::OkStatus();
+}
+
+// Step 6: nodes with no rank left are handed over.
+absl::Status Cluster::AdvanceReclaims() {
+  const absl::Time now = clock_.Now();
+  for (auto& [id, r] : reclaims_) {
+    if (r.state != "draining") continue;
+    bool all = true;
+    for (const std::string& name : r.nodes) {
+      Node& node = nodes_.at(name);
+      if (node.reclaim_id != id || node.state == "reclaimed") continue;
+      if (!JobsOnNode(name).empty() || stray_ranks_[name] != 0) {
+        all = false;
+        continue;
+      }
+      node.state = "reclaimed";
+      SUBLET_RETURN_IF_ERROR(store_.SaveNode(node));
+      SUBLET_RETURN_IF_ERROR(
+          Audit("scheduler", "handover", fmt::format("reclaim {}: node {} reclaimed", id, name)));
+    }
+    if (!all) continue;
+    r.state = "reclaimed";
+    r.reclaimed_time = now;
+    Log(LogLevel::kInfo, "reclaimed", {{"reclaim", id},
+                                       {"after", Seconds(now - r.created)}});
+    SUBLET_RETURN_IF_ERROR(store_.SaveReclaim(r));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<uint64_t>> Cluster::Release(const std::string& who,
+                                                       const protocols::ReleaseRequest& request) {
+  if (request.reclaim_id.empty() == request.nodes.empty()) {
+    return absl::InvalidArgumentError("give either a reclaim id or --nodes (exactly one)");
+  }
+  std::vector<std::string> names;
+  if (!request.reclaim_id.empty()) {
+    uint64_t id = 0;
+    const Reclaim* r =
+        absl::SimpleAtoi(request.reclaim_id, &id) ? FindReclaim(id) : nullptr;
+    if (!r) return absl::NotFoundError(fmt::format("reclaim {} not found", request.reclaim_id));
+    if (r->state == "released") {
+      return absl::FailedPreconditionError(fmt::format("reclaim {} was already released", id));
+    }
+    for (const std::string& name : r->nodes) {
+      if (nodes_.at(name).reclaim_id == id) names.push_back(name);
+    }
+  } else {
+    for (const std::string& name : request.nodes) {
+      const Node* node = FindNode(name);
+      if (!node) return absl::NotFoundError(fmt::format("--nodes: node {} not found", name));
+      if (node->reclaim_id == 0) {
+        return absl::FailedPreconditionError(
+            fmt::format("--nodes: node {} is not held by a reclaim", name));
+      }
+      names.push_back(name);
+    }
+  }
+  std::set<uint64_t> touched;
+  for (const std::string& name : names) {
+    Node& node = nodes_.at(name);
+    touched.insert(node.reclaim_id);
+    node.reclaim_id = 0;
+    node.state = "ready";  // a silent worker is marked lost again by CheckTimeouts
+    SUBLET_RETURN_IF_ERROR(store_.SaveNode(node));
+  }
+  const absl::Time now = clock_.Now();
+  for (uint64_t id : touched) {
+    Reclaim& r = reclaims_.at(id);
+    bool any_held = false;
+    for (const std::string& name : r.nodes) any_held = any_held || nodes_.at(name).reclaim_id == id;
+    if (!any_held) {
+      r.state = "released";
+      r.released_time = now;
+    }
+    SUBLET_RETURN_IF_ERROR(store_.SaveReclaim(r));
+  }
+  SUBLET_RETURN_IF_ERROR(Audit(who, "release", fmt::format(
+      "nodes {} released ({})", absl::StrJoin(names, ","),
+      request.reclaim_id.empty() ? "by name" : "reclaim " + request.reclaim_id)));
+  sched_dirty_ = true;
+  return std::vector<uint64_t>(touched.begin(), touched.end());
+}
+
+}  // namespace sublet::coordinator
