@@ -50,6 +50,12 @@ struct SpecLimits {
   size_t max_env_entries = 256;
   size_t max_env_bytes = 8192;
   size_t max_spec_bytes = 256 * 1024;
+  // YAML nodes (scalars, nulls, aliases, lists, mappings) in the whole text,
+  // and how deep lists and mappings may nest. The biggest spec the other
+  // limits allow has about 800 nodes, nested 2 deep. Counted before any node
+  // is built, they bound what yaml-cpp allocates for a spec to a few MiB.
+  size_t max_yaml_nodes = 4096;
+  size_t max_yaml_depth = 16;
   uint32_t max_restarts = 1000;
   absl::Duration max_time_limit = absl::Hours(24 * 365);
 };

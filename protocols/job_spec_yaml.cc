@@ -6,9 +6,11 @@
 // default. After reading, ValidateJobSpec checks sizes and relations.
 #include <fmt/format.h>
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -188,14 +190,100 @@ absl::Status ReadTopLevel(const YAML::Node& root, const SpecLimits& limits, JobS
   return RequireFields("", seen, {"name", "resources", "command"});
 }
 
-absl::StatusOr<YAML::Node> LoadOneDocument(std::string_view yaml) {
-  std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml));
-  if (docs.size() > 1)
-    return FieldError("spec", fmt::format("expected one YAML document, got {}", docs.size()));
-  if (docs.empty() || docs[0].IsNull()) return FieldError("spec", "empty document");
-  if (!docs[0].IsMap())
-    return FieldError("spec", "expected a mapping of fields at " + Where(docs[0].Mark()));
-  return docs[0];
+// Thrown by YamlFence to stop yaml-cpp's parser; caught in ParseJobSpecYaml.
+struct FenceRefusal {
+  absl::Status status;
+};
+
+// A first pass over the text's YAML events that builds nothing, so yaml-cpp
+// allocates for nodes only once the text is known to be small in YAML terms:
+//  - a document that starts where the previous one did is a token no node
+//    can start with: yaml-cpp 0.7 emits an empty document for it without
+//    consuming it, forever (a ',' outside [] or {}, e.g. the text ","; LoadAll
+//    then collects empty documents until memory runs out, jbeder/yaml-cpp#1040);
+//  - at most limits.max_yaml_nodes nodes: an alias counts as one node (aliases
+//    share the anchored node, they are never expanded), and the readers below
+//    look only at a bounded number of them;
+//  - lists and mappings nest at most limits.max_yaml_depth deep (yaml-cpp's own
+//    guard allows 2000 frames of recursion).
+class YamlFence final : public YAML::EventHandler {
+ public:
+  YamlFence(std::string_view yaml, const SpecLimits& limits) : yaml_(yaml), limits_(limits) {}
+
+  int documents() const { return documents_; }
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (documents_ > 0 && mark.pos == last_document_pos_) {
+      const bool comma = mark.pos >= 0 && static_cast<size_t>(mark.pos) < yaml_.size() &&
+                         yaml_[static_cast<size_t>(mark.pos)] == ',';
+      throw FenceRefusal{FieldError(
+          "spec", "invalid YAML at " + Where(mark) +
+                      (comma ? ": ',' outside [...] or {...} (quote a value that starts with it)"
+                             : ": unexpected token"))};
+    }
+    last_document_pos_ = mark.pos;
+    ++documents_;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { Count(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Count(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    Count(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    Open(mark);
+  }
+  void OnSequenceEnd() override { --depth_; }
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Open(mark);
+  }
+  void OnMapEnd() override { --depth_; }
+
+ private:
+  void Count(const YAML::Mark& mark) {
+    if (++nodes_ > limits_.max_yaml_nodes) {
+      throw FenceRefusal{FieldError("spec", fmt::format("more than {} YAML nodes (at {})",
+                                                        limits_.max_yaml_nodes, Where(mark)))};
+    }
+  }
+  void Open(const YAML::Mark& mark) {
+    Count(mark);
+    if (++depth_ > limits_.max_yaml_depth) {
+      throw FenceRefusal{
+          FieldError("spec", fmt::format("lists and mappings nested more than {} deep at {}",
+                                         limits_.max_yaml_depth, Where(mark)))};
+    }
+  }
+
+  std::string_view yaml_;
+  const SpecLimits& limits_;
+  int documents_ = 0;
+  int last_document_pos_ = -1;
+  size_t nodes_ = 0;
+  size_t depth_ = 0;
+};
+
+// Loads the text's one document, after YamlFence has walked all of it (never
+// YAML::LoadAll, see YamlFence). Throws YAML::Exception and FenceRefusal.
+absl::StatusOr<YAML::Node> LoadOneDocument(std::string_view yaml, const SpecLimits& limits) {
+  YamlFence fence(yaml, limits);
+  {
+    std::stringstream in{std::string(yaml)};
+    YAML::Parser parser(in);
+    while (parser.HandleNextDocument(fence)) {
+    }
+  }
+  if (fence.documents() > 1)
+    return FieldError("spec", fmt::format("expected one YAML document, got {}", fence.documents()));
+  if (fence.documents() == 0) return FieldError("spec", "empty document");
+  YAML::Node doc = YAML::Load(std::string(yaml));
+  if (doc.IsNull()) return FieldError("spec", "empty document");
+  if (!doc.IsMap())
+    return FieldError("spec", "expected a mapping of fields at " + Where(doc.Mark()));
+  return doc;
 }
 
 }  // namespace
@@ -207,8 +295,10 @@ absl::StatusOr<JobSpec> ParseJobSpecYaml(std::string_view yaml, const SpecLimits
   }
   JobSpec spec;
   try {
-    SUBLET_ASSIGN_OR_RETURN(YAML::Node root, LoadOneDocument(yaml));
+    SUBLET_ASSIGN_OR_RETURN(YAML::Node root, LoadOneDocument(yaml, limits));
     SUBLET_RETURN_IF_ERROR(ReadTopLevel(root, limits, spec));
+  } catch (const FenceRefusal& e) {
+    return e.status;
   } catch (const YAML::DeepRecursion& e) {  // its message says "bad file"
     return FieldError("spec", "invalid YAML at " + Where(e.mark) + ": nested too deeply");
   } catch (const YAML::Exception& e) {

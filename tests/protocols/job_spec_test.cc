@@ -1,5 +1,6 @@
 #include "protocols/job_spec.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -246,7 +247,105 @@ TEST_F(JobSpecTest, RejectsDocumentsThatAreNotOneMapping) {
 
 TEST_F(JobSpecTest, RejectsDeeplyNestedYaml) {
   ExpectRejected("name: " + std::string(5000, '[') + "\n",
-                 "spec: invalid YAML at line 2, column 1: nested too deeply");
+                 "spec: lists and mappings nested more than 16 deep at line 1");
+  std::string nested = "name: x\nresources: {nodes: 1, gpus_per_node: 1}\ncommand: [run]\nenv:\n";
+  for (int i = 1; i < 20; ++i) nested += std::string(2 * i, ' ') + "a:\n";
+  ExpectRejected(nested, "spec: lists and mappings nested more than 16 deep at line");
+}
+
+// yaml-cpp 0.7 makes no progress on a ',' where no value can start (outside
+// [] or {}); LoadAll collected empty documents until memory ran out (the
+// fuzzer's OOM, jbeder/yaml-cpp#1040).
+TEST_F(JobSpecTest, RejectsCommaOutsideFlowCollections) {
+  ExpectRejected(",", "spec: invalid YAML at line 1, column 1: ',' outside [...] or {...}");
+  ExpectRejected(",,", "spec: invalid YAML at line 1, column 1: ',' outside [...] or {...}");
+  ExpectRejected("- a\n,\n", "spec: invalid YAML at line 2, column 1: ',' outside [...] or {...}");
+  ExpectRejected("[a],", "spec: invalid YAML at line 1, column 4: ',' outside [...] or {...}");
+  ExpectRejected(std::string(kMinimal) + "---\n,\n", "spec: invalid YAML at line 5, column 1");
+  ExpectRejected(std::string(kMinimal) + ",\n", "spec: invalid YAML at line 4, column 1");
+}
+
+TEST_F(JobSpecTest, RejectsTooManyYamlNodes) {
+  std::string many = "[run";
+  for (int i = 0; i < 5000; ++i) many += ", x";
+  ExpectRejected(Minimal("{nodes: 1, gpus_per_node: 1}", many + "]"),
+                 "spec: more than 4096 YAML nodes (at line 3");
+  // Empty documents are nodes too.
+  std::string docs;
+  for (int i = 0; i < 5000; ++i) docs += "---\n";
+  ExpectRejected(docs, "spec: more than 4096 YAML nodes");
+  SpecLimits limits;
+  limits.max_yaml_nodes = 8;
+  ExpectRejected(kMinimal, "spec: more than 8 YAML nodes", limits);
+}
+
+// Anchors and aliases are allowed: an alias shares the anchored node, so a
+// "billion laughs" text is a small graph that is never expanded, and the
+// readers look at a bounded number of nodes.
+TEST_F(JobSpecTest, AliasesAreNeverExpanded) {
+  std::string laughs =
+      "name: &n x\nresources: {nodes: 1, gpus_per_node: 1}\nl0: &l0 [a, a, a, a, a, a, a, a]\n";
+  for (int i = 1; i < 30; ++i) {
+    laughs += fmt::format("l{0}: &l{0} [*l{1}, *l{1}, *l{1}, *l{1}, *l{1}, *l{1}, *l{1}, *l{1}]\n",
+                          i, i - 1);
+  }
+  ExpectRejected(laughs + "command: *l29\n", "l0: unknown field");
+  ExpectRejected("name: &n x\nresources: {nodes: 1, gpus_per_node: 1}\ncommand: *l\n",
+                 "spec: invalid YAML at line 3");
+  absl::StatusOr<JobSpec> spec = ParseJobSpecYaml(
+      "name: &n tiny\nresources: {nodes: 1, gpus_per_node: 1}\ncommand: [*n, &a b, *a]\n");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->command, (std::vector<std::string>{"tiny", "b", "b"}));
+}
+
+// '&', '*', '!' and ',' are ordinary characters inside quoted scalars and
+// inside (not at the start of) plain ones.
+TEST_F(JobSpecTest, AcceptsIndicatorCharactersInsideScalars) {
+  absl::StatusOr<JobSpec> spec = ParseJobSpecYaml(R"(name: tiny
+resources: {nodes: 1, gpus_per_node: 1}
+command:
+  - sh
+  - a&b
+  - x*y
+  - hi!
+  - a, b
+  - "*glob"
+  - '&amp'
+  - "!neg"
+  - ","
+  - '[x, {y}]'
+env:
+  AMP: a&b
+  STAR: "*"
+  BANG: '!'
+  COMMA: x,y
+)");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->command, (std::vector<std::string>{"sh", "a&b", "x*y", "hi!", "a, b", "*glob",
+                                                     "&amp", "!neg", ",", "[x, {y}]"}));
+  EXPECT_EQ(spec->env, (std::map<std::string, std::string>{
+                           {"AMP", "a&b"}, {"STAR", "*"}, {"BANG", "!"}, {"COMMA", "x,y"}}));
+  spec = ParseJobSpecYaml(
+      "name: tiny\nresources: {nodes: 1, gpus_per_node: 1}\n"
+      "command: [\"a,b\", a&b, x*y, 'p!', \"&\", '*']\nenv: {A: \"x,y\", B: a&b}\n");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->command, (std::vector<std::string>{"a,b", "a&b", "x*y", "p!", "&", "*"}));
+  EXPECT_EQ(spec->env, (std::map<std::string, std::string>{{"A", "x,y"}, {"B", "a&b"}}));
+}
+
+// The biggest spec the field limits allow stays under the YAML node limit.
+TEST_F(JobSpecTest, AcceptsTheLargestSpecTheLimitsAllow) {
+  std::string yaml =
+      "name: big\nresources: {nodes: 2, gpus_per_node: 2}\nparallelism: {tensor: 2}\n"
+      "checkpoint: {every_steps: 50, keep: 3}\npriority: high\nmax_restarts: 3\n"
+      "elastic: {min_nodes: 1}\ntime_limit: 2h\nprogress_timeout: 5m\ncommand:\n";
+  for (int i = 0; i < 256; ++i) yaml += fmt::format("  - arg{}\n", i);
+  yaml += "env:\n";
+  for (int i = 0; i < 256; ++i) yaml += fmt::format("  V{}: v\n", i);
+  absl::StatusOr<JobSpec> spec = ParseJobSpecYaml(yaml);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->command.size(), 256u);
+  EXPECT_EQ(spec->env.size(), 256u);
 }
 
 // ---- ValidateJobSpec on decoded specs ------------------------------------------
