@@ -68,6 +68,27 @@ absl::StatusOr<std::vector<protocols::NodeInfo>> Client::ListNodes() {
   return std::move(reply.nodes);
 }
 
+absl::StatusOr<protocols::ReclaimInfo> Client::Reclaim(const protocols::ReclaimRequest& request) {
+  SUBLET_ASSIGN_OR_RETURN(auto reply, Roundtrip<protocols::ReclaimListReply>(request));
+  if (reply.reclaims.size() != 1) {
+    return absl::InternalError("coordinator answered a reclaim without exactly one reclaim");
+  }
+  return std::move(reply.reclaims[0]);
+}
+
+absl::StatusOr<std::vector<protocols::ReclaimInfo>> Client::Release(
+    const protocols::ReleaseRequest& request) {
+  SUBLET_ASSIGN_OR_RETURN(auto reply, Roundtrip<protocols::ReclaimListReply>(request));
+  return std::move(reply.reclaims);
+}
+
+absl::StatusOr<std::vector<protocols::ReclaimInfo>> Client::ListReclaims(
+    const std::string& reclaim_id) {
+  SUBLET_ASSIGN_OR_RETURN(auto reply, Roundtrip<protocols::ReclaimListReply>(
+                                          protocols::ListReclaimsRequest{reclaim_id}));
+  return std::move(reply.reclaims);
+}
+
 bool IsFinalState(const std::string& state) {
   return state == "succeeded" || state == "failed" || state == "cancelled";
 }

@@ -52,6 +52,15 @@ class Client {
   absl::StatusOr<protocols::LogsReply> ReadLogs(const protocols::ReadLogsRequest& request);
   absl::StatusOr<std::vector<protocols::NodeInfo>> ListNodes();
 
+  // Admin: starts a reclaim and returns it as first stored.
+  absl::StatusOr<protocols::ReclaimInfo> Reclaim(const protocols::ReclaimRequest& request);
+  // Admin: releases nodes; returns the reclaims concerned.
+  absl::StatusOr<std::vector<protocols::ReclaimInfo>> Release(
+      const protocols::ReleaseRequest& request);
+  // Admin: every reclaim, or only `reclaim_id`'s (NotFound if none).
+  absl::StatusOr<std::vector<protocols::ReclaimInfo>> ListReclaims(
+      const std::string& reclaim_id = "");
+
  private:
   // Sends `body` and returns the reply of type `Reply`, or the error it stands for.
   template <typename Reply>

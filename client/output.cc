@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 #include <string>
 
 #include "absl/strings/str_join.h"
@@ -76,6 +77,11 @@ json JobToJson(const JobInfo& job, bool detailed) {
       {"end_time", TimeOrNull(job.end_time_unix_ms)},
   };
   if (job.last_checkpoint_step >= 0) out["last_checkpoint_step"] = job.last_checkpoint_step;
+  out["gpu_seconds"] = job.gpu_seconds;
+  out["gpu_seconds_lost"] = job.gpu_seconds_lost;
+  out["reclaim_id"] = job.reclaim_id.empty() ? json(nullptr) : json(job.reclaim_id);
+  out["preempt_why"] = job.preempt_why.empty() ? json(nullptr) : json(job.preempt_why);
+  out["resume_step"] = job.resume_step >= 0 ? json(job.resume_step) : json(nullptr);
   out["progress"] = nullptr;
   if (job.progress.step >= 0) {
     out["progress"] = {{"step", job.progress.step},
@@ -100,7 +106,53 @@ json NodeToJson(const NodeInfo& node) {
           {"gpus_free", node.gpus_free},
           {"jobs", node.jobs},
           {"address", node.address},
-          {"last_heartbeat", TimeOrNull(node.last_heartbeat_unix_ms)}};
+          {"last_heartbeat", TimeOrNull(node.last_heartbeat_unix_ms)},
+          {"reclaim_id", node.reclaim_id.empty() ? json(nullptr) : json(node.reclaim_id)}};
+}
+
+json ReclaimToJson(const protocols::ReclaimInfo& r) {
+  json nodes = json::array();
+  for (const auto& n : r.nodes) nodes.push_back({{"name", n.name}, {"state", n.state}});
+  json jobs = json::array();
+  for (const auto& v : r.jobs) {
+    jobs.push_back({{"job_id", v.job_id},
+                    {"tenant", v.tenant},
+                    {"state", v.state},
+                    {"why", v.why},
+                    {"checkpoint_step", v.checkpoint_step >= 0 ? json(v.checkpoint_step) : json()},
+                    {"estimated_save_s",
+                     v.estimated_save_s >= 0 ? json(v.estimated_save_s) : json()}});
+  }
+  return {{"id", r.id},
+          {"who", r.who},
+          {"reason", r.reason},
+          {"state", r.state},
+          {"requested_nodes", r.requested_nodes},
+          {"requested_gpus", r.requested_gpus},
+          {"created_time", TimeOrNull(r.created_unix_ms)},
+          {"deadline_time", TimeOrNull(r.deadline_unix_ms)},
+          {"reclaimed_time", TimeOrNull(r.reclaimed_unix_ms)},
+          {"released_time", TimeOrNull(r.released_unix_ms)},
+          {"seconds_to_reclaim",
+           r.reclaimed_unix_ms ? json((r.reclaimed_unix_ms - r.created_unix_ms) / 1000.0) : json()},
+          {"nodes", nodes},
+          {"jobs", jobs},
+          {"warnings", r.warnings}};
+}
+
+json TenantTotalsToJson(const std::vector<JobInfo>& jobs) {
+  std::map<std::string, json> by_tenant;
+  for (const auto& job : jobs) {
+    json& t = by_tenant[job.tenant];
+    if (t.is_null()) t = {{"tenant", job.tenant}, {"jobs", 0}, {"gpu_seconds", 0.0},
+                          {"gpu_seconds_lost", 0.0}};
+    t["jobs"] = t["jobs"].get<int>() + 1;
+    t["gpu_seconds"] = t["gpu_seconds"].get<double>() + job.gpu_seconds;
+    t["gpu_seconds_lost"] = t["gpu_seconds_lost"].get<double>() + job.gpu_seconds_lost;
+  }
+  json out = json::array();
+  for (auto& [name, t] : by_tenant) out.push_back(std::move(t));
+  return out;
 }
 
 json ErrorToJson(const absl::Status& status) {
@@ -160,10 +212,70 @@ std::string RenderJobsTable(const std::vector<JobInfo>& jobs, absl::Time now) {
   for (const auto& job : jobs) {
     rows.push_back({job.id, job.name, job.tenant, job.state, JoinOrDash(job.nodes),
                     std::to_string(job.restarts), std::to_string(job.preemptions),
+                    fmt::format("{:.0f}", job.gpu_seconds),
+                    fmt::format("{:.0f}", job.gpu_seconds_lost),
                     FormatAge(job.submit_time_unix_ms, now), OrDash(job.reason)});
   }
-  return RenderTable(
-      {"ID", "NAME", "TENANT", "STATE", "NODES", "RESTARTS", "PREEMPT", "AGE", "REASON"}, rows);
+  std::string out = RenderTable({"ID", "NAME", "TENANT", "STATE", "NODES", "RESTARTS", "PREEMPT",
+                                 "GPU-S", "LOST-GPU-S", "AGE", "REASON"},
+                                rows);
+  json totals = TenantTotalsToJson(jobs);
+  if (!totals.empty()) {
+    std::vector<std::vector<std::string>> trows;
+    for (const json& t : totals) {
+      trows.push_back({t["tenant"].get<std::string>(), std::to_string(t["jobs"].get<int>()),
+                       fmt::format("{:.0f}", t["gpu_seconds"].get<double>()),
+                       fmt::format("{:.0f}", t["gpu_seconds_lost"].get<double>())});
+    }
+    out += "\n" + RenderTable({"TENANT", "JOBS", "GPU-S", "LOST-GPU-S"}, trows);
+  }
+  return out;
+}
+
+std::string RenderReclaimsTable(const std::vector<protocols::ReclaimInfo>& reclaims,
+                                absl::Time now) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : reclaims) {
+    std::vector<std::string> nodes;
+    for (const auto& n : r.nodes) nodes.push_back(n.name);
+    std::vector<std::string> jobs;
+    for (const auto& v : r.jobs) jobs.push_back(v.job_id);
+    rows.push_back({r.id, r.state, r.who, JoinOrDash(nodes), JoinOrDash(jobs),
+                    FormatTimestamp(r.deadline_unix_ms), FormatAge(r.created_unix_ms, now),
+                    r.reason});
+  }
+  return RenderTable({"ID", "STATE", "WHO", "NODES", "JOBS", "DEADLINE", "AGE", "REASON"}, rows);
+}
+
+std::string RenderReclaimDetail(const protocols::ReclaimInfo& r, absl::Time now) {
+  const int64_t now_ms = absl::ToUnixMillis(now);
+  std::string deadline = FormatTimestamp(r.deadline_unix_ms);
+  if (r.state == "draining") {
+    deadline += r.deadline_unix_ms > now_ms
+                    ? fmt::format(" (in {:.1f}s)", (r.deadline_unix_ms - now_ms) / 1000.0)
+                    : std::string(" (passed)");
+  }
+  std::string out = fmt::format("Reclaim {}: {}, by {} ({})\nDeadline:  {}\n", r.id, r.state,
+                                r.who, r.reason, deadline);
+  if (r.reclaimed_unix_ms) {
+    out += fmt::format("Reclaimed: after {:.2f}s\n",
+                       (r.reclaimed_unix_ms - r.created_unix_ms) / 1000.0);
+  }
+  std::vector<std::vector<std::string>> nodes;
+  for (const auto& n : r.nodes) nodes.push_back({n.name, n.state});
+  out += "\n" + RenderTable({"NODE", "STATE"}, nodes);
+  if (!r.jobs.empty()) {
+    std::vector<std::vector<std::string>> jobs;
+    for (const auto& v : r.jobs) {
+      jobs.push_back({v.job_id, v.tenant, v.state,
+                      v.checkpoint_step >= 0 ? std::to_string(v.checkpoint_step) : "-",
+                      v.estimated_save_s >= 0 ? fmt::format("{:.1f}s", v.estimated_save_s) : "-",
+                      v.why});
+    }
+    out += "\n" + RenderTable({"JOB", "TENANT", "STATE", "CHECKPOINT", "EST-SAVE", "WHY"}, jobs);
+  }
+  for (const auto& w : r.warnings) out += "warning: " + w + "\n";
+  return out;
 }
 
 std::string RenderNodesTable(const std::vector<NodeInfo>& nodes, absl::Time now) {
@@ -232,6 +344,8 @@ std::string RenderJobDetail(const JobInfo& job, absl::Time now) {
       {"Attempt:",
        fmt::format("{} (restarts {}, preemptions {})", job.attempt, job.restarts, job.preemptions)},
       {"Checkpoint:", checkpoint},
+      {"GPU-seconds:", fmt::format("{:.1f} used, {:.1f} lost to preemption", job.gpu_seconds,
+                                   job.gpu_seconds_lost)},
       {"Progress:", job.progress.step < 0
                         ? std::string("-")
                         : fmt::format("step {}, loss {:.4g}, {:.0f} tokens/s ({})",
@@ -243,8 +357,12 @@ std::string RenderJobDetail(const JobInfo& job, absl::Time now) {
       {"Started:", TimeLine(job.start_time_unix_ms, now)},
       {"Ended:", TimeLine(job.end_time_unix_ms, now)},
   };
+  if (!job.preempt_why.empty()) {
+    fields.push_back({"Preempted:", job.preempt_why});
+  }
+  if (job.resume_step >= 0) fields.push_back({"Resumes:", fmt::format("from step {}", job.resume_step)});
   std::string out;
-  for (const auto& field : fields) out += fmt::format("{:<12}{}\n", field[0], field[1]);
+  for (const auto& field : fields) out += fmt::format("{:<14}{}\n", field[0], field[1]);
   out += "\nPlacement:\n";
   out += job.ranks.empty() ? "  (not placed)\n" : PlacementTable(job.ranks);
   out += "\nEvents:\n";

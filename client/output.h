@@ -24,8 +24,14 @@ enum class OutputFormat { kTable, kJson };
 // gpus_per_node, tensor_parallel, priority, max_restarts, time_limit, and with
 // `detailed` also ranks and events.
 nlohmann::json JobToJson(const protocols::JobInfo& job, bool detailed);
-// name, state, gpus, gpus_free, jobs, address, last_heartbeat.
+// name, state, gpus, gpus_free, jobs, address, last_heartbeat, reclaim_id.
 nlohmann::json NodeToJson(const protocols::NodeInfo& node);
+// id, who, reason, state, requested nodes/gpus, times, nodes (name, state),
+// jobs (job_id, tenant, state, why, checkpoint_step, estimated_save_s),
+// warnings.
+nlohmann::json ReclaimToJson(const protocols::ReclaimInfo& reclaim);
+// Per tenant over `jobs`: [{tenant, jobs, gpu_seconds, gpu_seconds_lost}].
+nlohmann::json TenantTotalsToJson(const std::vector<protocols::JobInfo>& jobs);
 // {"error": {"code": "NOT_FOUND", "message": "..."}}
 nlohmann::json ErrorToJson(const absl::Status& status);
 // One document, two-space indented, newline-terminated; invalid UTF-8 (log
@@ -49,5 +55,10 @@ std::string RenderJobsTable(const std::vector<protocols::JobInfo>& jobs, absl::T
 std::string RenderNodesTable(const std::vector<protocols::NodeInfo>& nodes, absl::Time now);
 // `sublet show`: state, spec summary, placement, counters, checkpoint, events.
 std::string RenderJobDetail(const protocols::JobInfo& job, absl::Time now);
+// ID STATE WHO NODES JOBS DEADLINE AGE REASON
+std::string RenderReclaimsTable(const std::vector<protocols::ReclaimInfo>& reclaims,
+                                absl::Time now);
+// One reclaim's progress: per node and per job, warnings.
+std::string RenderReclaimDetail(const protocols::ReclaimInfo& reclaim, absl::Time now);
 
 }  // namespace sublet::client

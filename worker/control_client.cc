@@ -27,6 +27,8 @@ ControlClient::ControlClient(zmq::context_t& context, std::string endpoint, std:
     : socket_(context, zmq::socket_type::dealer), token_(std::move(token)), key_(std::move(key)) {
   socket_.set(zmq::sockopt::linger, 200);  // let the last report out at exit
   socket_.set(zmq::sockopt::sndhwm, 16);   // reports supersede each other
+  // The worker addresses notices to "r" + token; only this rank knows it.
+  socket_.set(zmq::sockopt::routing_id, "r" + token_);
   socket_.connect(endpoint);
 }
 
@@ -43,6 +45,26 @@ absl::Status ControlClient::ReportProgress(const protocols::Progress& progress) 
     return absl::UnavailableError(std::string("control endpoint: ") + e.what());
   }
   return absl::OkStatus();
+}
+
+bool ControlClient::PollNotice(protocols::PreemptNotice* notice) {
+  zmq::message_t frame;
+  try {
+    while (socket_.recv(frame, zmq::recv_flags::dontwait)) {
+      protocols::CodecLimits limits;
+      limits.max_frame_bytes = 64 << 10;
+      absl::StatusOr<protocols::Envelope> envelope = protocols::Decode(frame.to_string(), limits);
+      if (!envelope.ok()) continue;
+      if (auto* n = std::get_if<protocols::PreemptNotice>(&envelope->body)) {
+        if (n->key != key_) continue;
+        *notice = *n;
+        return true;
+      }
+    }
+  } catch (const zmq::error_t&) {
+    return false;
+  }
+  return false;
 }
 
 }  // namespace sublet::worker

@@ -29,6 +29,10 @@ class ControlClient {
   // `sublet show`, the job's last checkpoint and progress_timeout).
   absl::Status ReportProgress(const protocols::Progress& progress);
 
+  // Non-blocking: true, filling `notice`, when the worker has sent this rank
+  // a preemption notice since the last call (the worker also sends SIGUSR1).
+  bool PollNotice(protocols::PreemptNotice* notice);
+
   const protocols::RankKey& key() const { return key_; }
 
  private:

@@ -278,6 +278,13 @@ absl::Status PosixProcessLauncher::SignalGroup(int pid, int signal) {
   return ErrnoStatus(absl::StrCat("kill group ", pid));
 }
 
+absl::Status PosixProcessLauncher::Signal(int pid, int signal) {
+  if (pid <= 0) return absl::InvalidArgumentError(absl::StrCat("bad pid ", pid));
+  if (kill(pid, signal) == 0) return absl::OkStatus();
+  if (errno == ESRCH) return absl::NotFoundError(absl::StrCat("no process ", pid));
+  return ErrnoStatus(absl::StrCat("kill ", pid));
+}
+
 std::vector<ProcessExit> PosixProcessLauncher::Reap() {
   char drain[256];
   while (pipe_read_ >= 0 && read(pipe_read_, drain, sizeof(drain)) > 0) {

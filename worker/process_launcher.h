@@ -42,6 +42,9 @@ class ProcessLauncher {
   // Sends `signal` to the process group led by `pid`. NotFound when the group
   // has no process left.
   virtual absl::Status SignalGroup(int pid, int signal) = 0;
+  // Sends `signal` to the process `pid` only (the rank itself, not helpers it
+  // started: a preemption notice is for the program that can checkpoint).
+  virtual absl::Status Signal(int pid, int signal) = 0;
 
   // Collects, without blocking, every launched process that has exited since
   // the last call.
@@ -68,6 +71,7 @@ class PosixProcessLauncher final : public ProcessLauncher {
 
   absl::StatusOr<int> Launch(const LaunchSpec& spec) override;
   absl::Status SignalGroup(int pid, int signal) override;
+  absl::Status Signal(int pid, int signal) override;
   // Waits (WNOHANG) on each launched pid rather than on -1, so that several
   // launchers, or a test harness, can have children in one process. After a
   // group leader exits, the rest of its group gets SIGKILL: a rank's helpers

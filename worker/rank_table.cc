@@ -69,14 +69,26 @@ bool RankTable::RecordStopRequested(const RankKey& key, absl::Time kill_at) {
   auto it = ranks_.find(key);
   if (it == ranks_.end() || it->second.state != RankState::kRunning) return false;
   it->second.state = RankState::kStopping;
-  it->second.kill_at = kill_at;
+  it->second.kill_at = std::min(it->second.kill_at, kill_at);
+  return true;
+}
+
+bool RankTable::RecordNotice(const RankKey& key, absl::Time deadline) {
+  auto it = ranks_.find(key);
+  if (it == ranks_.end() || !it->second.live()) return false;
+  RankRecord& record = it->second;
+  record.kill_at = std::min(record.kill_at, deadline);
+  if (record.noticed || record.state != RankState::kRunning) return false;
+  record.noticed = true;
   return true;
 }
 
 std::vector<RankRecord> RankTable::TakeDueKills(absl::Time now) {
   std::vector<RankRecord> due;
   for (auto& [key, record] : ranks_) {
-    if (record.state != RankState::kStopping || record.kill_at > now) continue;
+    const bool armed = record.state == RankState::kStopping ||
+                       (record.state == RankState::kRunning && record.noticed);
+    if (!armed || record.kill_at > now) continue;
     record.state = RankState::kKilled;
     due.push_back(record);
   }
@@ -133,7 +145,9 @@ size_t RankTable::live_count() const {
 std::optional<absl::Time> RankTable::NextKillDeadline() const {
   std::optional<absl::Time> next;
   for (const auto& [key, record] : ranks_) {
-    if (record.state != RankState::kStopping) continue;
+    const bool armed = record.state == RankState::kStopping ||
+                       (record.state == RankState::kRunning && record.noticed);
+    if (!armed) continue;
     if (!next || record.kill_at < *next) next = record.kill_at;
   }
   return next;

@@ -5,6 +5,9 @@
 //
 //   (desired, never launched) --launch--> kRunning --stop--> kStopping
 //        kStopping --grace passed--> kKilled          (SIGKILL sent)
+//        kRunning (noticed) --notice deadline passed--> kKilled
+// A preemption notice leaves a rank kRunning (it is saving a checkpoint);
+// it only sets the SIGKILL deadline.
 //        kRunning | kStopping | kKilled --exit--> kExited
 //        kExited --acked by the coordinator--> forgotten
 //
@@ -40,6 +43,7 @@ struct RankRecord {
   std::string control_token;    // the rank's SUBLET_CONTROL_TOKEN
   protocols::Progress progress;  // its latest report on the control endpoint
   std::string exit_message;      // after a failed exit: its last output line
+  bool noticed = false;          // a preemption notice was delivered
 
   bool live() const { return state != RankState::kExited; }
 };
@@ -72,8 +76,13 @@ class RankTable {
   // false (changing nothing) unless the rank is kRunning.
   bool RecordStopRequested(const RankKey& key, absl::Time kill_at);
 
-  // The stopping ranks whose deadline is at or before `now`; they become
-  // kKilled, so each is returned once.
+  // A preemption notice for `key` with its SIGKILL deadline. True the first
+  // time for a running rank (deliver it then); a repeated notice only moves
+  // the deadline earlier.
+  bool RecordNotice(const RankKey& key, absl::Time deadline);
+
+  // The stopping or noticed ranks whose deadline is at or before `now`; they
+  // become kKilled, so each is returned once.
   std::vector<RankRecord> TakeDueKills(absl::Time now);
 
   // The process `pid` exited. Returns the rank it was, or nullopt for a pid

@@ -110,6 +110,11 @@ void Worker::HandleSync(const protocols::WorkerSync& sync) {
   stop_grace_ = absl::Milliseconds(sync.stop_grace_ms);
   for (const RankKey& key : plan->stop) StopRank(key);
   for (const protocols::RankLaunch& launch : plan->launch) LaunchRank(launch);
+  for (const protocols::PreemptNotice& notice : sync.notices) {
+    if (table_.RecordNotice(notice.key, absl::FromUnixMillis(notice.deadline_unix_ms))) {
+      DeliverNotice(notice);
+    }
+  }
   for (const RankKey& key : plan->forgotten) {
     Log(LogLevel::kDebug, "rank_forgotten",
         {{"job", key.job_id}, {"attempt", key.attempt}, {"rank", key.rank}});
@@ -171,6 +176,22 @@ void Worker::StopRank(const RankKey& key) {
   Log(LogLevel::kInfo, "rank_stop_requested",
       {{"job", key.job_id}, {"attempt", key.attempt}, {"rank", key.rank},
        {"grace_ms", absl::ToInt64Milliseconds(stop_grace_)}});
+}
+
+// A preemption notice: SIGUSR1 to the rank process, and the same notice on
+// the control endpoint for a rank that listens there. The rank keeps running
+// (it checkpoints and exits 75); FireDueKills ends it at the deadline.
+void Worker::DeliverNotice(const protocols::PreemptNotice& notice) {
+  const RankRecord* record = table_.Find(notice.key);
+  if (record == nullptr || record->pid <= 0) return;
+  absl::Status sent = launcher_.Signal(record->pid, SIGUSR1);
+  SendControl(*record, notice);
+  Log(LogLevel::kInfo, "rank_notified",
+      {{"job", notice.key.job_id}, {"attempt", notice.key.attempt}, {"rank", notice.key.rank},
+       {"reason", notice.reason},
+       {"deadline_in_ms",
+        notice.deadline_unix_ms - absl::ToUnixMillis(clock_.Now())},
+       {"signal_sent", sent.ok() ? "yes" : sent.ToString()}});
 }
 
 void Worker::FireDueKills() {

@@ -14,6 +14,10 @@
 //      launched in this incarnation start, running ranks not listed get
 //      SIGTERM and, after stop_grace_ms, SIGKILL (to their process group), and
 //      acknowledged exits are dropped from reports (worker/rank_table.h).
+//      Each preemption notice is delivered once per rank: SIGUSR1 to the rank
+//      process and a PreemptNotice on the control endpoint (to the rank's
+//      DEALER, whose routing id is "r" + its control token); SIGKILL to its
+//      group at the notice's deadline if it still runs.
 //   4. A ReadRankLogRequest is answered with the same request id: a LogsReply
 //      or an ErrorReply.
 //
@@ -104,6 +108,8 @@ class Worker {
   absl::StatusOr<int> StartRank(const protocols::RankLaunch& launch,
                                 const std::string& control_token);
   void StopRank(const RankKey& key);
+  void DeliverNotice(const protocols::PreemptNotice& notice);
+  void SendControl(const RankRecord& record, const protocols::PreemptNotice& notice);
   std::string AttemptDir(const RankKey& key) const;
   std::string PidPath(const RankKey& key) const;
 

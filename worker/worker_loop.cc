@@ -174,6 +174,22 @@ void Worker::HandleControlFrame(const std::string& payload) {
   }
 }
 
+void Worker::SendControl(const RankRecord& record, const protocols::PreemptNotice& notice) {
+  if (!control_ || record.control_token.empty()) return;
+  protocols::Envelope envelope;
+  envelope.body = notice;
+  const std::string frame = protocols::Encode(envelope);
+  const std::string identity = "r" + record.control_token;
+  try {
+    // Not routable (the rank never connected): ZeroMQ drops it; SIGUSR1 went.
+    if (control_->send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      (void)control_->send(zmq::buffer(frame), zmq::send_flags::dontwait);
+    }
+  } catch (const zmq::error_t& e) {
+    Log(LogLevel::kDebug, "control_send_failed", {{"job", notice.key.job_id}, {"error", e.what()}});
+  }
+}
+
 void Worker::SendReport() {
   report_due_ = false;
   next_heartbeat_ = clock_.Now() + options_.heartbeat;

@@ -74,6 +74,7 @@ int RunCli(int argc, const char* const* argv, EnvLookup env, std::ostream& out, 
   AddNodesCommand(app, &chosen);
   AddUpCommand(app, &chosen);
   AddCkptCommands(app, &chosen);
+  AddReclaimCommands(app, &chosen);
 
   try {
     app.parse(argc, argv);

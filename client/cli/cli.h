@@ -60,6 +60,7 @@ void AddLogsCommand(CLI::App& app, Command* chosen);
 void AddNodesCommand(CLI::App& app, Command* chosen);
 void AddUpCommand(CLI::App& app, Command* chosen);
 void AddCkptCommands(CLI::App& app, Command* chosen);  // ckpt ls, ckpt verify
+void AddReclaimCommands(CLI::App& app, Command* chosen);  // reclaim, release, reclaims
 
 // Parses argv and runs the command; returns the process exit code.
 int RunCli(int argc, const char* const* argv, EnvLookup env, std::ostream& out, std::ostream& err);

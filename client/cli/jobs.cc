@@ -15,7 +15,7 @@ int RunJobs(bool all, Session& session) {
   if (session.json()) {
     nlohmann::json list = nlohmann::json::array();
     for (const auto& job : *jobs) list.push_back(JobToJson(job, /*detailed=*/false));
-    return session.PrintJson({{"jobs", list}});
+    return session.PrintJson({{"jobs", list}, {"tenants", TenantTotalsToJson(*jobs)}});
   }
   session.out() << RenderJobsTable(*jobs, absl::Now());
   return 0;

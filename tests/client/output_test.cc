@@ -135,14 +135,42 @@ TEST(JobsTableTest, ShowsOneRowPerJobUnderTheHeader) {
   pending.state = "pending";
   pending.nodes.clear();
   pending.reason = "waiting for 4 GPUs";
-  std::string table = RenderJobsTable({RunningJob(), pending}, kNow);
-  EXPECT_THAT(
-      table,
-      StartsWith("ID  NAME      TENANT  STATE    NODES          RESTARTS  PREEMPT  AGE  REASON\n"));
-  EXPECT_THAT(
-      table,
-      HasSubstr("17  gpt-tiny  acme    running  node-1,node-2  1         0        5m   -\n"));
+  pending.gpu_seconds = 30;
+  pending.gpu_seconds_lost = 4;
+  protocols::JobInfo running = RunningJob();
+  running.gpu_seconds = 1200.4;
+  std::string table = RenderJobsTable({running, pending}, kNow);
+  EXPECT_THAT(table, StartsWith("ID  NAME      TENANT  STATE    NODES          RESTARTS  PREEMPT  "
+                                "GPU-S  LOST-GPU-S  AGE  REASON\n"));
+  EXPECT_THAT(table, HasSubstr("17  gpt-tiny  acme    running  node-1,node-2  1         0        "
+                               "1200   0           5m   -\n"));
   EXPECT_THAT(table, HasSubstr("waiting for 4 GPUs"));
+  // Per-tenant totals follow.
+  EXPECT_THAT(table, HasSubstr("TENANT  JOBS  GPU-S  LOST-GPU-S\nacme    2     1230   4\n"));
+}
+
+TEST(ReclaimOutputTest, DetailShowsEveryNodeAndJobWithItsCheckpoint) {
+  protocols::ReclaimInfo r;
+  r.id = "3";
+  r.who = "infra";
+  r.reason = "eval";
+  r.state = "reclaimed";
+  r.created_unix_ms = absl::ToUnixMillis(kNow) - 5000;
+  r.deadline_unix_ms = absl::ToUnixMillis(kNow) + 55000;
+  r.reclaimed_unix_ms = absl::ToUnixMillis(kNow) - 2500;
+  r.nodes = {{"node-2", "reclaimed"}};
+  r.jobs = {{"17", "acme", "acknowledged", "runs on node-2", 400, 1.5}};
+  r.warnings = {"job 18: too short"};
+  std::string text = RenderReclaimDetail(r, kNow);
+  EXPECT_THAT(text, HasSubstr("Reclaim 3: reclaimed, by infra (eval)"));
+  EXPECT_THAT(text, HasSubstr("Reclaimed: after 2.50s"));
+  EXPECT_THAT(text, HasSubstr("node-2  reclaimed"));
+  EXPECT_THAT(text, HasSubstr("17   acme    acknowledged  400         1.5s      runs on node-2"));
+  EXPECT_THAT(text, HasSubstr("warning: job 18: too short"));
+  nlohmann::json j = ReclaimToJson(r);
+  EXPECT_EQ(j["seconds_to_reclaim"], 2.5);
+  EXPECT_EQ(j["jobs"][0]["checkpoint_step"], 400);
+  EXPECT_EQ(j["nodes"][0]["state"], "reclaimed");
 }
 
 TEST(NodesTableTest, ShowsGpusJobsAndLastSeen) {

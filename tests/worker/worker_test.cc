@@ -35,13 +35,18 @@ class FakeLauncher final : public ProcessLauncher {
     signals.emplace_back(pid, signal);
     return absl::OkStatus();
   }
+  absl::Status Signal(int pid, int signal) override {
+    process_signals.emplace_back(pid, signal);
+    return absl::OkStatus();
+  }
   std::vector<ProcessExit> Reap() override { return std::exchange(exits, {}); }
   int wakeup_fd() const override { return -1; }
 
   absl::Status fail_with;
   int next_pid = 1000;
   std::vector<LaunchSpec> launches;
-  std::vector<std::pair<int, int>> signals;
+  std::vector<std::pair<int, int>> signals;          // to process groups
+  std::vector<std::pair<int, int>> process_signals;  // to the rank process only
   std::vector<ProcessExit> exits;
 };
 
@@ -120,6 +125,45 @@ TEST_F(WorkerTest, StopsAnUndesiredRankWithSigtermThenSigkillAfterTheGrace) {
   EXPECT_THAT(launcher_.signals, ElementsAre(Pair(1000, SIGTERM), Pair(1000, SIGKILL)));
   worker_.FireDueKills();
   EXPECT_EQ(launcher_.signals.size(), 2u);
+}
+
+TEST_F(WorkerTest, APreemptionNoticeIsDeliveredOnceAndTheRankKilledAtTheDeadline) {
+  worker_.HandleSync(Sync({0}));
+  WorkerSync noticed = Sync({0});
+  const absl::Time deadline = clock_.Now() + absl::Seconds(30);
+  noticed.notices = {{Key(0), absl::ToUnixMillis(deadline), "reclaim 1"}};
+  worker_.HandleSync(noticed);
+  worker_.HandleSync(noticed);  // every sync repeats it; it is delivered once
+  EXPECT_THAT(launcher_.process_signals, ElementsAre(Pair(1000, SIGUSR1)));
+  EXPECT_THAT(launcher_.signals, IsEmpty()) << "the rank keeps running while it saves";
+  clock_.Advance(absl::Seconds(29));
+  worker_.FireDueKills();
+  EXPECT_THAT(launcher_.signals, IsEmpty());
+  clock_.Advance(absl::Seconds(1));
+  worker_.FireDueKills();
+  EXPECT_THAT(launcher_.signals, ElementsAre(Pair(1000, SIGKILL)));
+}
+
+TEST_F(WorkerTest, ARankThatCheckpointsAndExitsBeforeTheDeadlineIsNotKilled) {
+  worker_.HandleSync(Sync({0}));
+  WorkerSync noticed = Sync({0});
+  noticed.notices = {{Key(0), absl::ToUnixMillis(clock_.Now() + absl::Seconds(5)), "reclaim 1"}};
+  worker_.HandleSync(noticed);
+  worker_.HandleExits({{.pid = 1000, .exit_code = 75}});
+  clock_.Advance(absl::Seconds(10));
+  worker_.FireDueKills();
+  EXPECT_THAT(launcher_.signals, IsEmpty());
+  EXPECT_THAT(worker_.BuildReport().ranks,
+              ElementsAre(RankStatus{.key = Key(0), .exited = true, .exit_code = 75}));
+}
+
+TEST_F(WorkerTest, ANoticeForARankNotRunningHereIsIgnored) {
+  WorkerSync noticed = Sync({});
+  noticed.notices = {{Key(3), absl::ToUnixMillis(clock_.Now()), "reclaim 1"}};
+  worker_.HandleSync(noticed);
+  worker_.FireDueKills();
+  EXPECT_THAT(launcher_.process_signals, IsEmpty());
+  EXPECT_THAT(launcher_.signals, IsEmpty());
 }
 
 TEST_F(WorkerTest, ARankThatExitsWithinTheGraceIsNotKilled) {
