@@ -28,4 +28,6 @@ void Gemm(Trans trans_a, Trans trans_b, int64_t m, int64_t n, int64_t k,
               c, static_cast<int>(ldc));
 }
 
+void SetGemmThreads(int threads) { openblas_set_num_threads(threads); }
+
 }  // namespace sublet::train

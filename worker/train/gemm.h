@@ -16,4 +16,8 @@ void Gemm(Trans trans_a, Trans trans_b, int64_t m, int64_t n, int64_t k,
           float alpha, const float* a, int64_t lda, const float* b,
           int64_t ldb, float beta, float* c, int64_t ldc);
 
+// Threads OpenBLAS may use per GEMM (process-wide); 1 when several ranks
+// share a node's cores.
+void SetGemmThreads(int threads);
+
 }  // namespace sublet::train
