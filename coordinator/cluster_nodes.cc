@@ -103,6 +103,21 @@ absl::Status Cluster::OnProgress(Job& job, RankRecord& rank, const protocols::Pr
   if (progress.checkpoint_persist_s > 0) job.checkpoint_persist_s = progress.checkpoint_persist_s;
   if (job.state == JobState::kPreempting) {
     if (ReclaimVictim* v = VictimOf(job)) v->checkpoint_step = progress.checkpoint_step;
+  } else if (job.state == JobState::kPending && !job.HasLiveRanks() && job.resume_step >= 0 &&
+             job.resume_step < progress.checkpoint_step) {
+    // The report of the checkpoint a rank committed just before it exited 75
+    // came after its exit: the resume starts from it.
+    job.resume_step = progress.checkpoint_step;
+    SUBLET_RETURN_IF_ERROR(Event(job, "checkpoint", "worker:" + rank.node,
+                                 fmt::format("late report: resumes from step {}",
+                                             job.resume_step)));
+    for (auto& [id, r] : reclaims_) {
+      for (ReclaimVictim& v : r.victims) {
+        if (v.job_id != job.id || v.checkpoint_step >= progress.checkpoint_step) continue;
+        v.checkpoint_step = progress.checkpoint_step;
+        SUBLET_RETURN_IF_ERROR(store_.SaveReclaim(r));
+      }
+    }
   }
   return Save(job);
 }

@@ -89,8 +89,9 @@ class RankTable {
   // that is no live rank of this table.
   std::optional<RankKey> RecordExit(int pid, int32_t exit_code);
 
-  // A progress report from the control endpoint. Accepted only for a live
-  // rank and with that rank's own control token (false otherwise).
+  // A progress report from the control endpoint. Accepted only for a rank in
+  // the table (live, or exited and not yet acked: a rank's last report may
+  // arrive after its exit) and with that rank's own control token.
   bool RecordProgress(const RankKey& key, const std::string& token,
                       const protocols::Progress& progress);
   // Why an exited rank failed, for the coordinator's events.

@@ -38,8 +38,18 @@ absl::Status Worker::Run(const std::atomic<bool>& stop) {
       if (e.num() != EINTR) Log(LogLevel::kError, "receive_failed", {{"error", e.what()}});
     }
     // Reaping on every wake-up, not only when the wake-up fd fired, costs a
-    // waitpid per rank and makes a lost SIGCHLD harmless.
-    HandleExits(launcher_.Reap());
+    // waitpid per rank and makes a lost SIGCHLD harmless. What a rank sent
+    // before it exited (its last checkpoint) is read before its exit is
+    // reported.
+    std::vector<ProcessExit> exits = launcher_.Reap();
+    if (!exits.empty()) {
+      try {
+        DrainControl();
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EINTR) Log(LogLevel::kError, "receive_failed", {{"error", e.what()}});
+      }
+    }
+    HandleExits(exits);
     FireDueKills();
     if (report_due_ || clock_.Now() >= next_heartbeat_) SendReport();
   }

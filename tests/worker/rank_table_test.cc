@@ -225,10 +225,20 @@ TEST_F(RankProgressTest, RefusesProgressWithAnotherToken) {
   EXPECT_EQ(table_.Statuses()[0].progress.step, -1);
 }
 
-TEST_F(RankProgressTest, RefusesProgressForUnknownOrExitedRanks) {
+TEST_F(RankProgressTest, RefusesProgressForUnknownOrForgottenRanks) {
   EXPECT_FALSE(table_.RecordProgress(Key(1), "secret-0", {.step = 7}));
   table_.RecordExit(100, 1);
+  ASSERT_TRUE(table_.ApplySync(Sync({}, {Key(0)})).has_value());
   EXPECT_FALSE(table_.RecordProgress(Key(0), "secret-0", {.step = 8}));
+}
+
+TEST_F(RankProgressTest, AcceptsTheLastReportOfARankThatAlreadyExited) {
+  // A rank reports its committed checkpoint and exits 75; the report can be
+  // read after the exit.
+  table_.RecordExit(100, 75);
+  EXPECT_TRUE(table_.RecordProgress(Key(0), "secret-0", {.step = 8, .checkpoint_step = 8}));
+  EXPECT_EQ(table_.Statuses()[0].progress.checkpoint_step, 8);
+  EXPECT_TRUE(table_.Statuses()[0].exited);
 }
 
 TEST_F(RankProgressTest, ReportsTheExitMessageOfAFailedRank) {
