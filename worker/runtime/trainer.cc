@@ -313,6 +313,10 @@ absl::Status ValidateTrainerOptions(const TrainerOptions& o, int world, int tp) 
   if (!(o.lr > 0)) return bad("--lr", "must be positive");
   if (o.checkpoint_every < 0) return bad("--checkpoint-every", "must not be negative");
   if (o.keep < 0) return bad("--keep", "must not be negative");
+  if (o.data != "synthetic") {  // reads the file once to check it (names --data)
+    SUBLET_RETURN_IF_ERROR(
+        train::TextData(o.data, o.seed, o.model.vocab, o.seq_len + 2).status());
+  }
   return absl::OkStatus();
 }
 
