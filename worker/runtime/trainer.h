@@ -42,7 +42,7 @@ struct TrainerOptions {
   int64_t global_batch = 8;   // sequences per optimizer step, whatever the topology
   int64_t seq_len = 32;
   int64_t micro_batch = 0;    // sequences per forward/backward; 0: this rank's whole share
-  float lr = 1e-3f;           // peak; warm-up over steps/10 (at most 100), cosine to lr/10
+  float lr = 3e-3f;           // peak; warm-up over steps/10 (at most 100), cosine to lr/10
   std::string data = "synthetic";  // or a path of a text file (byte-level tokens)
   std::string checkpoint_dir;      // empty: no checkpoints
   int64_t checkpoint_every = 0;    // steps between saves; 0: only at the end and on preemption
