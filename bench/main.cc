@@ -8,6 +8,7 @@
 
 #include "bench/ckpt_bench.h"
 #include "bench/collectives_bench.h"
+#include "bench/reclaim_bench.h"
 #include "bench/sched_bench.h"
 #include "common/log.h"
 
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
   areas.push_back(sublet::bench::AddSchedCommand(app));
   areas.push_back(sublet::bench::AddCollectivesCommand(app));
   areas.push_back(sublet::bench::AddCkptCommand(app));
+  areas.push_back(sublet::bench::AddReclaimCommand(app));
 
   try {
     app.parse(argc, argv);

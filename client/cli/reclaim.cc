@@ -39,13 +39,24 @@ std::string ProgressLine(const protocols::ReclaimInfo& r) {
   return fmt::format("reclaim {}: {}; {}", r.id, r.state, absl::StrJoin(parts, ", "));
 }
 
-// Follows the reclaim until its nodes are handed over. The deadline bounds
-// it: the coordinator kills what still runs then, so waiting much longer
-// means a worker is unreachable; we then say so and stop.
+// Nodes are handed over as soon as no rank runs on them, which can be before
+// a victim's ranks elsewhere have finished: settled means both.
+bool Settled(const protocols::ReclaimInfo& r) {
+  if (r.state == "draining") return false;
+  for (const auto& v : r.jobs) {
+    if (v.state == "preempting") return false;
+  }
+  return true;
+}
+
+// Follows the reclaim until its nodes are handed over and every victim has
+// acknowledged (or was killed). The deadline bounds it: workers kill what
+// still runs then, so waiting much longer means a worker is unreachable; we
+// then say so and stop.
 int Follow(Session& session, Client& client, protocols::ReclaimInfo r) {
   const absl::Time give_up = absl::FromUnixMillis(r.deadline_unix_ms) + absl::Seconds(60);
   std::string last;
-  while (r.state == "draining" && absl::Now() < give_up) {
+  while (!Settled(r) && absl::Now() < give_up) {
     std::string line = ProgressLine(r);
     if (!session.json() && line != last) session.out() << line << std::endl;
     last = line;
@@ -57,9 +68,9 @@ int Follow(Session& session, Client& client, protocols::ReclaimInfo r) {
   }
   if (session.json()) return session.PrintJson(ReclaimToJson(r));
   session.out() << RenderReclaimDetail(r, absl::Now());
-  if (r.state == "draining") {
+  if (!Settled(r)) {
     session.err() << fmt::format(
-                         "sublet: reclaim {} is still draining 60s after its deadline (a worker "
+                         "sublet: reclaim {} is not settled 60s after its deadline (a worker "
                          "may be unreachable); follow it with `sublet reclaims {}`",
                          r.id, r.id)
                   << std::endl;

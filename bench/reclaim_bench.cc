@@ -1,0 +1,233 @@
+// sublet-bench reclaim: how long a reclaim takes from the admin's call to the
+// node handed over, against what the checkpoint it forces must cost at the
+// very least: its bytes divided by the write bandwidth of the same
+// filesystem, measured in the same run (fsynced sequential write of the same
+// byte count). Target (issue 6): reclaim_s <= 1.2 * bytes / bandwidth + 0.5 s.
+//
+// Each repeat runs a real local cluster (`sublet up`: a coordinator and two
+// workers with emulated GPUs), submits a DP2 x TP2 sublet-train job on both
+// nodes, waits until it is training, reclaims one node and follows the
+// reclaim until the node is `reclaimed`. The checkpoint's size and persist
+// time come from the trainer's own log (--log-json).
+#include "bench/reclaim_bench.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <stdexcept>
+#include <thread>
+
+#include "client/client.h"
+#include "fmt/format.h"
+
+namespace sublet::bench {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  std::string model = "small";
+  int global_batch = 8;
+  int seq_len = 32;
+  int repeats = 3;
+  std::string deadline = "60s";
+  std::string dir;  // empty: a fresh directory under /tmp
+};
+
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+std::string BinDir() { return fs::read_symlink("/proc/self/exe").parent_path().string(); }
+
+// `sublet up` in its own process group; killed (with its daemons) at the end.
+class LocalCluster {
+ public:
+  LocalCluster(const std::string& dir, const std::string& endpoint) {
+    pid_ = fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+      setpgid(0, 0);
+      int log = open((dir + "/up.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(log, 1);
+      dup2(log, 2);
+      std::string up = BinDir() + "/sublet";
+      execl(up.c_str(), up.c_str(), "up", "--workers", "2", "--gpus", "2", "--listen",
+            endpoint.c_str(), "--state-dir", (dir + "/cluster").c_str(), nullptr);
+      _exit(127);
+    }
+  }
+  ~LocalCluster() {
+    kill(pid_, SIGTERM);  // sublet up stops its daemons, then exits
+    int status = 0;
+    waitpid(pid_, &status, 0);
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+template <typename Pred>
+void WaitUntil(Pred pred, const std::string& what, std::chrono::seconds limit) {
+  const auto deadline = Clock::now() + limit;
+  while (!pred()) {
+    if (Clock::now() > deadline) throw std::runtime_error("timed out waiting for " + what);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+// Sequential write of `bytes` to `path` in 4 MiB blocks, then fdatasync.
+double FsyncedWriteSeconds(const std::string& path, int64_t bytes) {
+  std::vector<char> block(4 << 20, 'x');
+  const auto start = Clock::now();
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) throw std::runtime_error("cannot write " + path);
+  for (int64_t left = bytes; left > 0;) {
+    ssize_t n = write(fd, block.data(), std::min<int64_t>(left, block.size()));
+    if (n <= 0) throw std::runtime_error("write failed: " + path);
+    left -= n;
+  }
+  fdatasync(fd);
+  close(fd);
+  const double s = Seconds(Clock::now() - start);
+  fs::remove(path);
+  return s;
+}
+
+// The trainer's log: the checkpoint written for the preemption.
+nlohmann::json PreemptionCheckpoint(const std::string& log_path, int64_t step) {
+  std::ifstream in(log_path);
+  std::string line;
+  nlohmann::json found;
+  while (std::getline(in, line)) {
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.value("event", "") == "checkpoint" && j.value("step", -1) == step) {
+      found = j;
+    }
+  }
+  return found;
+}
+
+nlohmann::json RunOnce(const Options& o, int repeat) {
+  const std::string dir = fmt::format("{}/run-{}", o.dir, repeat);
+  fs::create_directories(dir);
+  const std::string endpoint = fmt::format("tcp://127.0.0.1:{}", 29000 + (getpid() + repeat) % 900);
+  LocalCluster cluster(dir, endpoint);
+  client::Client tenant({endpoint, "dev-token", std::chrono::milliseconds(5000)});
+  client::Client admin({endpoint, "admin-token", std::chrono::milliseconds(5000)});
+  WaitUntil([&] {
+    auto nodes = admin.ListNodes();
+    return nodes.ok() && nodes->size() == 2 &&
+           std::all_of(nodes->begin(), nodes->end(),
+                       [](const auto& n) { return n.state == "ready"; });
+  }, "two ready nodes", std::chrono::seconds(60));
+
+  const std::string log = dir + "/train.jsonl";
+  protocols::JobSpec spec;
+  spec.name = "reclaim-bench";
+  spec.nodes = 2;
+  spec.gpus_per_node = 2;
+  spec.tensor_parallel = 2;
+  spec.elastic_min_nodes = 1;
+  spec.command = {BinDir() + "/sublet-train", "--model", o.model, "--steps", "100000",
+                  "--seed", "1", "--tp", "2", "--global-batch", std::to_string(o.global_batch),
+                  "--seq-len", std::to_string(o.seq_len), "--log-json", log};
+  auto id = tenant.Submit(spec);
+  if (!id.ok()) throw std::runtime_error("submit: " + std::string(id.status().message()));
+  WaitUntil([&] {
+    auto job = tenant.GetJob(*id);
+    return job.ok() && job->state == "running" && job->progress.step >= 3;
+  }, "the job to train 3 steps", std::chrono::seconds(120));
+
+  protocols::ReclaimRequest request{{"node-2"}, 0, 60000, "sublet-bench reclaim"};
+  const auto start = Clock::now();
+  auto reclaim = admin.Reclaim(request);
+  if (!reclaim.ok()) throw std::runtime_error("reclaim: " + std::string(reclaim.status().message()));
+  protocols::ReclaimInfo info = *reclaim;
+  WaitUntil([&] {
+    auto now = admin.ListReclaims(info.id);
+    if (now.ok() && now->size() == 1) info = (*now)[0];
+    return info.state == "reclaimed";
+  }, "the node to be reclaimed", std::chrono::seconds(120));
+  const double reclaim_s = Seconds(Clock::now() - start);
+  const double server_s = (info.reclaimed_unix_ms - info.created_unix_ms) / 1000.0;
+  // The node can be handed over before the job's ranks elsewhere finished.
+  WaitUntil([&] {
+    auto now = admin.ListReclaims(info.id);
+    if (now.ok() && now->size() == 1) info = (*now)[0];
+    return !info.jobs.empty() && info.jobs[0].state != "preempting";
+  }, "the job to acknowledge", std::chrono::seconds(120));
+  if (info.jobs.empty() || info.jobs[0].state != "acknowledged") {
+    throw std::runtime_error("the job did not acknowledge the reclaim");
+  }
+  const int64_t step = info.jobs[0].checkpoint_step;
+  nlohmann::json ckpt = PreemptionCheckpoint(log, step);
+  if (ckpt.is_null()) throw std::runtime_error("no checkpoint event for step " + std::to_string(step));
+  const int64_t bytes = ckpt["bytes"].get<int64_t>();
+  // The same filesystem the checkpoints went to, the same byte count.
+  std::vector<double> writes;
+  for (int i = 0; i < 3; ++i) writes.push_back(FsyncedWriteSeconds(dir + "/write-probe", bytes));
+  std::sort(writes.begin(), writes.end());
+  const double write_gbps = bytes / writes[1] / 1e9;
+  const double bound_s = 1.2 * bytes / (write_gbps * 1e9) + 0.5;
+  (void)tenant.Cancel(*id);
+  return {{"repeat", repeat},
+          {"checkpoint_step", step},
+          {"checkpoint_bytes", bytes},
+          {"trainer_persist_s", ckpt["persist_s"]},
+          {"write_gbps", write_gbps},
+          {"reclaim_s", reclaim_s},
+          {"coordinator_reclaim_s", server_s},
+          {"target_s", bound_s},
+          {"ratio_to_target", reclaim_s / bound_s},
+          {"met", reclaim_s <= bound_s}};
+}
+
+}  // namespace
+
+std::pair<CLI::App*, std::function<Report(const std::string&)>> AddReclaimCommand(CLI::App& app) {
+  auto o = std::make_shared<Options>();
+  CLI::App* sub = app.add_subcommand(
+      "reclaim",
+      "Reclaim latency: per repeat, a local cluster (`sublet up`, 2 workers x 2 emulated GPUs) "
+      "runs a DP2 x TP2 sublet-train job; once it trains, node-2 is reclaimed and the time from "
+      "the reclaim call to the node `reclaimed` is measured (the trainer notices at a step "
+      "boundary, saves a checkpoint, exits 75). Baseline from the same run: the checkpoint's "
+      "bytes over the fsynced sequential write bandwidth of the same filesystem. Target: "
+      "reclaim_s <= 1.2 * bytes / bandwidth + 0.5 s.");
+  sub->add_option("--model", o->model, "sublet-train preset (tiny|small)");
+  sub->add_option("--global-batch", o->global_batch, "sequences per step");
+  sub->add_option("--seq-len", o->seq_len, "tokens per sequence");
+  sub->add_option("--repeats", o->repeats, "fresh clusters, one reclaim each");
+  sub->add_option("--dir", o->dir, "working directory (default: a new one under /tmp)");
+  return {sub, [o](const std::string& command) {
+            if (o->dir.empty()) {
+              std::string tmpl = "/tmp/sublet-bench-reclaim-XXXXXX";
+              o->dir = mkdtemp(tmpl.data());
+            }
+            Report report;
+            report.area = "reclaim";
+            report.command = command;
+            std::vector<double> times;
+            for (int r = 0; r < o->repeats; ++r) {
+              nlohmann::json row = RunOnce(*o, r);
+              times.push_back(row["reclaim_s"].get<double>());
+              report.rows.push_back(std::move(row));
+            }
+            std::sort(times.begin(), times.end());
+            report.machine = {{"model", o->model},
+                              {"global_batch", o->global_batch},
+                              {"seq_len", o->seq_len},
+                              {"median_reclaim_s", times[times.size() / 2]},
+                              {"dir", o->dir}};
+            return report;
+          }};
+}
+
+}  // namespace sublet::bench
