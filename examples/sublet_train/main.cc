@@ -161,7 +161,10 @@ int main(int argc, char** argv) {
   sublet::InitLogging("train", level ? level : "info");
   if (absl::Status s = ApplyDefaults(flags); !s.ok()) return Fail(kExitBadFlags, s);
 
-  sublet::worker::PreemptionNotice notice;
+  // Static: the handlers stay until the very end of the process (MPI's
+  // finalize at exit included), so a late notice never kills a rank that has
+  // already checkpointed with the default SIGTERM action.
+  static sublet::worker::PreemptionNotice notice;
   if (absl::Status s = notice.InstallSignalHandlers(); !s.ok()) return Fail(1, s);
   auto groups = sublet::worker::CreateProcessGroups(
       [](const char* n) { return std::getenv(n); }, flags.tp.value_or(1), CommOptions(flags.backend));
