@@ -35,7 +35,10 @@ namespace {
 
 constexpr absl::Duration kMaxDeadline = absl::Hours(24);
 
-std::string Seconds(absl::Duration d) { return sublet::FormatDuration(d); }
+std::string Seconds(absl::Duration d) {
+  const int64_t tenths = absl::ToInt64Milliseconds(d + absl::Milliseconds(50)) / 100;
+  return sublet::FormatDuration(absl::Milliseconds(100 * tenths));
+}
 
 }  // namespace
 

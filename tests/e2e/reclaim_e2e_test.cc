@@ -109,6 +109,18 @@ TEST(ReclaimE2eTest, RankThatIgnoresTheNoticeIsKilledAtTheDeadlineAndResumesFrom
   cluster.Json({"cancel", id});
 }
 
+TEST(ReclaimE2eTest, TheNoticeAlsoReachesARankThroughTheWorkersControlEndpoint) {
+  TestCluster cluster({});
+  std::string id = cluster.Submit(cluster.WriteSpec(
+      "ctl", RankSpec("ctl", "'100000', '4', control", "")));
+  cluster.WaitForJob(id, [](const json& j) {
+    return !j["progress"].is_null() && j["progress"]["step"] >= 2;
+  });
+  json r = Reclaim(cluster, {"--nodes", "node-0", "--deadline", "30s", "--reason", "ctl"});
+  EXPECT_EQ(r["jobs"][0]["state"], "acknowledged") << "SIGUSR1 was ignored; the message did it";
+  cluster.Json({"cancel", id});
+}
+
 TEST(ReclaimE2eTest, OnlyAdminsMayReclaimOrRelease) {
   TestCluster cluster({});
   cluster.WaitForReadyNodes(2);

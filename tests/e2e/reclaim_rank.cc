@@ -8,6 +8,7 @@
 // writes `latest` atomically and reports checkpoint_step), and on a notice
 // (SIGUSR1, SIGTERM or the worker's control message):
 //   ack    checkpoints the current step, reports it, exits 75;
+//   control like ack, but SIGUSR1 is ignored: only the control message counts;
 //   ignore keeps going (SIGUSR1 ignored): the worker kills it at the deadline;
 //   gate   touches GATE.noticed, waits until GATE exists, then acks.
 #include <signal.h>
@@ -51,7 +52,7 @@ void WriteLatest(const std::string& dir, long step) {
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    std::fprintf(stderr, "usage: reclaim_rank STEPS EVERY ack|ignore|gate [GATE]\n");
+    std::fprintf(stderr, "usage: reclaim_rank STEPS EVERY ack|control|ignore|gate [GATE]\n");
     return 2;
   }
   const long steps = std::atol(argv[1]);
@@ -60,7 +61,9 @@ int main(int argc, char** argv) {
   const std::string gate = argc > 4 ? argv[4] : "";
   const std::string dir = Env("SUBLET_CHECKPOINT_DIR");
   const bool rank0 = Env("SUBLET_RANK") == "0";
-  if (mode == "ignore") {
+  if (mode == "control") {
+    signal(SIGUSR1, SIG_IGN);
+  } else if (mode == "ignore") {
     signal(SIGUSR1, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
   } else {

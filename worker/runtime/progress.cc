@@ -18,11 +18,28 @@ void ProgressReporter::Report(int64_t step, double loss, double tokens_per_s,
   p.loss = loss;
   p.tokens_per_s = tokens_per_s;
   p.checkpoint_step = checkpoint_step;
+  p.checkpoint_bytes = checkpoint_bytes_.load();
+  p.checkpoint_persist_s = checkpoint_persist_s_.load();
   absl::Status s = client_->ReportProgress(p);
   if (!s.ok() && !warned_) {
     warned_ = true;
     Log(LogLevel::kWarn, "progress_report_failed", {{"error", std::string(s.message())}});
   }
+}
+
+void ProgressReporter::SetCheckpointStats(int64_t bytes, double persist_s) {
+  checkpoint_bytes_.store(bytes);
+  checkpoint_persist_s_.store(persist_s);
+}
+
+bool ProgressReporter::NoticeReceived() {
+  if (client_ == nullptr || noticed_) return noticed_;
+  protocols::PreemptNotice notice;
+  if (client_->PollNotice(&notice)) {
+    noticed_ = true;
+    Log(LogLevel::kInfo, "preemption_notice", {{"source", "control"}, {"reason", notice.reason}});
+  }
+  return noticed_;
 }
 
 }  // namespace sublet::worker

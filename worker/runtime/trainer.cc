@@ -31,7 +31,7 @@ double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
 
 class Trainer {
  public:
-  Trainer(const TrainerOptions& o, ProcessGroups& g, const PreemptionNotice& notice,
+  Trainer(const TrainerOptions& o, ProcessGroups& g, PreemptionNotice& notice,
           ProgressReporter* progress, const LogLineFn& log_line)
       : o_(o), g_(g), notice_(notice), progress_(progress), log_line_(log_line),
         ckpt_group_(*g.ckpt), tp_(g.tp.get(), o.tp_chunks) {}
@@ -50,6 +50,7 @@ class Trainer {
     if (log_line_ && g_.rank() == 0) log_line_(j.dump());
   }
   void LogCheckpoint(const checkpoint::SaveStats& s) {
+    if (progress_) progress_->SetCheckpointStats(static_cast<int64_t>(s.total_bytes), s.persist_s);
     Log({{"event", "checkpoint"}, {"step", s.step}, {"bytes", s.total_bytes},
          {"stall_s", s.stall_s}, {"persist_s", s.persist_s}});
   }
@@ -64,7 +65,7 @@ class Trainer {
 
   const TrainerOptions& o_;
   ProcessGroups& g_;
-  const PreemptionNotice& notice_;
+  PreemptionNotice& notice_;
   ProgressReporter* progress_;
   const LogLineFn& log_line_;
   CommunicatorGroup ckpt_group_;
@@ -142,6 +143,8 @@ absl::Status Trainer::Resume() {
 }
 
 absl::StatusOr<bool> Trainer::AgreeOnPreemption() {
+  // The control message is the notice's second path (the first is SIGUSR1).
+  if (progress_ && progress_->NoticeReceived()) notice_.Request();
   int32_t flag = notice_.Requested() ? 1 : 0;
   SUBLET_RETURN_IF_ERROR(g_.world->AllReduce(&flag, &flag, 1, DataType::kI32, ReduceOp::kMax));
   return flag != 0;
@@ -321,7 +324,7 @@ absl::Status ValidateTrainerOptions(const TrainerOptions& o, int world, int tp) 
 }
 
 absl::StatusOr<TrainOutcome> RunTraining(const TrainerOptions& options, ProcessGroups& groups,
-                                         const PreemptionNotice& notice,
+                                         PreemptionNotice& notice,
                                          ProgressReporter* progress, const LogLineFn& log_line) {
   SUBLET_RETURN_IF_ERROR(ValidateTrainerOptions(options, groups.size(), groups.tp_size));
   Trainer trainer(options, groups, notice, progress, log_line);

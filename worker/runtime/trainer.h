@@ -66,7 +66,7 @@ enum class TrainOutcome { kDone, kPreempted };
 using LogLineFn = std::function<void(const std::string& json)>;
 
 absl::StatusOr<TrainOutcome> RunTraining(const TrainerOptions& options, ProcessGroups& groups,
-                                         const PreemptionNotice& notice,
+                                         PreemptionNotice& notice,
                                          ProgressReporter* progress, const LogLineFn& log_line);
 
 }  // namespace sublet::worker
