@@ -1,16 +1,21 @@
-// Chaos, bounded: several tenants' jobs run while the coordinator, workers
-// and single ranks are SIGKILLed at random (kChaosEvents events, seeded).
-// Afterwards the invariants must hold:
+// Chaos, bounded: several tenants' jobs, two of them real sublet-train runs
+// that checkpoint, run while the coordinator, workers and single ranks are
+// SIGKILLed and nodes are reclaimed and released at random (kChaosEvents
+// events, seeded). Afterwards the invariants must hold:
 //  - every acknowledged job is still known and reaches a final state;
 //  - no GPU was ever held by two live ranks at once;
-//  - no (job, rank) ran twice at the same time (two attempts overlapping).
+//  - no (job, rank) ran twice at the same time (two attempts overlapping);
+//  - every checkpoint a training job resumed from was committed (its COMMIT
+//    exists and `sublet ckpt verify` passes).
 // Ranks hold a lock per GPU and per (job, rank) for their whole life; a
 // failed non-blocking lock is a witnessed violation.
 #include <signal.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -41,6 +46,38 @@ bool KillRandomRank(const std::string& dir, std::mt19937& rng) {
   return (in >> pid) && pid > 1 && kill(pid, SIGKILL) == 0;
 }
 
+// Reclaims a random node (short deadline), waits until it is handed over and
+// releases it again: a preemption in the middle of everything else.
+void ReclaimAndRelease(const TestCluster& cluster, std::mt19937& rng) {
+  const std::string node = "node-" + std::to_string(rng() % kWorkers);
+  CommandResult r = cluster.Sublet({"reclaim", "--nodes", node, "--deadline", "2s", "--reason",
+                                    "chaos", "-o", "json"}, "admin-token");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  cluster.Json({"release", "--nodes", node}, "admin-token");
+}
+
+// The training jobs' --log-json files: every resume names a committed step.
+void ExpectResumesFromCommittedCheckpoints(const TestCluster& cluster, const std::string& id,
+                                           const std::string& log) {
+  const std::string dir = cluster.dir() + "/storage/acme/" + id + "/checkpoints";
+  std::ifstream in(log);
+  std::string line;
+  int resumes = 0;
+  while (std::getline(in, line)) {
+    json j = json::parse(line, nullptr, false);
+    if (j.is_discarded() || j.value("event", "") != "resume") continue;
+    ++resumes;
+    char name[32];
+    std::snprintf(name, sizeof(name), "step-%08d", j["step"].get<int>());
+    const std::string step_dir = dir + "/" + name;
+    EXPECT_TRUE(std::filesystem::exists(step_dir + "/COMMIT")) << "job " << id << " resumed from "
+                                                               << step_dir;
+    CommandResult verify = cluster.Sublet({"ckpt", "verify", step_dir});
+    EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  }
+  std::printf("training job %s resumed %d times\n", id.c_str(), resumes);
+}
+
 TEST(ChaosE2eTest, RandomKillsOfCoordinatorWorkersAndRanksKeepTheInvariants) {
   TestCluster::Options options;
   options.workers = kWorkers;
@@ -52,8 +89,30 @@ TEST(ChaosE2eTest, RandomKillsOfCoordinatorWorkersAndRanksKeepTheInvariants) {
   std::mt19937 rng(seed);
   SCOPED_TRACE("chaos seed " + std::to_string(seed));
 
-  // Two tenants, mixed gang sizes, short jobs that restart a lot if needed.
   std::vector<std::pair<std::string, std::string>> jobs;  // id, token
+  // Two training jobs that checkpoint every 10 steps and keep every
+  // checkpoint, so each resume can be checked afterwards.
+  std::vector<std::pair<std::string, std::string>> training;  // id, log
+  const char* train_shapes[] = {"{nodes: 2, gpus_per_node: 2}\nparallelism: {tensor: 2}\n"
+                                "elastic: {min_nodes: 1}\n",
+                                "{nodes: 1, gpus_per_node: 2}\n"};
+  for (int t = 0; t < 2; ++t) {
+    const std::string name = "chaos-train-" + std::to_string(t);
+    const std::string log = cluster.dir() + "/" + name + ".jsonl";
+    std::string spec = cluster.WriteSpec(
+        name, "name: " + name + "\nresources: " + train_shapes[t] + "command: [sh, -c, '" +
+                  LockingRank(cluster.dir(), Bin("sublet-train") +
+                                                 " --model tiny --steps 300 --seed 3 "
+                                                 "--global-batch 8 --seq-len 32 "
+                                                 "--checkpoint-every 10 --keep 0 --log-json " +
+                                                 log) +
+                  "']\nmax_restarts: 100\n");
+    std::string id = cluster.Submit(spec);
+    jobs.push_back({id, "acme-token"});
+    training.push_back({id, log});
+  }
+
+  // Two tenants, mixed gang sizes, short jobs that restart a lot if needed.
   const int shapes[][2] = {{1, 1}, {1, 2}, {2, 1}, {2, 2}, {3, 1}, {1, 1}, {2, 2}, {1, 2}};
   for (int j = 0; j < 8; ++j) {
     std::string token = j % 2 ? "globex-token" : "acme-token";
@@ -66,9 +125,20 @@ TEST(ChaosE2eTest, RandomKillsOfCoordinatorWorkersAndRanksKeepTheInvariants) {
             "']\nmax_restarts: 100\n");
     jobs.push_back({cluster.Submit(spec, token), token});
   }
-
+  // The first event is certain to hit training: a reclaim of a node the
+  // first training job runs on, once it has checkpointed.
+  json first = cluster.WaitForJob(training[0].first, [](const json& j) {
+    return !j["last_checkpoint_step"].is_null() && j["last_checkpoint_step"] >= 10;
+  });
+  {
+    const std::string node = first["nodes"][0];
+    CommandResult r = cluster.Sublet({"reclaim", "--nodes", node, "--deadline", "5s", "--reason",
+                                      "chaos", "-o", "json"}, "admin-token");
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    cluster.Json({"release", "--nodes", node}, "admin-token");
+  }
   for (int event = 0; event < kChaosEvents; ++event) {
-    switch (rng() % 3) {
+    switch (rng() % 4) {
       case 0:
         cluster.KillCoordinator(SIGKILL);
         cluster.StartCoordinator();
@@ -79,8 +149,11 @@ TEST(ChaosE2eTest, RandomKillsOfCoordinatorWorkersAndRanksKeepTheInvariants) {
         cluster.StartWorker(w);
         break;
       }
-      default:
+      case 2:
         KillRandomRank(cluster.dir(), rng);
+        break;
+      default:
+        ReclaimAndRelease(cluster, rng);
     }
     cluster.WaitForReadyNodes(kWorkers);
   }
@@ -91,6 +164,7 @@ TEST(ChaosE2eTest, RandomKillsOfCoordinatorWorkersAndRanksKeepTheInvariants) {
     }, token);
     EXPECT_EQ(job["state"], "succeeded") << job.dump(2);
   }
+  for (const auto& [id, log] : training) ExpectResumesFromCommittedCheckpoints(cluster, id, log);
   std::ifstream violations(cluster.dir() + "/violations");
   EXPECT_EQ(std::string(std::istreambuf_iterator<char>(violations), {}), "");
 }
