@@ -21,16 +21,15 @@ using internal::Quote;
 
 // Variables the service sets for every rank (DESIGN.md, "Rank environment");
 // a spec may not override them.
-constexpr std::array<std::string_view, 18> kReservedEnv = {
-    "SUBLET_JOB_ID",     "SUBLET_ATTEMPT",
-    "SUBLET_RANK",       "SUBLET_WORLD_SIZE",
-    "SUBLET_LOCAL_RANK", "SUBLET_LOCAL_WORLD_SIZE",
-    "SUBLET_NODE_RANK",  "SUBLET_NODE_NAME",
-    "SUBLET_RENDEZVOUS", "SUBLET_CHECKPOINT_DIR",
-    "SUBLET_CONTROL",    "RANK",
-    "WORLD_SIZE",        "LOCAL_RANK",
-    "LOCAL_WORLD_SIZE",  "MASTER_ADDR",
-    "MASTER_PORT",       "CUDA_VISIBLE_DEVICES"};
+constexpr std::array<std::string_view, 24> kReservedEnv = {
+    "SUBLET_JOB_ID",          "SUBLET_ATTEMPT",          "SUBLET_RANK",
+    "SUBLET_WORLD_SIZE",      "SUBLET_LOCAL_RANK",       "SUBLET_LOCAL_WORLD_SIZE",
+    "SUBLET_NODE_RANK",       "SUBLET_NODE_NAME",        "SUBLET_NNODES",
+    "SUBLET_TENSOR_PARALLEL", "SUBLET_RENDEZVOUS",       "SUBLET_CHECKPOINT_DIR",
+    "SUBLET_CHECKPOINT_EVERY", "SUBLET_CHECKPOINT_KEEP", "SUBLET_CONTROL",
+    "SUBLET_CONTROL_TOKEN",   "RANK",                    "WORLD_SIZE",
+    "LOCAL_RANK",             "LOCAL_WORLD_SIZE",        "NODE_RANK",
+    "MASTER_ADDR",            "MASTER_PORT",             "CUDA_VISIBLE_DEVICES"};
 
 bool IsNameChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||

@@ -36,6 +36,29 @@ TEST_F(ClusterTest, StartsGangWithConsistentRankEnvironment) {
   EXPECT_THAT(env["SUBLET_CHECKPOINT_DIR"], HasSubstr("/acme/" + std::to_string(id)));
 }
 
+// A tenant's env must not override what the service sets, e.g. point
+// SUBLET_CHECKPOINT_DIR into another tenant's storage: every variable the
+// coordinator gives a rank (and the worker's own) is refused in a spec.
+TEST_F(ClusterTest, ASpecCannotSetAnyVariableTheServiceSets) {
+  Report("node-a");
+  Submit(Spec(1, 2));
+  Schedule();
+  auto sync = cluster_->SyncFor(*cluster_->FindNode("node-a"));
+  ASSERT_THAT(sync.desired, SizeIs(2));
+  std::vector<std::string> names;
+  for (const auto& [k, v] : EnvOf(sync.desired[0])) names.push_back(k);
+  for (const char* by_worker : {"CUDA_VISIBLE_DEVICES", "SUBLET_CONTROL", "SUBLET_CONTROL_TOKEN"}) {
+    names.push_back(by_worker);
+  }
+  for (const std::string& name : names) {
+    protocols::JobSpec spec = Spec(1, 1);
+    spec.env[name] = "/srv/sublet/globex/1/checkpoints";
+    absl::Status s = protocols::ValidateJobSpec(spec);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << name;
+    EXPECT_THAT(std::string(s.message()), HasSubstr("reserved")) << name;
+  }
+}
+
 TEST_F(ClusterTest, SucceedsWhenEveryRankExitsZero) {
   Report("node-a");
   uint64_t id = Submit(Spec(1, 2));
