@@ -5,21 +5,17 @@
 
 namespace sublet::train {
 
-void AdamWUpdate(const AdamWOptions& o, int64_t t, float lr, bool decay, const Tensor& grad,
-                 Tensor* param, Tensor* m, Tensor* v) {
+math::AdamWScalars AdamWScalarsAt(const AdamWOptions& o, int64_t t, float lr, bool decay) {
   const double c1 = 1.0 - std::pow(static_cast<double>(o.beta1), static_cast<double>(t));
   const double c2 = 1.0 - std::pow(static_cast<double>(o.beta2), static_cast<double>(t));
-  const float wd = decay ? o.weight_decay : 0.0f;
+  return {o.beta1, o.beta2, o.eps, decay ? o.weight_decay : 0.0f, lr, c1, c2};
+}
+
+void AdamWUpdate(const AdamWOptions& o, int64_t t, float lr, bool decay, const Tensor& grad,
+                 Tensor* param, Tensor* m, Tensor* v) {
+  const math::AdamWScalars s = AdamWScalarsAt(o, t, lr, decay);
   for (int64_t i = 0; i < param->size(); ++i) {
-    const float g = grad.data[i];
-    float& mi = m->data[i];
-    float& vi = v->data[i];
-    mi = o.beta1 * mi + (1.0f - o.beta1) * g;
-    vi = o.beta2 * vi + (1.0f - o.beta2) * g * g;
-    const float mhat = static_cast<float>(mi / c1);
-    const float vhat = static_cast<float>(vi / c2);
-    float& p = param->data[i];
-    p -= lr * (mhat / (std::sqrt(vhat) + o.eps) + wd * p);
+    math::AdamWStep(s, grad.data[i], &m->data[i], &v->data[i], &param->data[i]);
   }
 }
 

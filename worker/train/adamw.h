@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "worker/train/element_math.h"
 #include "worker/train/tensor.h"
 
 namespace sublet::train {
@@ -19,6 +20,11 @@ struct AdamWOptions {
   float eps = 1e-8f;
   float weight_decay = 0.1f;
 };
+
+// The constants of step `t` for one tensor (bias corrections in double, wd
+// zero unless `decay`); math::AdamWStep applies them to each element, on the
+// host here and in the CUDA twin (worker/train/cuda/).
+math::AdamWScalars AdamWScalarsAt(const AdamWOptions& options, int64_t t, float lr, bool decay);
 
 // m and v have the parameter's shape; `t` is the 1-based step.
 void AdamWUpdate(const AdamWOptions& options, int64_t t, float lr, bool decay, const Tensor& grad,
