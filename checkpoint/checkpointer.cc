@@ -1,73 +1,17 @@
 // Checkpointer: async save through reused staging buffers.
-#include <sys/mman.h>
-
-#include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <cstdlib>
-#include <cstring>
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/internal/snapshot.h"
 #include "fmt/format.h"
 
 namespace sublet::checkpoint {
-namespace {
 
-constexpr size_t kHugePage = 2 << 20;
-
-struct FreeDeleter {
-  void operator()(std::byte* p) const { std::free(p); }
-};
-using Buffer = std::unique_ptr<std::byte[], FreeDeleter>;
-
-// Page-aligned, huge-page backed where the kernel allows it, so the snapshot
-// copy runs at memory bandwidth. Shards under a huge page get ordinary pages:
-// a model of many small tensors would otherwise stage 2 MiB per tensor.
-Buffer Allocate(uint64_t size) {
-  const uint64_t align = size >= kHugePage ? kHugePage : 4096;
-  const uint64_t rounded = std::max<uint64_t>((size + align - 1) / align * align, align);
-  auto* p = static_cast<std::byte*>(std::aligned_alloc(align, rounded));
-  if (p == nullptr) return nullptr;
-  if (align == kHugePage) madvise(p, rounded, MADV_HUGEPAGE);
-  std::memset(p, 0, rounded);  // fault the pages in now, not during a snapshot
-  return Buffer(p);
-}
-
-struct CopyJob {
-  std::byte* dst;
-  const std::byte* src;
-  uint64_t size;
-};
-
-// One core's memcpy does not reach memory bandwidth: the copies are cut into
-// 16 MiB chunks shared by up to 8 threads.
-void ParallelCopy(const std::vector<CopyJob>& jobs) {
-  constexpr uint64_t kChunk = 16 << 20;
-  std::vector<CopyJob> chunks;
-  for (const CopyJob& j : jobs) {
-    for (uint64_t off = 0; off < j.size; off += kChunk) {
-      chunks.push_back({j.dst + off, j.src + off, std::min(kChunk, j.size - off)});
-    }
-  }
-  const size_t threads = std::min<size_t>({8, std::max(1u, std::thread::hardware_concurrency()),
-                                           std::max<size_t>(1, chunks.size())});
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t i = next++; i < chunks.size(); i = next++) {
-      std::memcpy(chunks[i].dst, chunks[i].src, chunks[i].size);
-    }
-  };
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (std::thread& t : pool) t.join();
-}
-
-}  // namespace
+using internal::CopyJob;
 
 struct Checkpointer::Staging {
   Cursor cursor;
-  std::vector<Buffer> buffers;
+  std::vector<internal::StagingBuffer> buffers;
   std::vector<TensorShard> shards;  // specs, pointing into buffers
 };
 
@@ -107,7 +51,7 @@ absl::Status Checkpointer::Snapshot(absl::Span<const TensorShard> shards) {
         s.shards.clear();
         return absl::InvalidArgumentError(fmt::format("tensor '{}': bad shard", shard.spec.name));
       }
-      s.buffers.push_back(Allocate(shard.size));
+      s.buffers.push_back(internal::AllocateStaging(shard.size));
       if (s.buffers.back() == nullptr) {
         return absl::ResourceExhaustedError("checkpoint: cannot allocate staging buffers");
       }
@@ -119,7 +63,7 @@ absl::Status Checkpointer::Snapshot(absl::Span<const TensorShard> shards) {
     s.shards[i].spec = shards[i].spec;
     jobs.push_back({s.shards[i].data, shards[i].data, shards[i].size});
   }
-  ParallelCopy(jobs);
+  internal::ParallelCopy(jobs);
   return absl::OkStatus();
 }
 
