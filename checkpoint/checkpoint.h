@@ -104,6 +104,10 @@ class Checkpointer {
   Checkpointer(const Checkpointer&) = delete;
   Checkpointer& operator=(const Checkpointer&) = delete;
 
+  // Allocates the staging buffers for shards of these sizes and faults them
+  // in (by one snapshot), so the first SaveAsync pauses no longer than the
+  // later ones. Optional; call it at startup, outside the training step.
+  absl::Status Reserve(absl::Span<const TensorShard> shards);
   // Returns once the shards are copied; the outcome comes from Wait() or
   // on_done. Fails only for inputs that cannot be saved.
   absl::Status SaveAsync(const Cursor& cursor, absl::Span<const TensorShard> shards);

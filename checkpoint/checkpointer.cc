@@ -67,6 +67,11 @@ absl::Status Checkpointer::Snapshot(absl::Span<const TensorShard> shards) {
   return absl::OkStatus();
 }
 
+absl::Status Checkpointer::Reserve(absl::Span<const TensorShard> shards) {
+  Wait().IgnoreError();
+  return Snapshot(shards);
+}
+
 absl::Status Checkpointer::SaveAsync(const Cursor& cursor, absl::Span<const TensorShard> shards) {
   Wait().IgnoreError();  // at most one in flight; its outcome went to on_done
   const auto start = std::chrono::steady_clock::now();

@@ -256,6 +256,11 @@ absl::StatusOr<TrainOutcome> Trainer::Run() {
             sublet::Log(LogLevel::kWarn, "checkpoint_failed", {{"error", std::string(r.status().message())}});
           }
         });
+    // Fresh staging memory is slow to fault in (seconds per GiB on a VM):
+    // pay for it now rather than in the first periodic save's pause.
+    if (o_.async_checkpoint && o_.checkpoint_every > 0) {
+      SUBLET_RETURN_IF_ERROR(checkpointer_->Reserve(shards_));
+    }
   }
   int64_t reported_ckpt = CheckpointStep();
   for (int64_t step = start_step_; step < o_.steps; ++step) {
