@@ -27,9 +27,12 @@ void SetNonBlocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK
 
 // Milliseconds to wait in poll() before `deadline`, capped so that very long
 // deadlines still wake up now and then; -1 never happens.
+// At most a second, so that an infinite deadline (a store server waiting for
+// its next request) sleeps in poll instead of overflowing to a 0 ms spin.
 int PollMs(absl::Time deadline) {
   absl::Duration left = deadline - absl::Now();
   if (left <= absl::ZeroDuration()) return 0;
+  left = std::min(left, absl::Seconds(1));
   return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 1000));
 }
 

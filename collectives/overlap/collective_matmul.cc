@@ -12,16 +12,19 @@
 namespace sublet::collectives::overlap {
 namespace {
 
-// C (rows x n) = A (rows x k) * B (k x n), row-major.
-void Gemm(const float* a, const float* b, float* c, int64_t rows, int64_t k, int64_t n) {
+// C (rows x n) = A (rows x k) * B (k x n), row-major; B is stored n x k
+// when `b_transposed`.
+void Gemm(const float* a, const float* b, float* c, int64_t rows, int64_t k, int64_t n,
+          bool b_transposed) {
   if (rows == 0 || n == 0) return;
   if (k == 0) {
     std::memset(c, 0, sizeof(float) * rows * n);
     return;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
-              static_cast<int>(n), static_cast<int>(k), 1.0f, a, static_cast<int>(k), b,
-              static_cast<int>(n), 0.0f, c, static_cast<int>(n));
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, b_transposed ? CblasTrans : CblasNoTrans,
+              static_cast<int>(rows), static_cast<int>(n), static_cast<int>(k), 1.0f, a,
+              static_cast<int>(k), b, static_cast<int>(b_transposed ? k : n), 0.0f, c,
+              static_cast<int>(n));
 }
 
 absl::Status CheckChunks(int chunks) {
@@ -52,7 +55,8 @@ absl::Status AllGatherMatmul(Communicator& comm, const float* x_local, int64_t m
     Range r = ChunkOf(static_cast<size_t>(m_local), c, j, 1);
     for (int q = 0; q < p; ++q) {
       const float* block = gathered[j].data() + q * r.size() * k;
-      Gemm(block, w, y + (q * m_local + r.begin) * n, static_cast<int64_t>(r.size()), k, n);
+      Gemm(block, w, y + (q * m_local + r.begin) * n, static_cast<int64_t>(r.size()), k, n,
+           options.w_transposed);
       if (x_all != nullptr) {
         std::memcpy(x_all + (q * m_local + r.begin) * k, block, sizeof(float) * r.size() * k);
       }
@@ -80,7 +84,7 @@ absl::Status MatmulReduceScatter(Communicator& comm, const float* x, int64_t m, 
     mine[j].resize(r.size() * n);
     for (int q = 0; q < p; ++q) {
       Gemm(x + (q * block + r.begin) * k_local, w, partial[j].data() + q * r.size() * n,
-           static_cast<int64_t>(r.size()), k_local, n);
+           static_cast<int64_t>(r.size()), k_local, n, options.w_transposed);
     }
     work[j] = comm.ReduceScatterAsync(partial[j].data(), mine[j].data(), r.size() * n,
                                       DataType::kF32, ReduceOp::kSum);

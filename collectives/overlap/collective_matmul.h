@@ -32,6 +32,11 @@ namespace sublet::collectives::overlap {
 
 struct CollectiveMatmulOptions {
   int chunks = 4;  // pieces per rank's row block; 1 = no overlap
+  // W is given transposed: an n x k (resp. n x k_local) row-major matrix
+  // whose transpose is multiplied in (BLAS's transpose flag; nothing is
+  // copied). Tensor parallelism's backward multiplies by its weights'
+  // transposes this way.
+  bool w_transposed = false;
 };
 
 absl::Status AllGatherMatmul(Communicator& comm, const float* x_local, int64_t m_local, int64_t k,

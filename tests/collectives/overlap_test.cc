@@ -103,6 +103,32 @@ TEST_P(Overlap, MatmulReduceScatterMatchesGemmThenReduceScatter) {
   });
 }
 
+// w_transposed multiplies by the transpose of an n x k matrix, bit for bit
+// what the plain call gives with that transpose copied out.
+TEST_P(Overlap, TransposedWeightMatchesCopiedTranspose) {
+  RunRanks(GetParam(), Layout::kOneNode, TestOptions(), [](Communicator& c) {
+    const int p = c.size(), m_local = 6, k = 7, n = 5;
+    auto x = Fill(p * m_local * k, c.rank()), w_nk = Fill(n * k, 3);
+    std::vector<float> w_kn(k * n);
+    for (int i = 0; i < n; ++i) {
+      for (int j = 0; j < k; ++j) w_kn[j * n + i] = w_nk[i * k + j];
+    }
+    const overlap::CollectiveMatmulOptions plain{2}, transposed{2, true};
+    std::vector<float> got(p * m_local * n), want(p * m_local * n);
+    ASSERT_TRUE(overlap::AllGatherMatmul(c, x.data(), m_local, k, w_nk.data(), n, got.data(),
+                                         transposed).ok());
+    ASSERT_TRUE(
+        overlap::AllGatherMatmul(c, x.data(), m_local, k, w_kn.data(), n, want.data(), plain).ok());
+    EXPECT_EQ(got, want);
+    std::vector<float> rs_got(m_local * n), rs_want(m_local * n);
+    ASSERT_TRUE(overlap::MatmulReduceScatter(c, x.data(), p * m_local, k, w_nk.data(), n,
+                                             rs_got.data(), transposed).ok());
+    ASSERT_TRUE(overlap::MatmulReduceScatter(c, x.data(), p * m_local, k, w_kn.data(), n,
+                                             rs_want.data(), plain).ok());
+    EXPECT_EQ(rs_got, rs_want);
+  });
+}
+
 INSTANTIATE_TEST_SUITE_P(Worlds, Overlap, ::testing::Values(1, 2, 3));
 
 }  // namespace

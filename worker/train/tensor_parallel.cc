@@ -80,10 +80,9 @@ absl::Status TensorParallel::ColumnBackward(const Tensor& x_all, const Tensor& w
   SUBLET_RETURN_IF_ERROR(ExpectShape(dy, {rows, n}, "column parallel: dy"));
   SUBLET_RETURN_IF_ERROR(ExpectShape(*dw, {k, n}, "column parallel: dw"));
   SUBLET_RETURN_IF_ERROR(ExpectShape(*db, {n}, "column parallel: db"));
-  const Tensor wt = Transposed(w);
   *dx_local = Tensor::Zeros({rows / size(), k});
-  SUBLET_RETURN_IF_ERROR(MatmulReduceScatter(*comm_, dy.data.data(), rows, n, wt.data.data(), k,
-                                             dx_local->data.data(), options_));
+  SUBLET_RETURN_IF_ERROR(MatmulReduceScatter(*comm_, dy.data.data(), rows, n, w.data.data(), k,
+                                             dx_local->data.data(), Transposing()));
   AccumulateWeightGrad(x_all, dy, dw);
   AddColumnSums(dy, db);
   return absl::OkStatus();
@@ -113,11 +112,10 @@ absl::Status TensorParallel::RowBackward(const Tensor& x, const Tensor& w, const
   SUBLET_RETURN_IF_ERROR(ExpectShape(dy_local, {rows / size(), n}, "row parallel: dy"));
   SUBLET_RETURN_IF_ERROR(ExpectShape(*dw, {k, n}, "row parallel: dw"));
   SUBLET_RETURN_IF_ERROR(ExpectShape(*db, {n}, "row parallel: db"));
-  const Tensor wt = Transposed(w);
   Tensor dy_all = Tensor::Zeros({rows, n});
   *dx = Tensor::Zeros({rows, k});
   SUBLET_RETURN_IF_ERROR(AllGatherMatmul(*comm_, dy_local.data.data(), rows / size(), n,
-                                         wt.data.data(), k, dx->data.data(), options_,
+                                         w.data.data(), k, dx->data.data(), Transposing(),
                                          dy_all.data.data()));
   AccumulateWeightGrad(x, dy_all, dw);
   AddColumnSums(dy_local, db);

@@ -50,6 +50,12 @@ class TensorParallel {
 
  private:
   bool local() const { return size() == 1; }
+  // options_ with W multiplied transposed in place (backward's W^T).
+  collectives::overlap::CollectiveMatmulOptions Transposing() const {
+    collectives::overlap::CollectiveMatmulOptions o = options_;
+    o.w_transposed = true;
+    return o;
+  }
 
   collectives::Communicator* comm_;
   collectives::overlap::CollectiveMatmulOptions options_;
