@@ -4,6 +4,8 @@
 // defaults, builds the process groups and runs the loop (worker/runtime/).
 // Exit codes: 0 done; 75 checkpointed for preemption; 2 bad flags (the
 // message names the flag); 1 anything else.
+#include <malloc.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -159,6 +161,12 @@ int main(int argc, char** argv) {
   }
   const char* level = std::getenv("SUBLET_LOG_LEVEL");
   sublet::InitLogging("train", level ? level : "info");
+  // The layers allocate their activations and gradients afresh every step
+  // (megabytes each): keep freed blocks in the heap instead of returning
+  // them to the kernel, so a step does not pay page faults and zeroing of
+  // fresh pages for memory it had a moment ago.
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   if (absl::Status s = ApplyDefaults(flags); !s.ok()) return Fail(kExitBadFlags, s);
 
   // Static: the handlers stay until the very end of the process (MPI's
