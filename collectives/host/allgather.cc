@@ -1,14 +1,17 @@
 // AllGather: rank r's `count` elements land at out[r * count] everywhere.
 //
 // Shared memory: rounds of one slot; each rank copies its slice into its
-// slot, Syncs, and copies every slot's slice into place.
+// slot, Syncs, and copies every slot's slice into place (outputs of
+// kStreamingBytes and more with non-temporal stores, internal::CopyOut).
 //
 // TCP ring: rank r places its own block, then for p-1 steps forwards the
 // block it got last (starting with its own) to r+1 while receiving the next
 // one from r-1 directly into place.
+#include <algorithm>
 #include <cstring>
 
 #include "collectives/host/algorithms.h"
+#include "collectives/internal/reduce.h"
 #include "common/status.h"
 
 namespace sublet::collectives::host {
@@ -20,13 +23,14 @@ absl::Status ShmAllGather(ShmSegment& seg, const OpContext& ctx, const void* in,
   const size_t block = std::max<size_t>(1, seg.slot_bytes() / esz);
   const char* src = static_cast<const char*>(in);
   char* dst = static_cast<char*>(out);
+  const bool stream = count * p * esz >= internal::kStreamingBytes;
   for (size_t off = 0; off < count; off += block) {
     const size_t n = std::min(block, count - off);
     const int stage = seg.NextStage();
     std::memcpy(seg.slot(me, stage), src + off * esz, n * esz);
     SUBLET_RETURN_IF_ERROR(seg.Sync(ctx));
     for (int j = 0; j < p; ++j) {
-      std::memcpy(dst + (j * count + off) * esz, seg.slot(j, stage), n * esz);
+      internal::CopyOut(dst + (j * count + off) * esz, seg.slot(j, stage), n * esz, stream);
     }
   }
   return absl::OkStatus();

@@ -2,15 +2,18 @@
 // reduction of block r.
 //
 // Shared memory: rounds of slot_bytes/p elements per block. Each rank copies
-// the round's slice of all p blocks into its slot (slice j at j*b), Syncs,
-// then reduces slice r of every slot straight into its output. One Sync per
-// round; the two stages keep the next round's copies off the slots still
-// being read.
+// the round's slice of every other rank's block into its slot (slice j at
+// j*b), Syncs, then reduces its own input's slice r with slice r of every
+// other slot straight into its output. One Sync per round; the two stages
+// keep the next round's copies off the slots still being read. Outputs of
+// kStreamingBytes and more go through an L1-sized buffer and non-temporal
+// stores (see internal::CopyOut).
 //
 // TCP ring: p-1 steps; at step i rank r sends its partial sum of block
 // r-i-1 and receives the partial of block r-i-2, adding its own input to
 // it, so after p-1 steps it holds block r in full. Partials alternate between
 // two scratch buffers (one being sent while the other fills).
+#include <algorithm>
 #include <cstring>
 
 #include "collectives/host/algorithms.h"
@@ -18,12 +21,19 @@
 #include "common/status.h"
 
 namespace sublet::collectives::host {
+namespace {
+// Sub-block of the reduction when the output is streamed: stays in L1.
+constexpr size_t kSubBlockBytes = 16 << 10;
+}  // namespace
 
 absl::Status ShmReduceScatter(ShmSegment& seg, const OpContext& ctx, const void* in, void* out,
                               size_t count, DataType type, ReduceOp op) {
   const int p = seg.size(), me = seg.rank();
   const size_t esz = DataTypeSize(type);
   const size_t block = std::max<size_t>(1, seg.slot_bytes() / esz / p);
+  const bool stream = count * esz >= internal::kStreamingBytes;
+  const size_t sub = std::max<size_t>(1, kSubBlockBytes / esz);
+  alignas(64) char staging[kSubBlockBytes];
   const char* src = static_cast<const char*>(in);
   char* dst = static_cast<char*>(out);
   for (size_t off = 0; off < count; off += block) {
@@ -31,13 +41,23 @@ absl::Status ShmReduceScatter(ShmSegment& seg, const OpContext& ctx, const void*
     const int stage = seg.NextStage();
     char* slot = seg.slot(me, stage);
     for (int j = 0; j < p; ++j) {
-      std::memcpy(slot + j * block * esz, src + (j * count + off) * esz, n * esz);
+      if (j != me) std::memcpy(slot + j * block * esz, src + (j * count + off) * esz, n * esz);
     }
     SUBLET_RETURN_IF_ERROR(seg.Sync(ctx));
-    auto piece = [&](int j) { return seg.slot(j, stage) + me * block * esz; };
-    internal::ReduceTo(dst + off * esz, piece(0), piece(1), n, type, op);
-    for (int j = 2; j < p; ++j) internal::ReduceInto(dst + off * esz, piece(j), n, type, op);
-    if (op == ReduceOp::kAvg) internal::ScaleForAverage(dst + off * esz, n, type, p);
+    auto piece = [&](int j, size_t b) { return seg.slot(j, stage) + (me * block + b) * esz; };
+    for (size_t b = 0; b < n; b += sub) {
+      const size_t m = std::min(sub, n - b);
+      char* acc = stream ? staging : dst + (off + b) * esz;
+      bool first = true;
+      for (int j = 0; j < p; ++j) {
+        if (j == me) continue;
+        internal::ReduceTo(acc, first ? src + (me * count + off + b) * esz : acc, piece(j, b), m,
+                           type, op);
+        first = false;
+      }
+      if (op == ReduceOp::kAvg) internal::ScaleForAverage(acc, m, type, p);
+      if (stream) internal::CopyOut(dst + (off + b) * esz, staging, m * esz, true);
+    }
   }
   return absl::OkStatus();
 }

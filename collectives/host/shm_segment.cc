@@ -76,7 +76,8 @@ absl::StatusOr<std::unique_ptr<ShmSegment>> ShmSegment::Create(Store& store, int
     fd = shm_open(name.c_str(), O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0) return absl::UnavailableError(absl::StrCat("shm_open ", name, ": ", strerror(errno)));
   }
-  void* base = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  // MAP_POPULATE: the page faults happen here, not in the first collectives.
+  void* base = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
   close(fd);
   if (base == MAP_FAILED) {
     if (rank == 0) shm_unlink(name.c_str());

@@ -2,11 +2,14 @@
 // rank (each on its own cache lines) and, per rank, two slots of `slot_bytes`
 // that alternate between rounds (double buffering).
 //
-// Synchronisation: every round of every operation starts with a rank writing
-// (only) its own slot of stage round%2, then Sync(): bump my counter, wait
-// until every peer's counter has caught up. Because a rank begins round k+1
-// only after finishing round k, passing round k+1's Sync proves every peer is
-// done reading round k's stage, so round k+2 may overwrite it. Counters only
+// Synchronisation: a rank writes only its own slots, then Sync(): bump my
+// counter, wait until every peer's counter has caught up. The rule every
+// operation keeps: a rank overwrites a stage only after a Sync that every
+// peer entered after its last read of that stage's previous contents. In the
+// plain pattern (write round k's stage, Sync, read) a rank begins round k+1
+// only after finishing round k, so passing round k+1's Sync proves every peer
+// is done reading round k's stage and round k+2 may overwrite it; allreduce
+// overlaps rounds and explains its order where it lives. Counters only
 // grow and every rank bumps them the same number of times per operation, so
 // "peer >= mine" is the whole condition (32-bit counters compared with
 // serial-number arithmetic; peers are never 2^31 steps apart).
@@ -44,7 +47,15 @@ class ShmSegment {
   size_t slot_bytes() const { return slot_bytes_; }
 
   // Starts a round: returns the stage (0 or 1) this round uses.
-  int NextStage() { return static_cast<int>(round_++ & 1); }
+  int NextStage() { return StageOf(round_++); }
+  // Reserves `n` consecutive rounds and returns the first; round r uses
+  // stage StageOf(r).
+  uint64_t TakeRounds(uint64_t n) {
+    const uint64_t first = round_;
+    round_ += n;
+    return first;
+  }
+  static int StageOf(uint64_t round) { return static_cast<int>(round & 1); }
   char* slot(int rank, int stage) const {
     return data_ + (static_cast<size_t>(rank) * 2 + stage) * slot_bytes_;
   }

@@ -1,6 +1,11 @@
 #include "collectives/internal/reduce.h"
 
 #include <cstdint>
+#include <cstring>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "collectives/internal/numeric.h"
 
@@ -54,6 +59,33 @@ void ScaleForAverage(void* buf, size_t count, DataType type, int n) {
     case DataType::kI32: return Scale<int32_t>(buf, count, n);
     case DataType::kI64: return Scale<int64_t>(buf, count, n);
   }
+}
+
+void CopyOut(void* dst, const void* src, size_t bytes, bool streaming) {
+#if defined(__x86_64__)
+  if (streaming && bytes >= 256) {
+    char* d = static_cast<char*>(dst);
+    const char* s = static_cast<const char*>(src);
+    const size_t head = (64 - reinterpret_cast<uintptr_t>(d) % 64) % 64;
+    std::memcpy(d, s, head);
+    size_t i = head;
+    for (; i + 64 <= bytes; i += 64) {  // SSE2: every x86-64 has it
+      __m128i x0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
+      __m128i x1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i + 16));
+      __m128i x2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i + 32));
+      __m128i x3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i + 48));
+      _mm_stream_si128(reinterpret_cast<__m128i*>(d + i), x0);
+      _mm_stream_si128(reinterpret_cast<__m128i*>(d + i + 16), x1);
+      _mm_stream_si128(reinterpret_cast<__m128i*>(d + i + 32), x2);
+      _mm_stream_si128(reinterpret_cast<__m128i*>(d + i + 48), x3);
+    }
+    std::memcpy(d + i, s + i, bytes - i);
+    _mm_sfence();
+    return;
+  }
+#endif
+  (void)streaming;
+  std::memcpy(dst, src, bytes);
 }
 
 }  // namespace sublet::collectives::internal

@@ -28,6 +28,17 @@ TEST_P(HostConformance, LargeAllReduceAcrossManyRounds) {
   });
 }
 
+// Outputs of internal::kStreamingBytes and more are written with
+// non-temporal stores; a count that is not a multiple of the round leaves a
+// short last round.
+TEST_P(HostConformance, LargeReduceScatterAndAllGatherStreamTheirOutputs) {
+  auto [layout, world] = GetParam();
+  RunRanks(world, layout, TestOptions(), [](Communicator& c) {
+    CheckReduceScatter(c, DataType::kF32, ReduceOp::kSum, (size_t{9} << 18) + 7);
+    CheckAllGather(c, DataType::kI32, (size_t{9} << 18) / c.size() + 3);
+  });
+}
+
 // Two nodes of two ranks: the allreduce goes hierarchical (shared memory in
 // the node, TCP between nodes) and still matches the reference.
 TEST(HostHierarchy, TwoNodesOfTwoRanksUseSharedMemoryAndTcp) {
