@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "fmt/format.h"
+#include "fmt/ranges.h"
 
 namespace sublet::bench {
 namespace {
@@ -42,11 +43,12 @@ Report RunCollectivesBench(const CollectivesBenchOptions& options, const std::st
   setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 0);
   std::string cmd = fmt::format(
       "{} -np {} {} {} collectives --min-bytes {} --max-bytes {} --seconds-per-point {} "
-      "--shm-slot-bytes {} --shm-spin-us {} {} --worker-output {}",
+      "--shm-slot-bytes {} --shm-spin-us {} --ops {} {} --worker-output {}",
       options.mpirun, options.ranks,
       oversubscribed ? "--oversubscribe --bind-to none" : "--bind-to core --map-by core",
       SelfExe(), options.min_bytes, options.max_bytes, options.seconds_per_point,
-      options.shm_slot_bytes, options.shm_spin_us, options.internode ? "" : "--no-internode", out);
+      options.shm_slot_bytes, options.shm_spin_us, fmt::join(options.ops, ","),
+      options.internode ? "" : "--no-internode", out);
   int rc = std::system(cmd.c_str());
   std::ifstream in(out);
   nlohmann::json doc;
@@ -70,7 +72,7 @@ std::pair<CLI::App*, std::function<Report(const std::string&)>> AddCollectivesCo
       "collectives",
       "Re-runs this binary under `mpirun -np --ranks` (one rank per core, bound to cores) and, "
       "in that one job, times out-of-place f32 sum collectives for every power-of-two size from "
-      "--min-bytes to --max-bytes (per size, the implementations are timed interleaved: 5 rounds, each running every "
+      "--min-bytes to --max-bytes (--ops picks which; per size, the implementations are timed interleaved: 5 rounds, each running every "
       "implementation in turn for about --seconds-per-point/5 (a timed warm-up call sets the "
       "iteration count), time = the slowest rank's, the median round reported): allreduce, reduce_scatter and allgather with our host backend (all ranks "
       "on one node: shared memory), Open MPI (MPI_Allreduce, MPI_Reduce_scatter_block, "
@@ -91,6 +93,10 @@ std::pair<CLI::App*, std::function<Report(const std::string&)>> AddCollectivesCo
   s->add_option("--shm-spin-us", o->shm_spin_us, "ours: spin before sleeping on a futex")
       ->capture_default_str();
   s->add_flag("!--no-internode", o->internode, "skip the two-emulated-nodes TCP comparison");
+  s->add_option("--ops", o->ops, "which single-node operations to time (comma-separated)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"allreduce", "reduce_scatter", "allgather"}))
+      ->capture_default_str();
   s->add_option("--mpirun", o->mpirun, "the mpirun to launch ranks with")->capture_default_str();
   s->add_option("--worker-output", o->worker_output, "internal: set by the launcher")
       ->group("");

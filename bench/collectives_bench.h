@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -22,6 +23,8 @@ struct CollectivesBenchOptions {
   size_t shm_slot_bytes = size_t{1} << 20;  // ours: CommunicatorOptions::shm_slot_bytes
   int shm_spin_us = 500;                    // ours: CommunicatorOptions::shm_spin
   bool internode = true;                    // also two emulated nodes over TCP vs Gloo
+  // Which of allreduce, reduce_scatter, allgather to time (all by default).
+  std::vector<std::string> ops = {"allreduce", "reduce_scatter", "allgather"};
   std::string mpirun = "mpirun";
   std::string worker_output;                // internal: set on the ranks mpirun starts
 };

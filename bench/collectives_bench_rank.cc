@@ -198,37 +198,49 @@ int RunCollectivesBenchRank(const CollectivesBenchOptions& o) {
       g.setTag(tag++);
       gloo::allreduce(g);
     };
-    auto ar = TimeInterleaved(budget, {
-      [&] { Check(shm->AllReduce(in, out, n, coll::DataType::kF32, coll::ReduceOp::kSum)); },
-      [&] { MPI_Allreduce(in, out, static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD); },
-      gloo_allreduce});
-    rows.push_back(Row("allreduce", n * 4, p, GBps(n * 4, ar[0]), GBps(n * 4, ar[1]),
-                       GBps(n * 4, ar[2]), bound));
+    auto wanted = [&](const char* op) {
+      return std::find(o.ops.begin(), o.ops.end(), op) != o.ops.end();
+    };
+    if (wanted("allreduce")) {
+      auto ar = TimeInterleaved(budget, {
+        [&] { Check(shm->AllReduce(in, out, n, coll::DataType::kF32, coll::ReduceOp::kSum)); },
+        [&] { MPI_Allreduce(in, out, static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD); },
+        gloo_allreduce});
+      rows.push_back(Row("allreduce", n * 4, p, GBps(n * 4, ar[0]), GBps(n * 4, ar[1]),
+                         GBps(n * 4, ar[2]), bound));
+    }
 
     // reduce_scatter: S = the whole input (p chunks); allgather: S = the whole output.
     const size_t total = chunk * p * 4;
-    auto rs = TimeInterleaved(budget, {
-      [&] { Check(shm->ReduceScatter(in, out, chunk, coll::DataType::kF32, coll::ReduceOp::kSum)); },
-      [&] {
-        MPI_Reduce_scatter_block(in, out, static_cast<int>(chunk), MPI_FLOAT, MPI_SUM,
-                                 MPI_COMM_WORLD);
-      }});
-    rows.push_back(Row("reduce_scatter", total, p, GBps(total, rs[0]), GBps(total, rs[1]), 0, 0));
-    auto ag = TimeInterleaved(budget, {
-      [&] { Check(shm->AllGather(in, out, chunk, coll::DataType::kF32)); },
-      [&] {
-        MPI_Allgather(in, static_cast<int>(chunk), MPI_FLOAT, out, static_cast<int>(chunk),
-                      MPI_FLOAT, MPI_COMM_WORLD);
-      },
-      [&] {
-        gloo::AllgatherOptions g(gloo_ctx);
-        g.setInput(in, chunk);
-        g.setOutput(out, chunk * p);
-        g.setTag(tag++);
-        gloo::allgather(g);
-      }});
-    rows.push_back(Row("allgather", total, p, GBps(total, ag[0]), GBps(total, ag[1]),
-                       GBps(total, ag[2]), 0));
+    if (wanted("reduce_scatter")) {
+      auto rs = TimeInterleaved(budget, {
+        [&] {
+          Check(shm->ReduceScatter(in, out, chunk, coll::DataType::kF32, coll::ReduceOp::kSum));
+        },
+        [&] {
+          MPI_Reduce_scatter_block(in, out, static_cast<int>(chunk), MPI_FLOAT, MPI_SUM,
+                                   MPI_COMM_WORLD);
+        }});
+      rows.push_back(
+          Row("reduce_scatter", total, p, GBps(total, rs[0]), GBps(total, rs[1]), 0, 0));
+    }
+    if (wanted("allgather")) {
+      auto ag = TimeInterleaved(budget, {
+        [&] { Check(shm->AllGather(in, out, chunk, coll::DataType::kF32)); },
+        [&] {
+          MPI_Allgather(in, static_cast<int>(chunk), MPI_FLOAT, out, static_cast<int>(chunk),
+                        MPI_FLOAT, MPI_COMM_WORLD);
+        },
+        [&] {
+          gloo::AllgatherOptions g(gloo_ctx);
+          g.setInput(in, chunk);
+          g.setOutput(out, chunk * p);
+          g.setTag(tag++);
+          gloo::allgather(g);
+        }});
+      rows.push_back(Row("allgather", total, p, GBps(total, ag[0]), GBps(total, ag[1]),
+                         GBps(total, ag[2]), 0));
+    }
   }
   shm.reset();
 
