@@ -60,11 +60,15 @@ absl::StatusOr<std::unique_ptr<ShmSegment>> ShmSegment::Create(Store& store, int
     name = absl::StrCat("/sublet-", getpid(), "-", rd(), rd());
     fd = shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0) return absl::UnavailableError(absl::StrCat("shm_open ", name, ": ", strerror(errno)));
-    if (ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
-      int e = errno;
+    // posix_fallocate: a /dev/shm too small fails here, not with SIGBUS on
+    // first touch in the middle of a collective.
+    int e = ftruncate(fd, static_cast<off_t>(bytes)) == 0 ? 0 : errno;
+    if (e == 0) e = posix_fallocate(fd, 0, static_cast<off_t>(bytes));
+    if (e != 0) {
       close(fd);
       shm_unlink(name.c_str());
-      return absl::ResourceExhaustedError(absl::StrCat("ftruncate ", name, ": ", strerror(e)));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("shared memory segment ", name, " (", bytes, " bytes): ", strerror(e)));
     }
     SUBLET_RETURN_IF_ERROR(store.Set("shm", name));
   } else {

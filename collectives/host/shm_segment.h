@@ -19,9 +19,11 @@
 // ranks than cores, or a loaded machine) hand the core to the peer they wait
 // for. A publisher calls FUTEX_WAKE only when a waiter has announced itself.
 //
-// Setup: rank 0 creates the segment and publishes its name in the store; the
-// others map it; once all have mapped it rank 0 unlinks the name, so nothing
-// is left behind in /dev/shm. Works with ranks as processes or as threads.
+// Setup: rank 0 creates the segment, reserving its memory (a /dev/shm too
+// small gives ResourceExhausted here), and publishes its name in the store;
+// every rank maps it with its pages populated (no collective takes the
+// faults); once all have mapped it rank 0 unlinks the name, so nothing is
+// left behind in /dev/shm. Works with ranks as processes or as threads.
 #pragma once
 
 #include <atomic>
