@@ -10,6 +10,7 @@
 #include "bench/collectives_bench.h"
 #include "bench/reclaim_bench.h"
 #include "bench/sched_bench.h"
+#include "bench/train_bench.h"
 #include "common/log.h"
 
 int main(int argc, char** argv) {
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
   areas.push_back(sublet::bench::AddCollectivesCommand(app));
   areas.push_back(sublet::bench::AddCkptCommand(app));
   areas.push_back(sublet::bench::AddReclaimCommand(app));
+  areas.push_back(sublet::bench::AddTrainCommand(app));
 
   try {
     app.parse(argc, argv);
