@@ -1,8 +1,10 @@
 // AllGather: rank r's `count` elements land at out[r * count] everywhere.
 //
 // Shared memory: rounds of one slot; each rank copies its slice into its
-// slot, Syncs, and copies every slot's slice into place (outputs of
-// kStreamingBytes and more with non-temporal stores, internal::CopyOut).
+// slot and into its own place in the output (before the Sync, where a rank
+// that arrives first would otherwise wait), Syncs, and copies every other
+// slot's slice into place (outputs of kStreamingBytes and more with
+// non-temporal stores, internal::CopyOut).
 //
 // TCP ring: rank r places its own block, then for p-1 steps forwards the
 // block it got last (starting with its own) to r+1 while receiving the next
@@ -28,8 +30,10 @@ absl::Status ShmAllGather(ShmSegment& seg, const OpContext& ctx, const void* in,
     const size_t n = std::min(block, count - off);
     const int stage = seg.NextStage();
     std::memcpy(seg.slot(me, stage), src + off * esz, n * esz);
+    internal::CopyOut(dst + (me * count + off) * esz, src + off * esz, n * esz, stream);
     SUBLET_RETURN_IF_ERROR(seg.Sync(ctx));
     for (int j = 0; j < p; ++j) {
+      if (j == me) continue;
       internal::CopyOut(dst + (j * count + off) * esz, seg.slot(j, stage), n * esz, stream);
     }
   }
