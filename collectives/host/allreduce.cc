@@ -21,6 +21,9 @@
 // possible wait for the slowest rank, and on a loaded machine a trip
 // through the scheduler).
 //
+// Buffers of at most kSmallBytes (512) take one round with one Sync instead:
+// every rank reduces every copy itself (ShmAllReduceSmall).
+//
 // Against the in-place scheme that copies the whole input in and the whole
 // result out ((3p-1)*S bytes moved), each rank skips copying in, and back
 // out, its own piece. The reduction runs in L1-sized sub-blocks that are
@@ -46,6 +49,9 @@ namespace sublet::collectives::host {
 namespace {
 // Elements per 64 bytes: piece boundaries on cache lines.
 size_t Align(size_t esz) { return esz >= 64 ? 1 : 64 / esz; }
+
+// Up to this many bytes, ShmAllReduceSmall.
+constexpr size_t kSmallBytes = 512;
 
 // Sub-block of the reduction: its result is still in L1 when copied out.
 constexpr size_t kSubBlockBytes = 16 << 10;
@@ -123,11 +129,31 @@ class ShmAllReduceRounds {
   const uint64_t rounds_, first_;
 };
 
+// Small buffers: one round and one Sync. Every rank copies its whole input
+// into its slot and reduces all p copies itself, in rank order so that every
+// rank gets the same bits. Up to kSmallBytes the redundant reductions cost
+// less than the pieces scheme's second Sync (on the 2-core development VM
+// the pieces scheme wins from 1 KiB on).
+absl::Status ShmAllReduceSmall(ShmSegment& seg, const OpContext& ctx, const void* in, void* out,
+                               size_t count, DataType type, ReduceOp op) {
+  const int p = seg.size();
+  const int stage = seg.NextStage();
+  std::memcpy(seg.slot(seg.rank(), stage), in, count * DataTypeSize(type));
+  SUBLET_RETURN_IF_ERROR(seg.Sync(ctx));
+  internal::ReduceTo(out, seg.slot(0, stage), seg.slot(1, stage), count, type, op);
+  for (int j = 2; j < p; ++j) internal::ReduceInto(out, seg.slot(j, stage), count, type, op);
+  if (op == ReduceOp::kAvg) internal::ScaleForAverage(out, count, type, p);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ShmAllReduce(ShmSegment& seg, const OpContext& ctx, const void* in, void* out,
                           size_t count, DataType type, ReduceOp op) {
   if (count == 0) return absl::OkStatus();
+  if (count * DataTypeSize(type) <= std::min(kSmallBytes, seg.slot_bytes())) {
+    return ShmAllReduceSmall(seg, ctx, in, out, count, type, op);
+  }
   const ShmAllReduceRounds rounds(seg, in, out, count, type, op);
   const uint64_t n = rounds.rounds();
   rounds.In(0);
