@@ -28,6 +28,16 @@ TEST_P(HostConformance, LargeAllReduceAcrossManyRounds) {
   });
 }
 
+// Up to 512 bytes every rank reduces every rank's copy itself.
+TEST_P(HostConformance, SmallAllReduceInPlaceAndMisaligned) {
+  auto [layout, world] = GetParam();
+  RunRanks(world, layout, TestOptions(), [](Communicator& c) {
+    CheckAllReduce(c, DataType::kF32, ReduceOp::kSum, 100, true, 0);
+    CheckAllReduce(c, DataType::kBF16, ReduceOp::kAvg, 77, true, 1);
+    CheckAllReduce(c, DataType::kI64, ReduceOp::kMin, 64, false, 3);
+  });
+}
+
 // Outputs of internal::kStreamingBytes and more are written with
 // non-temporal stores; a count that is not a multiple of the round leaves a
 // short last round.
