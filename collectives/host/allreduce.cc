@@ -17,9 +17,8 @@
 // red(k-1), and red(k) the piece of stage k%2 they last read in out(k-2),
 // both finished before Sync k; every round is cut at the same places, so
 // in(k+1) stays off the piece peers are reading in out(k-1). R rounds take
-// R+1 Syncs (every Sync a
-// possible wait for the slowest rank, and on a loaded machine a trip
-// through the scheduler).
+// R+1 Syncs, not 2R: every Sync is a possible wait for the slowest rank,
+// and on a loaded machine a trip through the scheduler.
 //
 // Buffers of at most kSmallBytes (512) take one round with one Sync instead:
 // every rank reduces every copy itself (ShmAllReduceSmall).
