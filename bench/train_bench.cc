@@ -218,6 +218,12 @@ void RunPair(const Options& o, const ShapedLink& link, bool joined, const std::s
     }
     std::vector<std::string> argv =
         helper.empty() ? TrainArgs(o, joined ? o.batch : o.batch / 2, sched) : helper;
+    // One core per emulated node: left to the scheduler, both ranks (and
+    // their comm threads) sometimes share one core on a 2-core machine and
+    // the step time doubles for a while.
+    if (std::thread::hardware_concurrency() >= 2) {
+      argv.insert(argv.begin(), {"taskset", "-c", std::to_string(side)});
+    }
     pids.push_back(Spawn(link.Inside(side, argv), env, side == 0 ? out : out + ".1"));
   }
   WaitAll(pids, std::chrono::seconds(600), "ranks in the namespaces");
@@ -329,7 +335,8 @@ std::pair<CLI::App*, std::function<Report(const std::string&)>> AddTrainCommand(
       "--threads OpenBLAS threads; model FLOP/s = tokens/s * (6*N + 12*L*T*w), N every "
       "parameter, L layers, w width (causal mask not discounted); medians over rounds. "
       "dp2_link: two network namespaces joined by a veth pair shaped with tc tbf at "
-      "--link-rate, one rank in each (DP 2, TP 1, TCP, 1 OpenBLAS thread each); per round "
+      "--link-rate, one rank in each pinned to its own core (DP 2, TP 1, TCP, 1 OpenBLAS "
+      "thread each); per round "
       "the step time with the DP all-reduce overlapped with backward, serialized after it, "
       "and compute alone (each side a world of one on half the batch, both at once); T_comm "
       "= the gradient bytes all-reduced alone over the link (median of --repeats); hidden = "
