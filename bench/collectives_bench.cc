@@ -70,19 +70,20 @@ std::pair<CLI::App*, std::function<Report(const std::string&)>> AddCollectivesCo
   auto o = std::make_shared<CollectivesBenchOptions>();
   CLI::App* s = app.add_subcommand(
       "collectives",
-      "Re-runs this binary under `mpirun -np --ranks` (one rank per core, bound to cores) and, "
-      "in that one job, times out-of-place f32 sum collectives for every power-of-two size from "
-      "--min-bytes to --max-bytes (--ops picks which; per size, the implementations are timed interleaved: 5 rounds, each running every "
-      "implementation in turn for about --seconds-per-point/5 (a timed warm-up call sets the "
-      "iteration count), time = the slowest rank's, the median round reported): allreduce, reduce_scatter and allgather with our host backend (all ranks "
-      "on one node: shared memory), Open MPI (MPI_Allreduce, MPI_Reduce_scatter_block, "
-      "MPI_Allgather) and Gloo (gloo::allreduce, gloo::allgather over its TCP transport on "
-      "loopback; no Gloo reduce_scatter); then allreduce_internode: each rank its own emulated "
-      "node, so ours runs its TCP ring, against Gloo. Reports algbw (bytes/time) and busbw "
-      "(nccl-tests factors: allreduce 2(p-1)/p, others (p-1)/p) in GB/s, ratios to each peer, "
-      "and for shared-memory allreduce the memory-bandwidth bound: memcpy rate of all ranks "
-      "copying at once (measured in this run) / (3p-1), since the in-place shared-memory "
-      "allreduce moves (3p-1)*S bytes.");
+      "Re-runs this binary under `mpirun -np --ranks` (one rank per core, bound to cores) "
+      "and, in that one job, times out-of-place f32 sum collectives for every power-of-two "
+      "size from --min-bytes to --max-bytes (--ops picks which; per size, the implementations "
+      "are timed interleaved: 5 rounds, each running every implementation in turn for about "
+      "--seconds-per-point/5 (a timed warm-up call sets the iteration count), time = the "
+      "slowest rank's, the median round reported): allreduce, reduce_scatter and allgather "
+      "with our host backend (all ranks on one node: shared memory), Open MPI (MPI_Allreduce, "
+      "MPI_Reduce_scatter_block, MPI_Allgather) and Gloo (gloo::allreduce, gloo::allgather "
+      "over its TCP transport on loopback; no Gloo reduce_scatter); then allreduce_internode: "
+      "each rank its own emulated node, so ours runs its TCP ring, against Gloo. Reports "
+      "algbw (bytes/time) and busbw (nccl-tests factors: allreduce 2(p-1)/p, others (p-1)/p) "
+      "in GB/s, ratios to each peer, and for shared-memory allreduce the memory-bandwidth "
+      "bound: memcpy rate of all ranks copying at once (measured in this run, best of 3 "
+      "trials) / (3p-1), since the in-place shared-memory allreduce moves (3p-1)*S bytes.");
   s->add_option("--ranks", o->ranks, "ranks (processes)")->capture_default_str();
   s->add_option("--min-bytes", o->min_bytes)->capture_default_str();
   s->add_option("--max-bytes", o->max_bytes)->capture_default_str();
