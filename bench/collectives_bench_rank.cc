@@ -106,6 +106,18 @@ std::pair<double, double> MemcpyRates(char* dst, const char* src, size_t bytes) 
   return {alone / 1e9, all / 1e9};
 }
 
+// Gloo's ring allreduce (sum) of n floats, the peer of ours on every path.
+void GlooAllreduce(const std::shared_ptr<gloo::Context>& ctx, float* in, float* out, size_t n,
+                   uint32_t tag) {
+  gloo::AllreduceOptions g(ctx);
+  g.setInput(in, n);
+  g.setOutput(out, n);
+  g.setReduceFunction(
+      static_cast<void (*)(void*, const void*, const void*, size_t)>(&gloo::sum<float>));
+  g.setTag(tag);
+  gloo::allreduce(g);
+}
+
 std::shared_ptr<gloo::Context> GlooContext(int rank, int size) {
   char dir[256] = {};
   if (rank == 0) {
@@ -195,15 +207,7 @@ int RunCollectivesBenchRank(const CollectivesBenchOptions& o) {
     const size_t n = std::max<size_t>(1, bytes / sizeof(float));
     const size_t chunk = std::max<size_t>(1, n / p);
     const double budget = o.seconds_per_point;
-    auto gloo_allreduce = [&] {
-      gloo::AllreduceOptions g(gloo_ctx);
-      g.setInput(in, n);
-      g.setOutput(out, n);
-      g.setReduceFunction(static_cast<void (*)(void*, const void*, const void*, size_t)>(
-          &gloo::sum<float>));
-      g.setTag(tag++);
-      gloo::allreduce(g);
-    };
+    auto gloo_allreduce = [&] { GlooAllreduce(gloo_ctx, in, out, n, tag++); };
     auto wanted = [&](const char* op) {
       return std::find(o.ops.begin(), o.ops.end(), op) != o.ops.end();
     };
@@ -257,15 +261,7 @@ int RunCollectivesBenchRank(const CollectivesBenchOptions& o) {
       const double budget = o.seconds_per_point;
       auto t = TimeInterleaved(budget, {
         [&] { Check(tcp->AllReduce(in, out, n, coll::DataType::kF32, coll::ReduceOp::kSum)); },
-        [&] {
-          gloo::AllreduceOptions g(gloo_ctx);
-          g.setInput(in, n);
-          g.setOutput(out, n);
-          g.setReduceFunction(static_cast<void (*)(void*, const void*, const void*, size_t)>(
-              &gloo::sum<float>));
-          g.setTag(tag++);
-          gloo::allreduce(g);
-        }});
+        [&] { GlooAllreduce(gloo_ctx, in, out, n, tag++); }});
       const double ours = t[0], gloo = t[1];
       rows.push_back(Row("allreduce_internode", n * 4, p, GBps(n * 4, ours), 0, GBps(n * 4, gloo), 0));
     }

@@ -1,10 +1,11 @@
 // Cluster: the reclaim transaction (DESIGN.md "Reclaim transaction").
 //
-// Every step is written to the store in the caller's transaction before any
-// worker hears of it, and every step can be resumed from the stored state
-// alone, so a coordinator killed in the middle finishes the transaction
-// after its restart:
-//  1. StartReclaim stores the reclaim (and an audit entry) first.
+// Every step is written to the store in the caller's transaction, which
+// commits before any reply or worker sync leaves, and every step can be
+// resumed from the stored state alone, so a coordinator killed in the middle
+// finishes the transaction after its restart:
+//  1. StartReclaim stores the reclaim and an audit entry in the same
+//     transaction as the drain and the notices: all of it or none.
 //  2. It picks the nodes (named, or ChooseVictims for a GPU count) and marks
 //     them `draining`, so the scheduler places nothing new there.
 //  3. Every job with live ranks there goes `preempting` with the deadline;
@@ -124,8 +125,6 @@ absl::StatusOr<uint64_t> Cluster::StartReclaim(const std::string& who,
   r.created = now;
   r.deadline = now + absl::Milliseconds(request.deadline_ms);
   r.nodes = names;
-  // 1. Stored before anything else happens.
-  SUBLET_RETURN_IF_ERROR(store_.SaveReclaim(r));
   SUBLET_RETURN_IF_ERROR(Audit(who, "reclaim", fmt::format(
       "reclaim {}: nodes {} ({}), deadline {}, reason: {}", r.id, absl::StrJoin(names, ","),
       request.gpus ? fmt::format("for {} GPUs", request.gpus) : "named",

@@ -31,23 +31,16 @@ absl::Status Worker::Run(const std::atomic<bool>& stop) {
     if (stop.load() && !shutting_down_) BeginShutdown();
     if (shutting_down_ && table_.live_count() == 0) break;
     PollOnce();
+    // Reaping on every wake-up, not only when the wake-up fd fired, costs a
+    // waitpid per rank and makes a lost SIGCHLD harmless. Reaping before
+    // reading the control socket means what a rank sent before it exited
+    // (its last checkpoint) is read before its exit is reported.
+    std::vector<ProcessExit> exits = launcher_.Reap();
     try {
       DrainCoordinator();
       DrainControl();
     } catch (const zmq::error_t& e) {  // EINTR from SIGCHLD is expected
       if (e.num() != EINTR) Log(LogLevel::kError, "receive_failed", {{"error", e.what()}});
-    }
-    // Reaping on every wake-up, not only when the wake-up fd fired, costs a
-    // waitpid per rank and makes a lost SIGCHLD harmless. What a rank sent
-    // before it exited (its last checkpoint) is read before its exit is
-    // reported.
-    std::vector<ProcessExit> exits = launcher_.Reap();
-    if (!exits.empty()) {
-      try {
-        DrainControl();
-      } catch (const zmq::error_t& e) {
-        if (e.num() != EINTR) Log(LogLevel::kError, "receive_failed", {{"error", e.what()}});
-      }
     }
     HandleExits(exits);
     FireDueKills();

@@ -84,9 +84,6 @@ int RunReclaim(const ReclaimFlags& flags, Session& session) {
   request.nodes = SplitNames(flags.nodes);
   request.gpus = flags.gpus;
   request.reason = flags.reason;
-  if (request.nodes.empty() == (request.gpus == 0)) {
-    return session.Fail(absl::InvalidArgumentError("give either --nodes A,B or --gpus N"));
-  }
   absl::StatusOr<absl::Duration> deadline = ParseDuration(flags.deadline);
   if (!deadline.ok()) {
     return session.Fail(absl::InvalidArgumentError(
@@ -124,9 +121,6 @@ int PrintReclaims(Session& session, const std::vector<protocols::ReclaimInfo>& r
 
 int RunRelease(const std::string& id, const std::string& nodes, Session& session) {
   protocols::ReleaseRequest request{id, SplitNames(nodes)};
-  if (request.reclaim_id.empty() == request.nodes.empty()) {
-    return session.Fail(absl::InvalidArgumentError("give either a reclaim id or --nodes A,B"));
-  }
   absl::StatusOr<Client*> client = session.client();
   if (!client.ok()) return session.Fail(client.status());
   absl::StatusOr<std::vector<protocols::ReclaimInfo>> reclaims = (*client)->Release(request);
