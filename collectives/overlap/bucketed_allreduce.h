@@ -1,7 +1,8 @@
 // Bucketed all-reduce for data parallelism: gradients are registered in the
 // order the backward pass produces them; as each becomes ready the caller
 // calls MarkReady, and as soon as every gradient of a bucket is ready the
-// bucket is packed into one flat buffer and its all-reduce starts (async),
+// bucket is packed into one flat buffer (a bucket of one gradient is reduced
+// in place) and its all-reduce starts (async),
 // while the backward pass goes on computing the rest. Finish waits for all
 // buckets and unpacks the reduced values into the gradients.
 //
@@ -12,6 +13,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -40,19 +42,24 @@ class BucketedAllReduce {
   // range or marked twice in one step.
   absl::Status MarkReady(size_t index);
   // Waits for every bucket (all gradients must have been marked), unpacks,
-  // and re-arms for the next step.
-  absl::Status Finish();
+  // and re-arms for the next step. `on_reduced(index)`, when given, runs for
+  // each gradient as soon as its bucket is reduced (in bucket order, on the
+  // calling thread), so per-gradient work such as a norm overlaps the
+  // buckets still in flight; it stops being called after a failed bucket.
+  absl::Status Finish(const std::function<void(size_t)>& on_reduced = nullptr);
 
   const BucketPlan& plan() const { return plan_; }
 
  private:
   void LaunchReadyBuckets();
+  bool InPlace(size_t bucket) const { return in_place_[bucket]; }
 
   Communicator& comm_;
   std::vector<Gradient> gradients_;
   BucketedAllReduceOptions options_;
   BucketPlan plan_;
-  std::vector<std::vector<char>> flat_;  // one buffer per bucket
+  std::vector<std::vector<char>> flat_;  // one buffer per bucket (empty when in place)
+  std::vector<bool> in_place_;
   std::vector<size_t> pending_;          // per bucket: gradients not yet ready
   std::vector<bool> ready_;
   std::vector<WorkPtr> work_;

@@ -6,7 +6,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+
 #include <map>
+#include <thread>
+#include <vector>
 
 #include "collectives/internal/socket.h"
 #include "collectives/nccl/nccl_backend.h"
@@ -119,6 +123,47 @@ TEST(Processes, ThreeProcessesAllReduceThroughSharedMemory) {
     EXPECT_TRUE(WIFEXITED(status));
     EXPECT_EQ(WEXITSTATUS(status), 0);
   }
+}
+
+// A large exchange raises the receive low-water mark while it waits (fewer
+// wake-ups); the socket's other users must find the default afterwards, or a
+// later short read would wait for bytes that never come.
+TEST(Sockets, SendRecvExchangesMegabytesAndRestoresTheLowWaterMark) {
+  int port = 0;
+  auto listener = internal::Listen("127.0.0.1", 0, &port);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  auto a = internal::Connect("127.0.0.1", port, deadline, "a");
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto b = internal::Accept(listener->get(), deadline, "b");
+  ASSERT_TRUE(b.ok()) << b.status();
+  const size_t n = 3 << 20;
+  std::vector<char> out_a(n, 'a'), out_b(n, 'b'), in_a(n), in_b(n);
+  std::thread peer([&] {
+    EXPECT_TRUE(internal::SendRecv(b->get(), out_b.data(), n, "to a", b->get(), in_b.data(), n,
+                                   "from a", deadline)
+                    .ok());
+  });
+  size_t seen = 0;
+  ASSERT_TRUE(internal::SendRecv(a->get(), out_a.data(), n, "to b", a->get(), in_a.data(), n,
+                                 "from b", deadline, [&](size_t got) { seen = got; })
+                  .ok());
+  peer.join();
+  EXPECT_EQ(in_a, out_b);
+  EXPECT_EQ(in_b, out_a);
+  EXPECT_EQ(seen, n);
+  for (int fd : {a->get(), b->get()}) {
+    int lowat = 0;
+    socklen_t len = sizeof(lowat);
+    ASSERT_EQ(getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, &len), 0);
+    EXPECT_EQ(lowat, 1);
+  }
+  // A 4-byte read still completes.
+  int32_t word = 7;
+  ASSERT_TRUE(internal::WriteFull(b->get(), &word, 4, deadline, "word").ok());
+  int32_t got = 0;
+  ASSERT_TRUE(internal::ReadFull(a->get(), &got, 4, deadline, "word").ok());
+  EXPECT_EQ(got, 7);
 }
 
 }  // namespace

@@ -52,16 +52,26 @@ TEST_P(Overlap, BucketedAllReduceMatchesPlainAllReduce) {
     o.op = ReduceOp::kSum;
     BucketedAllReduce bucketed(c, views, o);
     EXPECT_GE(bucketed.plan().buckets.size(), 3u);
+    // The largest gradient is a bucket of its own: reduced in place.
+    EXPECT_EQ(bucketed.plan().buckets[bucketed.plan().bucket_of[4]].size(), 1u);
     for (int step = 0; step < 2; ++step) {
       std::vector<size_t> order(sizes.size());
       std::iota(order.begin(), order.end(), 0);
       if (c.rank() % 2 == 1) std::reverse(order.begin(), order.end());
       for (size_t g : order) ASSERT_TRUE(bucketed.MarkReady(g).ok());
-      ASSERT_TRUE(bucketed.Finish().ok());
+      // on_reduced sees each gradient once, already holding its sum.
+      std::vector<std::vector<float>> at_call(sizes.size());
+      std::vector<int> calls(sizes.size(), 0);
+      ASSERT_TRUE(bucketed.Finish([&](size_t g) {
+        ++calls[g];
+        at_call[g] = grads[g];
+      }).ok());
       for (auto& g : plain) {
         ASSERT_TRUE(c.AllReduce(g.data(), g.data(), g.size(), DataType::kF32, ReduceOp::kSum).ok());
       }
       EXPECT_EQ(grads, plain) << "step " << step;
+      EXPECT_EQ(at_call, plain) << "step " << step;
+      EXPECT_EQ(calls, std::vector<int>(sizes.size(), 1));
     }
     EXPECT_TRUE(absl::IsInvalidArgument(bucketed.MarkReady(99)));
   });

@@ -75,6 +75,7 @@ class Trainer {
   std::vector<Tensor> m_, v_;  // AdamW moments, one per parameter
   std::unique_ptr<train::DataSource> data_;
   std::unique_ptr<collectives::overlap::BucketedAllReduce> dp_reduce_;
+  std::vector<size_t> dp_order_;  // dp_reduce_'s gradient k is params_.params[dp_order_[k]]
   train::LrSchedule schedule_;
   checkpoint::PosixFileSystem fs_;
   std::vector<checkpoint::TensorShard> shards_;
@@ -98,7 +99,8 @@ absl::Status Trainer::Setup() {
                                                    o_.seq_len + 2));
   }
   std::vector<collectives::overlap::BucketedAllReduce::Gradient> grads;
-  for (size_t i : params_.BackwardOrder()) {
+  dp_order_ = params_.BackwardOrder();
+  for (size_t i : dp_order_) {
     grads.push_back({params_.params[i].grad.data.data(), params_.params[i].grad.data.size()});
   }
   collectives::overlap::BucketedAllReduceOptions bo;
@@ -190,24 +192,31 @@ absl::Status Trainer::ReduceGradients() {
       SUBLET_RETURN_IF_ERROR(dp_reduce_->MarkReady(k));
     }
   }
-  SUBLET_RETURN_IF_ERROR(dp_reduce_->Finish());
-  // Replicated parameters: each tensor rank holds a partial sum.
-  std::vector<float> packed;
-  for (const Param& p : params_.params) {
-    if (p.split_dim < 0) packed.insert(packed.end(), p.grad.data.begin(), p.grad.data.end());
-  }
-  SUBLET_RETURN_IF_ERROR(tp_.AllReduceSum(packed.data(), packed.size()));
+  // The clip norm's squares are summed gradient by gradient as each bucket
+  // arrives, while the later buckets are still on the wire. Under tensor
+  // parallelism a replicated gradient is a partial sum until the tensor
+  // all-reduce below, so its square waits for that.
+  const bool tp_partial = tp_.size() > 1;
   double sharded_sq = 0, replicated_sq = 0;
-  size_t at = 0;
-  for (Param& p : params_.params) {
-    double& sq = p.split_dim < 0 ? replicated_sq : sharded_sq;
-    if (p.split_dim < 0) {
+  SUBLET_RETURN_IF_ERROR(dp_reduce_->Finish([&](size_t k) {
+    const Param& p = params_.params[dp_order_[k]];
+    if (!tp_partial || p.split_dim >= 0) {
+      sharded_sq += train::SumSquares(p.grad.data.data(), p.grad.size());
+    }
+  }));
+  if (tp_partial) {
+    std::vector<float> packed;
+    for (const Param& p : params_.params) {
+      if (p.split_dim < 0) packed.insert(packed.end(), p.grad.data.begin(), p.grad.data.end());
+    }
+    SUBLET_RETURN_IF_ERROR(tp_.AllReduceSum(packed.data(), packed.size()));
+    size_t at = 0;
+    for (Param& p : params_.params) {
+      if (p.split_dim >= 0) continue;
       std::copy_n(packed.begin() + at, p.grad.size(), p.grad.data.begin());
       at += p.grad.size();
+      replicated_sq += train::SumSquares(p.grad.data.data(), p.grad.size());
     }
-    for (float x : p.grad.data) sq += static_cast<double>(x) * x;
-  }
-  if (tp_.size() > 1) {
     SUBLET_RETURN_IF_ERROR(
         g_.tp->AllReduce(&sharded_sq, &sharded_sq, 1, DataType::kF64, ReduceOp::kSum));
   }

@@ -35,4 +35,14 @@ float ClipFactor(double sum_sq, double max_norm) {
   return static_cast<float>(max_norm / (norm + 1e-6));
 }
 
+double SumSquares(const float* x, size_t n) {
+  double acc[8] = {};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int j = 0; j < 8; ++j) acc[j] += static_cast<double>(x[i + j]) * x[i + j];
+  }
+  for (; i < n; ++i) acc[i % 8] += static_cast<double>(x[i]) * x[i];
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
 }  // namespace sublet::train

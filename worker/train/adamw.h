@@ -7,6 +7,7 @@
 // with wd applied only to parameters marked for decay (matrices).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "worker/train/element_math.h"
@@ -43,5 +44,10 @@ struct LrSchedule {
 // The factor gradients are multiplied by so that their global norm
 // sqrt(sum_sq) is at most max_norm (1 when it already is).
 float ClipFactor(double sum_sq, double max_norm);
+
+// The sum of x*x over `x` in double, in a fixed order (eight interleaved
+// partial sums, added pairwise at the end), so every rank and every
+// schedule gets the same bits for the same values.
+double SumSquares(const float* x, size_t n);
 
 }  // namespace sublet::train
