@@ -54,11 +54,11 @@ struct Options {
   std::string model = "small";
   int batch = 8;
   int seq = 128;
-  int steps = 8;
+  int steps = 16;  // the median skips 2 warm-up steps
   int threads = 1;
   std::string link_rate = "1gbit";
   int repeats = 5;
-  int rounds = 3;
+  int rounds = 5;
   bool one_rank = true, dp = true, tp = true;
   // Hidden: the rank half (train_bench_rank.cc).
   std::string rank_helper;
