@@ -59,13 +59,26 @@ absl::StatusOr<sockaddr_in> Resolve(const std::string& host, int port) {
 // that poll() wakes once per kWakeBytes instead of once per segment: on a
 // busy core every wake-up is two context switches taken from the compute
 // beside it. The kernel still wakes early when the receive window or memory
-// runs short (tcp_epollin_ready), so the mark cannot stall a transfer.
+// runs short (tcp_epollin_ready), so the mark cannot stall a transfer. The
+// mark stays at most a quarter of the receive buffer: a larger one makes
+// Linux grow the buffer and clamp the TCP window to the mark for good
+// (tcp_set_rcvlowat), which restoring the mark would not undo. Small waits
+// (headers, scalars) leave the socket alone.
 class RecvLowWater {
  public:
   static constexpr size_t kWakeBytes = 256 << 10;
+  static constexpr size_t kMinBytes = 64 << 10;
   explicit RecvLowWater(int fd) : fd_(fd) {}
   ~RecvLowWater() { Set(1); }  // the default, for the socket's other users
-  void Want(size_t bytes) { Set(static_cast<int>(std::clamp<size_t>(bytes, 1, kWakeBytes))); }
+  void Want(size_t bytes) {
+    if (bytes < kMinBytes && set_ == 1) return;
+    if (rcvbuf_ < 0) {
+      socklen_t len = sizeof(rcvbuf_);
+      if (getsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf_, &len) != 0) rcvbuf_ = 0;
+    }
+    const size_t cap = std::min<size_t>(kWakeBytes, static_cast<size_t>(rcvbuf_) / 4);
+    Set(static_cast<int>(std::clamp<size_t>(bytes, 1, std::max<size_t>(1, cap))));
+  }
 
  private:
   void Set(int v) {
@@ -74,6 +87,7 @@ class RecvLowWater {
   }
   int fd_;
   int set_ = 1;
+  int rcvbuf_ = -1;  // read once, at the first wait
 };
 
 }  // namespace

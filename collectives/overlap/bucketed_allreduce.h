@@ -39,7 +39,10 @@ class BucketedAllReduce {
                     BucketedAllReduceOptions options = {});
 
   // Gradient `index` holds its final local value. InvalidArgument if out of
-  // range or marked twice in one step.
+  // range or marked twice in one step. From here until Finish returns the
+  // gradient's memory belongs to the all-reduce (a one-gradient bucket is
+  // reduced where it lies): do not write or read it; after a failed Finish
+  // its contents are undefined.
   absl::Status MarkReady(size_t index);
   // Waits for every bucket (all gradients must have been marked), unpacks,
   // and re-arms for the next step. `on_reduced(index)`, when given, runs for

@@ -8,6 +8,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <map>
 #include <thread>
 #include <vector>
@@ -145,13 +146,22 @@ TEST(Sockets, SendRecvExchangesMegabytesAndRestoresTheLowWaterMark) {
                     .ok());
   });
   size_t seen = 0;
-  ASSERT_TRUE(internal::SendRecv(a->get(), out_a.data(), n, "to b", a->get(), in_a.data(), n,
-                                 "from b", deadline, [&](size_t got) { seen = got; })
-                  .ok());
+  int highest_mark = 0;  // while the exchange waits
+  const absl::Status status = internal::SendRecv(
+      a->get(), out_a.data(), n, "to b", a->get(), in_a.data(), n, "from b", deadline,
+      [&](size_t got) {
+        seen = got;
+        int lowat = 0;
+        socklen_t len = sizeof(lowat);
+        getsockopt(a->get(), SOL_SOCKET, SO_RCVLOWAT, &lowat, &len);
+        highest_mark = std::max(highest_mark, lowat);
+      });
   peer.join();
+  ASSERT_TRUE(status.ok()) << status;
   EXPECT_EQ(in_a, out_b);
   EXPECT_EQ(in_b, out_a);
   EXPECT_EQ(seen, n);
+  EXPECT_GT(highest_mark, 1);
   for (int fd : {a->get(), b->get()}) {
     int lowat = 0;
     socklen_t len = sizeof(lowat);
