@@ -111,6 +111,14 @@ class Checkpointer {
   // Returns once the shards are copied; the outcome comes from Wait() or
   // on_done. Fails only for inputs that cannot be saved.
   absl::Status SaveAsync(const Cursor& cursor, absl::Span<const TensorShard> shards);
+  // No snapshot: the writer persists straight from `shards`, which the
+  // caller lends until Wait() returns (the next Save*, SaveAsync* and
+  // Reserve wait too); it may read them meanwhile, never write them. For a
+  // caller that keeps a second copy of its state anyway, e.g. a trainer
+  // whose next optimizer step writes into other buffers (double buffering,
+  // worker/runtime/trainer.cc): then a checkpoint costs no copy and no pause.
+  // Fails only for inputs that cannot be saved (checked before returning).
+  absl::Status SaveAsyncLent(const Cursor& cursor, absl::Span<const TensorShard> shards);
   // Waits for any save in flight, then saves synchronously from the caller's
   // buffers (the mode for a preemption notice).
   absl::StatusOr<SaveStats> Save(const Cursor& cursor, absl::Span<const TensorShard> shards);
@@ -125,7 +133,10 @@ class Checkpointer {
 
  private:
   struct Staging;
+  absl::Status CheckShards(absl::Span<const TensorShard> shards) const;
   absl::Status Snapshot(absl::Span<const TensorShard> shards);
+  // Starts the writer on `shards` (staging, or lent buffers it keeps).
+  void StartWriter(const Cursor& cursor, std::vector<TensorShard> shards, double stall);
   void Record(const absl::StatusOr<SaveStats>& result);
 
   FileSystem& fs_;

@@ -1,4 +1,4 @@
-// Checkpointer: async save through reused staging buffers.
+// Checkpointer: async save through reused staging buffers, or from lent ones.
 #include <chrono>
 
 #include "checkpoint/checkpoint.h"
@@ -10,7 +10,6 @@ namespace sublet::checkpoint {
 using internal::CopyJob;
 
 struct Checkpointer::Staging {
-  Cursor cursor;
   std::vector<internal::StagingBuffer> buffers;
   std::vector<TensorShard> shards;  // specs, pointing into buffers
 };
@@ -37,8 +36,18 @@ void Checkpointer::Record(const absl::StatusOr<SaveStats>& result) {
   if (result.ok()) last_committed_ = result->step;
 }
 
-absl::Status Checkpointer::Snapshot(absl::Span<const TensorShard> shards) {
+absl::Status Checkpointer::CheckShards(absl::Span<const TensorShard> shards) const {
   const Topology& t = options_.topology;
+  for (const TensorShard& shard : shards) {
+    if (shard.size != LocalBytes(shard.spec, t.tp, t.tp_rank) || !ValidateSpec(shard.spec).ok()) {
+      return absl::InvalidArgumentError(fmt::format("tensor '{}': bad shard", shard.spec.name));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Checkpointer::Snapshot(absl::Span<const TensorShard> shards) {
+  SUBLET_RETURN_IF_ERROR(CheckShards(shards));
   Staging& s = *staging_;
   bool reuse = s.shards.size() == shards.size();
   for (size_t i = 0; reuse && i < shards.size(); ++i) reuse = s.shards[i].size == shards[i].size;
@@ -46,13 +55,10 @@ absl::Status Checkpointer::Snapshot(absl::Span<const TensorShard> shards) {
     s.buffers.clear();
     s.shards.clear();
     for (const TensorShard& shard : shards) {
-      if (shard.size != LocalBytes(shard.spec, t.tp, t.tp_rank) || ValidateSpec(shard.spec).ok() == false) {
-        s.buffers.clear();
-        s.shards.clear();
-        return absl::InvalidArgumentError(fmt::format("tensor '{}': bad shard", shard.spec.name));
-      }
       s.buffers.push_back(internal::AllocateStaging(shard.size));
       if (s.buffers.back() == nullptr) {
+        s.buffers.clear();
+        s.shards.clear();
         return absl::ResourceExhaustedError("checkpoint: cannot allocate staging buffers");
       }
       s.shards.push_back({shard.spec, s.buffers.back().get(), shard.size});
@@ -72,20 +78,32 @@ absl::Status Checkpointer::Reserve(absl::Span<const TensorShard> shards) {
   return Snapshot(shards);
 }
 
-absl::Status Checkpointer::SaveAsync(const Cursor& cursor, absl::Span<const TensorShard> shards) {
-  Wait().IgnoreError();  // at most one in flight; its outcome went to on_done
-  const auto start = std::chrono::steady_clock::now();
-  SUBLET_RETURN_IF_ERROR(Snapshot(shards));
-  staging_->cursor = cursor;
-  const double stall =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  writer_ = std::thread([this, stall] {
-    absl::StatusOr<SaveStats> result =
-        SaveCheckpoint(fs_, group_, options_, staging_->cursor, staging_->shards);
+void Checkpointer::StartWriter(const Cursor& cursor, std::vector<TensorShard> shards,
+                               double stall) {
+  writer_ = std::thread([this, cursor, shards = std::move(shards), stall] {
+    absl::StatusOr<SaveStats> result = SaveCheckpoint(fs_, group_, options_, cursor, shards);
     if (result.ok()) result->stall_s = stall;
     Record(result);
     if (on_done_) on_done_(result);
   });
+}
+
+absl::Status Checkpointer::SaveAsync(const Cursor& cursor, absl::Span<const TensorShard> shards) {
+  Wait().IgnoreError();  // at most one in flight; its outcome went to on_done
+  const auto start = std::chrono::steady_clock::now();
+  SUBLET_RETURN_IF_ERROR(Snapshot(shards));
+  StartWriter(cursor, staging_->shards,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return absl::OkStatus();
+}
+
+absl::Status Checkpointer::SaveAsyncLent(const Cursor& cursor,
+                                         absl::Span<const TensorShard> shards) {
+  Wait().IgnoreError();
+  const auto start = std::chrono::steady_clock::now();
+  SUBLET_RETURN_IF_ERROR(CheckShards(shards));
+  StartWriter(cursor, std::vector<TensorShard>(shards.begin(), shards.end()),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return absl::OkStatus();
 }
 

@@ -169,6 +169,53 @@ TEST(CheckpointerTest, AsyncSaveCommitsTheSnapshotNotLaterWrites) {
   }
 }
 
+// Double buffering, as the trainer does it: lend the state, keep reading it,
+// write the next state into the other buffers, wait, lend those.
+TEST(CheckpointerTest, LentSavesCommitTheLentBuffersWithoutCopying) {
+  ScratchDir dir;
+  PosixFileSystem fs;
+  InProcessGroups groups(2);
+  const std::vector<TensorSpec> specs = SyntheticSpecs();
+  std::vector<absl::Status> statuses = RunRanks(2, [&](int r) -> absl::Status {
+    Topology t = Topo(1, 2, r);
+    Checkpointer ckpt(fs, groups.Member(r), SmallSaveOptions(dir.path(), t));
+    RankState buffers[2] = {MakeRankState(specs, 2, t.tp_rank, 1),
+                            MakeRankState(specs, 2, t.tp_rank, 0, false)};
+    for (int64_t step = 1; step <= 3; ++step) {
+      RankState& lent = buffers[(step - 1) % 2];
+      SUBLET_RETURN_IF_ERROR(ckpt.SaveAsyncLent({step, 0, ""}, lent.shards));
+      RankState next = MakeRankState(specs, 2, t.tp_rank, step + 1);
+      RankState& other = buffers[step % 2];
+      for (size_t i = 0; i < other.buffers.size(); ++i) {
+        std::copy(next.buffers[i].begin(), next.buffers[i].end(), other.buffers[i].begin());
+      }
+    }
+    SUBLET_ASSIGN_OR_RETURN(SaveStats last, ckpt.Wait());
+    EXPECT_EQ(last.step, 3);
+    EXPECT_LT(last.stall_s, last.persist_s);
+    return absl::OkStatus();
+  });
+  for (const absl::Status& s : statuses) ASSERT_TRUE(s.ok()) << s;
+  for (int64_t step = 1; step <= 3; ++step) {
+    InProcessGroups load_groups(1);
+    RankState state = MakeRankState(specs, 1, 0, 0, false);
+    absl::StatusOr<LoadResult> loaded = LoadCheckpoint(
+        fs, load_groups.Member(0), {dir.path(), Topo(1, 1, 0), step, 1 << 20}, state.shards);
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    EXPECT_TRUE(HoldsStep(state, 1, 0, step)) << step;
+  }
+}
+
+TEST(CheckpointerTest, LentSaveRefusesABadShardBeforeReturning) {
+  PosixFileSystem fs;
+  SoloGroup group;
+  Checkpointer ckpt(fs, group, SmallSaveOptions("/nonexistent", Topo(1, 1, 0)));
+  RankState state = MakeRankState(SyntheticSpecs(), 1, 0, 1);
+  state.shards[1].size -= 4;
+  EXPECT_TRUE(absl::IsInvalidArgument(ckpt.SaveAsyncLent({1, 0, ""}, state.shards)));
+  EXPECT_TRUE(absl::IsFailedPrecondition(ckpt.Wait().status()));
+}
+
 TEST(CheckpointerTest, ReserveWritesNothingAndTheNextSaveCommitsItsOwnSnapshot) {
   ScratchDir dir;
   PosixFileSystem fs;

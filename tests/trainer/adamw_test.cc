@@ -26,6 +26,33 @@ TEST(AdamW, WeightDecayShrinksOnlyDecayedParameters) {
   EXPECT_FLOAT_EQ(b.data[0], 2.0f);
 }
 
+// The step after a checkpoint runs out of place (the writer still reads the
+// old state): it must leave the same bits as the in-place step, over a
+// length that is not a multiple of its 1024-element blocks, and not touch
+// its inputs.
+TEST(AdamW, OutOfPlaceStepIsBitwiseTheInPlaceStepAndLeavesItsInputs) {
+  const int64_t n = 2 * 1024 + 37;
+  Tensor p = Tensor::Zeros({n}), g = Tensor::Zeros({n}), m = Tensor::Zeros({n}),
+         v = Tensor::Zeros({n});
+  for (int64_t i = 0; i < n; ++i) {
+    p.data[i] = std::sin(0.1f * i);
+    g.data[i] = std::cos(0.37f * i) - 0.2f;
+    m.data[i] = 0.01f * std::sin(0.7f * i);
+    v.data[i] = 0.001f + 0.0001f * (i % 13);
+  }
+  const Tensor p0 = p, m0 = m, v0 = v;
+  Tensor po = Tensor::Zeros({n}), mo = Tensor::Zeros({n}), vo = Tensor::Zeros({n});
+  AdamWUpdateInto({}, 7, 0.01f, /*decay=*/true, g, p, m, v, &po, &mo, &vo);
+  EXPECT_EQ(p.data, p0.data);
+  EXPECT_EQ(m.data, m0.data);
+  EXPECT_EQ(v.data, v0.data);
+  AdamWUpdate({}, 7, 0.01f, /*decay=*/true, g, &p, &m, &v);
+  EXPECT_EQ(po.data, p.data);
+  EXPECT_EQ(mo.data, m.data);
+  EXPECT_EQ(vo.data, v.data);
+  EXPECT_NE(po.data, p0.data);
+}
+
 TEST(LrSchedule, WarmsUpLinearlyThenDecaysByCosineToTheFloor) {
   LrSchedule s{1.0f, 0.1f, 4, 14};
   EXPECT_FLOAT_EQ(s.At(0), 0.25f);

@@ -45,6 +45,8 @@ class Trainer {
   absl::Status Step(int64_t step);
   absl::Status ReduceGradients();
   absl::Status Save(int64_t completed, bool sync);
+  void BuildShards();  // shards_ over the live values and moments
+  void Update(int64_t step, float lr);  // AdamW, out of place when the state is lent
   absl::StatusOr<TrainOutcome> Finish(int64_t completed, TrainOutcome outcome);
   void Log(const nlohmann::ordered_json& j) {
     if (log_line_ && g_.rank() == 0) log_line_(j.dump());
@@ -73,6 +75,12 @@ class Trainer {
   train::GptParams params_;
   std::unique_ptr<train::GptModel> model_;
   std::vector<Tensor> m_, v_;  // AdamW moments, one per parameter
+  // Async checkpoints: the other copy of values and moments. After a save
+  // lends the live state to the writer (lent_), the next update writes into
+  // these and the two swap (declared before checkpointer_, which joins its
+  // writer first when the trainer is destroyed).
+  std::vector<Tensor> spare_value_, spare_m_, spare_v_;
+  bool lent_ = false;
   std::unique_ptr<train::DataSource> data_;
   std::unique_ptr<collectives::overlap::BucketedAllReduce> dp_reduce_;
   std::vector<size_t> dp_order_;  // dp_reduce_'s gradient k is params_.params[dp_order_[k]]
@@ -113,6 +121,12 @@ absl::Status Trainer::Setup() {
   schedule_.warmup = std::clamp<int64_t>(o_.steps / 10, 1, 100);
   schedule_.total = o_.steps;
 
+  BuildShards();
+  return absl::OkStatus();
+}
+
+void Trainer::BuildShards() {
+  shards_.clear();
   auto add = [&](const std::string& name, const Param& p, Tensor& t) {
     checkpoint::TensorSpec spec{name, checkpoint::DType::kF32, p.global_shape, p.split_dim};
     shards_.push_back({spec, reinterpret_cast<std::byte*>(t.data.data()),
@@ -124,7 +138,29 @@ absl::Status Trainer::Setup() {
     add("adam.m." + p.name, p, m_[i]);
     add("adam.v." + p.name, p, v_[i]);
   }
-  return absl::OkStatus();
+}
+
+void Trainer::Update(int64_t step, float lr) {
+  if (!lent_) {
+    for (size_t i = 0; i < params_.params.size(); ++i) {
+      Param& p = params_.params[i];
+      train::AdamWUpdate({}, step + 1, lr, p.decay, p.grad, &p.value, &m_[i], &v_[i]);
+    }
+    return;
+  }
+  // The checkpoint writer is still reading the state: this step writes the
+  // new one into the spare buffers (free: the save that had them finished
+  // before the current one started) and they swap roles.
+  for (size_t i = 0; i < params_.params.size(); ++i) {
+    Param& p = params_.params[i];
+    train::AdamWUpdateInto({}, step + 1, lr, p.decay, p.grad, p.value, m_[i], v_[i],
+                           &spare_value_[i], &spare_m_[i], &spare_v_[i]);
+    p.value.data.swap(spare_value_[i].data);
+    m_[i].data.swap(spare_m_[i].data);
+    v_[i].data.swap(spare_v_[i].data);
+  }
+  BuildShards();
+  lent_ = false;
 }
 
 absl::Status Trainer::Resume() {
@@ -231,7 +267,13 @@ absl::Status Trainer::ReduceGradients() {
 
 absl::Status Trainer::Save(int64_t completed, bool sync) {
   if (!checkpointer_) return absl::OkStatus();
-  if (!sync && o_.async_checkpoint) return checkpointer_->SaveAsync(CursorAt(completed), shards_);
+  if (!sync && o_.async_checkpoint) {
+    // Double buffering instead of a snapshot: the writer reads the state
+    // where it lies and the next update writes elsewhere (Update()).
+    SUBLET_RETURN_IF_ERROR(checkpointer_->SaveAsyncLent(CursorAt(completed), shards_));
+    lent_ = true;
+    return absl::OkStatus();
+  }
   (void)checkpointer_->Wait();  // an async save's failure was already reported
   if (CheckpointStep() == completed) return absl::OkStatus();
   SUBLET_ASSIGN_OR_RETURN(checkpoint::SaveStats stats,
@@ -265,10 +307,14 @@ absl::StatusOr<TrainOutcome> Trainer::Run() {
             sublet::Log(LogLevel::kWarn, "checkpoint_failed", {{"error", std::string(r.status().message())}});
           }
         });
-    // Fresh staging memory is slow to fault in (seconds per GiB on a VM):
-    // pay for it now rather than in the first periodic save's pause.
+    // The second copy of the state for double buffering, allocated (and
+    // faulted in: zeroed) now rather than in a training step.
     if (o_.async_checkpoint && o_.checkpoint_every > 0) {
-      SUBLET_RETURN_IF_ERROR(checkpointer_->Reserve(shards_));
+      for (const Param& p : params_.params) {
+        spare_value_.push_back(Tensor::Zeros(p.value.shape));
+        spare_m_.push_back(Tensor::Zeros(p.value.shape));
+        spare_v_.push_back(Tensor::Zeros(p.value.shape));
+      }
     }
   }
   int64_t reported_ckpt = CheckpointStep();
@@ -279,10 +325,7 @@ absl::StatusOr<TrainOutcome> Trainer::Run() {
     const absl::Time t0 = absl::Now();
     const float lr = schedule_.At(step);
     SUBLET_RETURN_IF_ERROR(Step(step));
-    for (size_t i = 0; i < params_.params.size(); ++i) {
-      Param& p = params_.params[i];
-      train::AdamWUpdate({}, step + 1, lr, p.decay, p.grad, &p.value, &m_[i], &v_[i]);
-    }
+    Update(step, lr);
     last_tokens_per_s_ = static_cast<double>(o_.global_batch * o_.seq_len) /
                          std::max(1e-9, Seconds(absl::Now() - t0));
     Log({{"step", step + 1}, {"loss", last_loss_}, {"lr", lr}, {"tokens_per_s", last_tokens_per_s_}});

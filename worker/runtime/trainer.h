@@ -17,7 +17,11 @@
 //   4. Replicated parameters' gradients are summed over the tensor group.
 //   5. Global-norm clipping (1.0), AdamW at the scheduled learning rate.
 //   6. The loss (a world sum) is logged; every checkpoint_every steps an
-//      async save starts from a snapshot.
+//      async save starts. It takes no snapshot: the writer reads the state
+//      where it lies (Checkpointer::SaveAsyncLent) and the next step's AdamW
+//      writes the new state into a second set of buffers, which then become
+//      the live ones (double buffering: one extra copy of the state in
+//      memory, as a staging buffer would be, and no copy in the step).
 // At the start the newest committed checkpoint under checkpoint_dir is
 // loaded, resharded to this topology: parameters, AdamW moments and the
 // cursor (step; the data position follows from it).

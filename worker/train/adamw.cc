@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/stream_store.h"
+
 namespace sublet::train {
 
 math::AdamWScalars AdamWScalarsAt(const AdamWOptions& o, int64_t t, float lr, bool decay) {
@@ -16,6 +18,26 @@ void AdamWUpdate(const AdamWOptions& o, int64_t t, float lr, bool decay, const T
   const math::AdamWScalars s = AdamWScalarsAt(o, t, lr, decay);
   for (int64_t i = 0; i < param->size(); ++i) {
     math::AdamWStep(s, grad.data[i], &m->data[i], &v->data[i], &param->data[i]);
+  }
+}
+
+void AdamWUpdateInto(const AdamWOptions& o, int64_t t, float lr, bool decay, const Tensor& grad,
+                     const Tensor& param, const Tensor& m, const Tensor& v, Tensor* param_out,
+                     Tensor* m_out, Tensor* v_out) {
+  const math::AdamWScalars s = AdamWScalarsAt(o, t, lr, decay);
+  // Blocks small enough for L1: computed in place there, then streamed out.
+  constexpr int64_t kBlock = 1024;
+  alignas(64) float bp[kBlock], bm[kBlock], bv[kBlock];
+  const int64_t n = param.size();
+  for (int64_t at = 0; at < n; at += kBlock) {
+    const int64_t k = std::min(kBlock, n - at);
+    std::copy_n(&param.data[at], k, bp);
+    std::copy_n(&m.data[at], k, bm);
+    std::copy_n(&v.data[at], k, bv);
+    for (int64_t i = 0; i < k; ++i) math::AdamWStep(s, grad.data[at + i], &bm[i], &bv[i], &bp[i]);
+    StreamStore(&param_out->data[at], bp, k * sizeof(float));
+    StreamStore(&m_out->data[at], bm, k * sizeof(float));
+    StreamStore(&v_out->data[at], bv, k * sizeof(float));
   }
 }
 

@@ -31,6 +31,15 @@ math::AdamWScalars AdamWScalarsAt(const AdamWOptions& options, int64_t t, float 
 void AdamWUpdate(const AdamWOptions& options, int64_t t, float lr, bool decay, const Tensor& grad,
                  Tensor* param, Tensor* m, Tensor* v);
 
+// The same step out of place: reads param, m and v, writes the new values to
+// *_out (same shapes; streaming stores, they are not read back this step),
+// leaving the inputs untouched. Bitwise what AdamWUpdate leaves in place.
+// The trainer uses it for the step after a checkpoint, whose state the
+// checkpoint writer is still reading (double buffering: no snapshot copy).
+void AdamWUpdateInto(const AdamWOptions& options, int64_t t, float lr, bool decay,
+                     const Tensor& grad, const Tensor& param, const Tensor& m, const Tensor& v,
+                     Tensor* param_out, Tensor* m_out, Tensor* v_out);
+
 // Warm-up from peak/warmup to peak over `warmup` steps, then cosine down to
 // min_lr at `total` steps. `step` is 0-based (the step about to be taken).
 struct LrSchedule {
