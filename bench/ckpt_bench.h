@@ -15,8 +15,8 @@
 namespace sublet::bench {
 
 struct CkptBenchOptions {
-  uint64_t size_mib = 1024;  // model state, split over --tensors tensors
-  int tensors = 16;
+  uint64_t size_mib = 1024;  // model state (at least), split over --tensors tensors
+  int tensors = 15;          // value, adam.m, adam.v of --tensors / 3 parameters
   int dp = 1;                // ranks are threads of this process
   int tp = 1;
   int repeats = 3;           // baseline and sync save alternate; medians reported

@@ -27,8 +27,7 @@ TEST(AdamW, WeightDecayShrinksOnlyDecayedParameters) {
 }
 
 // The step after a checkpoint runs out of place (the writer still reads the
-// old state): it must leave the same bits as the in-place step, over a
-// length that is not a multiple of its 1024-element blocks, and not touch
+// old state): it must leave the same bits as the in-place step and not touch
 // its inputs.
 TEST(AdamW, OutOfPlaceStepIsBitwiseTheInPlaceStepAndLeavesItsInputs) {
   const int64_t n = 2 * 1024 + 37;

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "common/stream_store.h"
-
 namespace sublet::train {
 
 math::AdamWScalars AdamWScalarsAt(const AdamWOptions& o, int64_t t, float lr, bool decay) {
@@ -25,19 +23,20 @@ void AdamWUpdateInto(const AdamWOptions& o, int64_t t, float lr, bool decay, con
                      const Tensor& param, const Tensor& m, const Tensor& v, Tensor* param_out,
                      Tensor* m_out, Tensor* v_out) {
   const math::AdamWScalars s = AdamWScalarsAt(o, t, lr, decay);
-  // Blocks small enough for L1: computed in place there, then streamed out.
-  constexpr int64_t kBlock = 1024;
-  alignas(64) float bp[kBlock], bm[kBlock], bv[kBlock];
   const int64_t n = param.size();
-  for (int64_t at = 0; at < n; at += kBlock) {
-    const int64_t k = std::min(kBlock, n - at);
-    std::copy_n(&param.data[at], k, bp);
-    std::copy_n(&m.data[at], k, bm);
-    std::copy_n(&v.data[at], k, bv);
-    for (int64_t i = 0; i < k; ++i) math::AdamWStep(s, grad.data[at + i], &bm[i], &bv[i], &bp[i]);
-    StreamStore(&param_out->data[at], bp, k * sizeof(float));
-    StreamStore(&m_out->data[at], bm, k * sizeof(float));
-    StreamStore(&v_out->data[at], bv, k * sizeof(float));
+  const float* pin = param.data.data();
+  const float* min = m.data.data();
+  const float* vin = v.data.data();
+  const float* g = grad.data.data();
+  float* pout = param_out->data.data();
+  float* mout = m_out->data.data();
+  float* vout = v_out->data.data();
+  for (int64_t i = 0; i < n; ++i) {
+    float pi = pin[i], mi = min[i], vi = vin[i];
+    math::AdamWStep(s, g[i], &mi, &vi, &pi);
+    pout[i] = pi;
+    mout[i] = mi;
+    vout[i] = vi;
   }
 }
 
