@@ -64,7 +64,9 @@ void DefineFlags(CLI::App& app, Flags& f) {
   app.add_option("--backend", f.backend, "collectives backend")->check(CLI::IsMember({"auto", "host", "mpi", "nccl"}));
   app.add_option("--dp-schedule", f.dp_schedule, "overlap: bucketed all-reduce during backward; serial: after it")
       ->check(CLI::IsMember({"overlap", "serial"}));
-  app.add_flag("--sync-checkpoint", f.sync_checkpoint, "periodic saves block the step (default: async, double buffered: one spare copy of the state in memory, no copy in the step)");
+  app.add_flag("--sync-checkpoint", f.sync_checkpoint,
+               "periodic saves block the step (default: async, double buffered: one spare "
+               "copy of the state in memory, no copy in the step)");
   app.add_option("--tp-chunks", o.tp_chunks, "collective-matmul chunks (1: no overlap)")->check(CLI::Range(1, 64));
   app.add_option("--test-signal-at-step", o.signal_at_step, "test hook: rank 0 raises SIGUSR1 at this step")
       ->group("");
