@@ -68,7 +68,7 @@ RankBuffers MakeBuffers(const std::vector<ckpt::TensorSpec>& specs, int tp, int 
   RankBuffers b;
   uint64_t x = 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(tp_rank);
   for (const ckpt::TensorSpec& spec : specs) {
-    train::Tensor t = train::Tensor::Zeros({spec.shape[0] / tp, spec.shape[1]});
+    train::Tensor t = train::Tensor::Zeros(ckpt::LocalShape(spec, tp, tp_rank));
     if (fill) {
       const bool positive = spec.name.rfind("adam.v.", 0) == 0;
       for (float& f : t.data) {
@@ -219,10 +219,12 @@ class Bench {
   // the new state into the other buffers instead of in place. Per --repeats
   // the in-place step and the out-of-place step plus the lend are timed back
   // to back; medians per rank, the slowest rank's. As for SaveAsync's pause,
-  // the writer's own work (which runs beside training either way) is not
-  // timed: the lend follows the timed step here, where in training it
-  // precedes it.
+  // the writer's own work is not timed: the lend follows the timed step here,
+  // where in training it precedes it, so in training the out-of-place step
+  // shares memory bandwidth with the writer (as the steps after a SaveAsync
+  // do) and may cost more than measured here.
   DoubleBuffered DoubleBufferedStall(int64_t step) {
+    RemoveSteps();  // retention must not find a newer step from earlier phases
     std::vector<DoubleBuffered> per_rank(world_);
     OnRanks(world_, [&](int r) {
       RankBuffers* live = &ranks_[r];

@@ -70,6 +70,10 @@ void DefineFlags(CLI::App& app, Flags& f) {
   app.add_option("--tp-chunks", o.tp_chunks, "collective-matmul chunks (1: no overlap)")->check(CLI::Range(1, 64));
   app.add_option("--test-signal-at-step", o.signal_at_step, "test hook: rank 0 raises SIGUSR1 at this step")
       ->group("");
+  app.add_option("--test-checkpoint-write-delay-ms", o.test_checkpoint_write_delay_ms,
+                 "test hook: each checkpoint file waits this long before it is created")
+      ->check(CLI::Range(0, 60000))
+      ->group("");
 }
 
 // A flag's value from the service environment when the flag was not given.

@@ -29,6 +29,31 @@ using train::Tensor;
 
 double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
 
+// Test hook (--test-checkpoint-write-delay-ms): every checkpoint file waits
+// this long before its first byte, so the writer is still reading the state
+// when later steps run, and a step that wrote into a lent buffer would show
+// in the committed bytes.
+class SlowWritingFileSystem : public checkpoint::PosixFileSystem {
+ public:
+  explicit SlowWritingFileSystem(absl::Duration delay) : delay_(delay) {}
+  absl::StatusOr<std::unique_ptr<checkpoint::WritableFile>> NewWritableFile(
+      const std::string& path) override {
+    absl::SleepFor(delay_);
+    return PosixFileSystem::NewWritableFile(path);
+  }
+
+ private:
+  absl::Duration delay_;
+};
+
+std::unique_ptr<checkpoint::FileSystem> MakeFileSystem(const TrainerOptions& o) {
+  if (o.test_checkpoint_write_delay_ms > 0) {
+    return std::make_unique<SlowWritingFileSystem>(
+        absl::Milliseconds(o.test_checkpoint_write_delay_ms));
+  }
+  return std::make_unique<checkpoint::PosixFileSystem>();
+}
+
 class Trainer {
  public:
   Trainer(const TrainerOptions& o, ProcessGroups& g, PreemptionNotice& notice,
@@ -85,7 +110,7 @@ class Trainer {
   std::unique_ptr<collectives::overlap::BucketedAllReduce> dp_reduce_;
   std::vector<size_t> dp_order_;  // dp_reduce_'s gradient k is params_.params[dp_order_[k]]
   train::LrSchedule schedule_;
-  checkpoint::PosixFileSystem fs_;
+  std::unique_ptr<checkpoint::FileSystem> fs_ = MakeFileSystem(o_);
   std::vector<checkpoint::TensorShard> shards_;
   std::unique_ptr<checkpoint::Checkpointer> checkpointer_;
   int64_t start_step_ = 0;
@@ -168,7 +193,7 @@ absl::Status Trainer::Resume() {
   checkpoint::LoadOptions lo;
   lo.dir = o_.checkpoint_dir;
   lo.topology = {g_.dp_size, g_.tp_size, g_.dp_rank, g_.tp_rank};
-  auto loaded = checkpoint::LoadCheckpoint(fs_, ckpt_group_, lo, shards_);
+  auto loaded = checkpoint::LoadCheckpoint(*fs_, ckpt_group_, lo, shards_);
   if (absl::IsNotFound(loaded.status())) return absl::OkStatus();  // a fresh run
   if (!loaded.ok()) return loaded.status();
   for (const std::string& why : loaded->skipped) {
@@ -300,7 +325,7 @@ absl::StatusOr<TrainOutcome> Trainer::Run() {
     so.keep = o_.keep;
     if (resumed_step_ >= 0) so.protect_step = resumed_step_;
     checkpointer_ = std::make_unique<checkpoint::Checkpointer>(
-        fs_, ckpt_group_, so, [this](const absl::StatusOr<checkpoint::SaveStats>& r) {
+        *fs_, ckpt_group_, so, [this](const absl::StatusOr<checkpoint::SaveStats>& r) {
           if (r.ok()) {
             LogCheckpoint(*r);
           } else {

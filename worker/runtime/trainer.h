@@ -56,6 +56,8 @@ struct TrainerOptions {
   int tp_chunks = 2;          // collective-matmul chunks
   // Test hook: rank 0 raises SIGUSR1 at itself at the start of this step.
   int64_t signal_at_step = -1;
+  // Test hook: each checkpoint file waits this long before it is created.
+  int test_checkpoint_write_delay_ms = 0;
 };
 
 // InvalidArgument naming the flag when the options cannot run on `world`

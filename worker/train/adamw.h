@@ -33,8 +33,9 @@ void AdamWUpdate(const AdamWOptions& options, int64_t t, float lr, bool decay, c
 
 // The same step out of place: reads param, m and v, writes the new values to
 // *_out (same shapes), leaving the inputs untouched. Bitwise what AdamWUpdate
-// leaves in place, and as fast (same bytes read and written; measured by
-// sublet-bench ckpt).
+// leaves in place. Its writes go to other cache lines, which the CPU may
+// have to read first, yet on the dev VM it runs as fast as the in-place
+// step (sublet-bench ckpt, async_stall).
 // The trainer uses it for the step after a checkpoint, whose state the
 // checkpoint writer is still reading (double buffering: no snapshot copy).
 void AdamWUpdateInto(const AdamWOptions& options, int64_t t, float lr, bool decay,
