@@ -134,6 +134,19 @@ TEST(RetentionTest, NeverDeletesTheProtectedStep) {
 
 // --- async ----------------------------------------------------------------------
 
+// Steps 1..last each load (at dp1 x tp1) and hold that step's bytes.
+void ExpectStepsHoldTheirBytes(FileSystem& fs, const std::string& dir,
+                               const std::vector<TensorSpec>& specs, int64_t last) {
+  for (int64_t step = 1; step <= last; ++step) {
+    InProcessGroups load_groups(1);
+    RankState state = MakeRankState(specs, 1, 0, 0, false);
+    absl::StatusOr<LoadResult> loaded = LoadCheckpoint(
+        fs, load_groups.Member(0), {dir, Topo(1, 1, 0), step, 1 << 20}, state.shards);
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    EXPECT_TRUE(HoldsStep(state, 1, 0, step)) << step;
+  }
+}
+
 TEST(CheckpointerTest, AsyncSaveCommitsTheSnapshotNotLaterWrites) {
   ScratchDir dir;
   PosixFileSystem fs;
@@ -159,14 +172,7 @@ TEST(CheckpointerTest, AsyncSaveCommitsTheSnapshotNotLaterWrites) {
     return ckpt.Save({4, 0, ""}, state.shards).status();
   });
   for (const absl::Status& s : statuses) ASSERT_TRUE(s.ok()) << s;
-  for (int64_t step = 1; step <= 4; ++step) {
-    InProcessGroups load_groups(1);
-    RankState state = MakeRankState(specs, 1, 0, 0, false);
-    absl::StatusOr<LoadResult> loaded = LoadCheckpoint(
-        fs, load_groups.Member(0), {dir.path(), Topo(1, 1, 0), step, 1 << 20}, state.shards);
-    ASSERT_TRUE(loaded.ok()) << loaded.status();
-    EXPECT_TRUE(HoldsStep(state, 1, 0, step)) << step;
-  }
+  ExpectStepsHoldTheirBytes(fs, dir.path(), specs, 4);
 }
 
 // Double buffering, as the trainer does it: lend the state, keep reading it,
@@ -196,14 +202,7 @@ TEST(CheckpointerTest, LentSavesCommitTheLentBuffersWithoutCopying) {
     return absl::OkStatus();
   });
   for (const absl::Status& s : statuses) ASSERT_TRUE(s.ok()) << s;
-  for (int64_t step = 1; step <= 3; ++step) {
-    InProcessGroups load_groups(1);
-    RankState state = MakeRankState(specs, 1, 0, 0, false);
-    absl::StatusOr<LoadResult> loaded = LoadCheckpoint(
-        fs, load_groups.Member(0), {dir.path(), Topo(1, 1, 0), step, 1 << 20}, state.shards);
-    ASSERT_TRUE(loaded.ok()) << loaded.status();
-    EXPECT_TRUE(HoldsStep(state, 1, 0, step)) << step;
-  }
+  ExpectStepsHoldTheirBytes(fs, dir.path(), specs, 3);
 }
 
 TEST(CheckpointerTest, LentSaveRefusesABadShardBeforeReturning) {
