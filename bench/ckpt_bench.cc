@@ -33,6 +33,8 @@ double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+double Min(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
+
 void Check(const absl::Status& status, const std::string& what) {
   if (!status.ok()) throw std::runtime_error(what + ": " + std::string(status.message()));
 }
@@ -364,7 +366,8 @@ Report RunCkptBench(const CkptBenchOptions& o, const std::string& command) {
     report.rows.push_back({{"op", "sync_save"}, {"topology", topo}, {"bytes", bench.bytes()},
                            {"ours_s", save}, {"ours_gbps", gb / save},
                            {"peer", "sequential write + fdatasync"}, {"peer_gbps", gb / write},
-                           {"ratio", Median(save_ratio)}, {"target", ">= 0.8"}});
+                           {"ratio", Median(save_ratio)},
+                           {"best_ratio", Min(write_s) / Min(save_s)}, {"target", ">= 0.8"}});
     report.rows.push_back({{"op", "async_stall"}, {"topology", topo}, {"bytes", bench.bytes()},
                            {"how", "double buffered (sublet-train)"}, {"ours_s", doubled.stall_s},
                            {"optimizer_in_place_s", doubled.in_place_s},
@@ -379,7 +382,8 @@ Report RunCkptBench(const CkptBenchOptions& o, const std::string& command) {
     report.rows.push_back({{"op", "load"}, {"topology", topo}, {"bytes", bench.bytes()},
                            {"ours_s", load}, {"ours_gbps", gb / load},
                            {"peer", "sequential read"}, {"peer_gbps", gb / read},
-                           {"ratio", Median(load_ratio)}, {"target", ">= 0.8"}});
+                           {"ratio", Median(load_ratio)},
+                           {"best_ratio", Min(read_s) / Min(load_s)}, {"target", ">= 0.8"}});
   }
   std::filesystem::remove_all(dir);
   return report;
@@ -402,7 +406,8 @@ std::pair<CLI::App*, std::function<Report(const std::string&)>> AddCkptCommand(C
       "times our load of the last checkpoint (verifying every checksum) and a sequential "
       "read of the peer's file, with the page cache dropped before each when possible "
       "(root), else both warm. Save and load ratios are medians of the ratios of adjacent "
-      "pairs; times are medians; with several ranks, the slowest rank's.");
+      "pairs (best_ratio: the fastest peer over our fastest); times are medians; with "
+      "several ranks, the slowest rank's.");
   c->add_option("--size-mib", o->size_mib)->capture_default_str();
   c->add_option("--tensors", o->tensors)->capture_default_str();
   c->add_option("--dp", o->dp)->capture_default_str();
