@@ -90,8 +90,9 @@ absl::StatusOr<SaveStats> SaveCheckpoint(FileSystem& fs, Group& group, const Sav
 
 // Saves in the background. SaveAsync's only pause is copying the shards
 // into staging buffers that are kept and reused while sizes stay the same;
-// a writer thread then runs SaveCheckpoint from them. At most one save is
-// in flight: SaveAsync and Save first wait for the previous one. The Group
+// a writer thread then runs SaveCheckpoint from them. SaveAsyncLent takes
+// no copy (the caller keeps its buffers unchanged until the writer is done).
+// At most one save is in flight: every save first waits for the previous one. The Group
 // is used from the writer thread while a save is in flight and from the
 // caller's thread otherwise. Not thread-safe: one training thread calls it.
 class Checkpointer {
