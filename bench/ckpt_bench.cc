@@ -28,10 +28,6 @@ constexpr uint64_t kChunk = 64 << 20;
 
 double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 double Min(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
 

@@ -76,10 +76,7 @@ std::vector<double> TimeInterleaved(double budget, const std::vector<Fn>& fns) {
     }
   }
   std::vector<double> medians;
-  for (auto& v : samples) {
-    std::sort(v.begin(), v.end());
-    medians.push_back(v[v.size() / 2]);
-  }
+  for (auto& v : samples) medians.push_back(Median(std::move(v)));
   return medians;
 }
 

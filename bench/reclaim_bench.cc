@@ -173,8 +173,7 @@ nlohmann::json RunOnce(const Options& o, int repeat) {
   // The same filesystem the checkpoints went to, the same byte count.
   std::vector<double> writes;
   for (int i = 0; i < 3; ++i) writes.push_back(FsyncedWriteSeconds(dir + "/write-probe", bytes));
-  std::sort(writes.begin(), writes.end());
-  const double write_gbps = bytes / writes[1] / 1e9;
+  const double write_gbps = bytes / Median(writes) / 1e9;
   const double bound_s = 1.2 * bytes / (write_gbps * 1e9) + 0.5;
   (void)tenant.Cancel(*id);
   return {{"repeat", repeat},
@@ -220,11 +219,10 @@ std::pair<CLI::App*, std::function<Report(const std::string&)>> AddReclaimComman
               times.push_back(row["reclaim_s"].get<double>());
               report.rows.push_back(std::move(row));
             }
-            std::sort(times.begin(), times.end());
             report.machine = {{"model", o->model},
                               {"global_batch", o->global_batch},
                               {"seq_len", o->seq_len},
-                              {"median_reclaim_s", times[times.size() / 2]},
+                              {"median_reclaim_s", Median(times)},
                               {"dir", o->dir}};
             return report;
           }};

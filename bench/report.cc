@@ -1,7 +1,9 @@
 #include "bench/report.h"
 
+#include <algorithm>
 #include <iostream>
 #include <set>
+#include <stdexcept>
 
 #include "fmt/format.h"
 
@@ -15,6 +17,12 @@ std::string Cell(const nlohmann::json& v) {
 }
 
 }  // namespace
+
+double Median(std::vector<double> v) {
+  if (v.empty()) throw std::runtime_error("no samples");
+  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+  return v[v.size() / 2];
+}
 
 void Report::Print(bool json) const {
   if (json) {

@@ -18,4 +18,8 @@ struct Report {
   void Print(bool json) const;
 };
 
+// The median every bench reports (the upper middle of an even count);
+// throws std::runtime_error when there are no samples.
+double Median(std::vector<double> v);
+
 }  // namespace sublet::bench

@@ -65,11 +65,6 @@ struct Options {
   int64_t bytes = 0, m_local = 512, k = 1024, n = 0;
 };
 
-double Median(std::vector<double> v) {
-  if (v.empty()) throw std::runtime_error("no samples");
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 std::string SelfExe() { return fs::read_symlink("/proc/self/exe").string(); }
 std::string BinDir() { return fs::path(SelfExe()).parent_path().string(); }

@@ -34,10 +34,6 @@ void Check(const absl::Status& s) {
   if (!s.ok()) throw std::runtime_error(std::string(s.message()));
 }
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 // Seconds of fn on this rank, started together with the peer (a one-float
 // all-reduce as the barrier) and the slower rank's time kept.
