@@ -20,6 +20,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "checkpoint/manifest.h"
 #include "tests/e2e/test_cluster.h"
 
 namespace sublet::e2e {
@@ -46,12 +47,12 @@ bool KillRandomRank(const std::string& dir, std::mt19937& rng) {
   return (in >> pid) && pid > 1 && kill(pid, SIGKILL) == 0;
 }
 
-// Reclaims a random node (short deadline), waits until it is handed over and
-// releases it again: a preemption in the middle of everything else.
-void ReclaimAndRelease(const TestCluster& cluster, std::mt19937& rng) {
-  const std::string node = "node-" + std::to_string(rng() % kWorkers);
-  CommandResult r = cluster.Sublet({"reclaim", "--nodes", node, "--deadline", "2s", "--reason",
-                                    "chaos", "-o", "json"}, "admin-token");
+// Reclaims `node`, waits until it is handed over and releases it again: a
+// preemption in the middle of everything else.
+void ReclaimAndRelease(const TestCluster& cluster, const std::string& node,
+                       const std::string& deadline) {
+  CommandResult r = cluster.Sublet({"reclaim", "--nodes", node, "--deadline", deadline,
+                                    "--reason", "chaos", "-o", "json"}, "admin-token");
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   cluster.Json({"release", "--nodes", node}, "admin-token");
 }
@@ -68,13 +69,11 @@ int ExpectResumesFromCommittedCheckpoints(const TestCluster& cluster, const std:
     json j = json::parse(line, nullptr, false);
     if (j.is_discarded() || j.value("event", "") != "resume") continue;
     ++resumes;
-    char name[32];
-    std::snprintf(name, sizeof(name), "step-%08d", j["step"].get<int>());
-    const std::string step_dir = dir + "/" + name;
-    EXPECT_TRUE(std::filesystem::exists(step_dir + "/COMMIT")) << "job " << id << " resumed from "
-                                                               << step_dir;
+    // verify needs COMMIT and every checksum.
+    const std::string step_dir = dir + "/" + checkpoint::StepDirName(j["step"].get<int64_t>());
     CommandResult verify = cluster.Sublet({"ckpt", "verify", step_dir});
-    EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+    EXPECT_EQ(verify.exit_code, 0) << "job " << id << " resumed from " << step_dir << ": "
+                                   << verify.out << verify.err;
   }
   std::printf("training job %s resumed %d times\n", id.c_str(), resumes);
   return resumes;
@@ -132,13 +131,7 @@ TEST(ChaosE2eTest, RandomKillsOfCoordinatorWorkersAndRanksKeepTheInvariants) {
   json first = cluster.WaitForJob(training[0].first, [](const json& j) {
     return !j["last_checkpoint_step"].is_null() && j["last_checkpoint_step"] >= 10;
   });
-  {
-    const std::string node = first["nodes"][0];
-    CommandResult r = cluster.Sublet({"reclaim", "--nodes", node, "--deadline", "5s", "--reason",
-                                      "chaos", "-o", "json"}, "admin-token");
-    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-    cluster.Json({"release", "--nodes", node}, "admin-token");
-  }
+  ReclaimAndRelease(cluster, first["nodes"][0], "5s");
   for (int event = 0; event < kChaosEvents; ++event) {
     switch (rng() % 4) {
       case 0:
@@ -155,7 +148,7 @@ TEST(ChaosE2eTest, RandomKillsOfCoordinatorWorkersAndRanksKeepTheInvariants) {
         KillRandomRank(cluster.dir(), rng);
         break;
       default:
-        ReclaimAndRelease(cluster, rng);
+        ReclaimAndRelease(cluster, "node-" + std::to_string(rng() % kWorkers), "2s");
     }
     cluster.WaitForReadyNodes(kWorkers);
   }

@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "checkpoint/manifest.h"
 #include "tests/e2e/test_cluster.h"
 
 namespace sublet::e2e {
@@ -68,10 +69,12 @@ TEST(TrainReclaimE2eTest, ReclaimedDp2Tp2JobResumesOnOneNodeAndEndsWithTheUninte
   EXPECT_THAT(text, HasSubstr("{\"event\":\"resume\",\"step\":" + std::to_string(acked) +
                               ",\"from_dp\":2,\"from_tp\":2}"));
 
-  // The checkpoint the job acknowledged is committed and verifies.
-  const std::string ckpts = cluster.dir() + "/storage/acme/" + id + "/checkpoints";
-  CommandResult ls = cluster.Sublet({"ckpt", "ls", ckpts});
-  EXPECT_EQ(ls.exit_code, 0) << ls.err;
+  // The checkpoint the job acknowledged is committed and verifies (retention
+  // keeps it: the resumed attempt started from it).
+  const std::string acked_dir = cluster.dir() + "/storage/acme/" + id + "/checkpoints/" +
+                                checkpoint::StepDirName(acked);
+  CommandResult verify = cluster.Sublet({"ckpt", "verify", acked_dir});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
 
   // The same job never interrupted (released node, same seed and batch).
   cluster.Json({"release", "--nodes", "node-1"}, "admin-token");
