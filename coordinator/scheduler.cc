@@ -39,19 +39,15 @@ class Pass {
   void Consider(const SchedJob& job, SchedResult& out) {
     if (!CouldEverFit(job, out)) return;
     const bool restricted = reservation_.active && !EndsBeforeShadow(job);
-    std::vector<uint32_t> chosen = Choose(job, restricted);
-    if (chosen.size() == job.nodes) {
-      Place(job, chosen, out);
+    // An elastic job (min_nodes, set only after a preemption) takes as many
+    // of its nodes as fit now, down to min_nodes.
+    const uint32_t at_least = job.min_nodes > 0 ? std::min(job.min_nodes, job.nodes) : job.nodes;
+    std::vector<uint32_t> chosen = Choose(job, restricted, at_least);
+    if (!chosen.empty()) {
+      SchedJob placed = job;
+      placed.nodes = static_cast<uint32_t>(chosen.size());
+      Place(placed, chosen, out);
       return;
-    }
-    for (uint32_t fewer = job.nodes; job.min_nodes > 0 && fewer-- > job.min_nodes;) {
-      SchedJob smaller = job;
-      smaller.nodes = fewer;
-      chosen = Choose(smaller, restricted);
-      if (chosen.size() == fewer) {
-        Place(smaller, chosen, out);
-        return;
-      }
     }
     if (CountFitting(job.gpus_per_node) >= job.nodes) {
       // It fits now but only by taking what the head job is promised.
@@ -121,9 +117,11 @@ class Pass {
     return job.time_limit > absl::ZeroDuration() && now_ + job.time_limit <= reservation_.shadow;
   }
 
-  // Best fit: the fullest nodes that still have room, so whole nodes stay free.
-  std::vector<uint32_t> Choose(const SchedJob& job, bool restricted) const {
-    if (CountFitting(job.gpus_per_node) < job.nodes) return {};
+  // Best fit: the fullest nodes that still have room, so whole nodes stay
+  // free; job.nodes of them, or all that fit when that is at least
+  // `at_least`; none otherwise.
+  std::vector<uint32_t> Choose(const SchedJob& job, bool restricted, uint32_t at_least) const {
+    if (CountFitting(job.gpus_per_node) < at_least) return {};
     std::vector<uint32_t> candidates;
     for (uint32_t i = 0; i < nodes_.size(); ++i) {
       if (!nodes_[i].schedulable || free_[i] < job.gpus_per_node) continue;
@@ -133,13 +131,14 @@ class Pass {
       }
       candidates.push_back(i);
     }
-    if (candidates.size() < job.nodes) return {};
+    if (candidates.size() < at_least) return {};
+    const size_t take = std::min<size_t>(job.nodes, candidates.size());
     auto fuller = [&](uint32_t a, uint32_t b) {
       if (free_[a] != free_[b]) return free_[a] < free_[b];
       return nodes_[a].name < nodes_[b].name;
     };
-    std::partial_sort(candidates.begin(), candidates.begin() + job.nodes, candidates.end(), fuller);
-    candidates.resize(job.nodes);
+    std::partial_sort(candidates.begin(), candidates.begin() + take, candidates.end(), fuller);
+    candidates.resize(take);
     // Node rank order follows node names, so placements read naturally.
     std::sort(candidates.begin(), candidates.end(),
               [&](uint32_t a, uint32_t b) { return nodes_[a].name < nodes_[b].name; });
