@@ -75,22 +75,19 @@ bool RankTable::RecordStopRequested(const RankKey& key, absl::Time kill_at) {
   return true;
 }
 
-bool RankTable::RecordNotice(const RankKey& key, absl::Time deadline) {
+const RankRecord* RankTable::RecordNotice(const RankKey& key, absl::Time deadline) {
   auto it = ranks_.find(key);
-  if (it == ranks_.end() || !it->second.live()) return false;
+  if (it == ranks_.end() || !it->second.live()) return nullptr;
   RankRecord& record = it->second;
+  const bool first = record.state == RankState::kRunning && !record.kill_armed();
   record.kill_at = std::min(record.kill_at, deadline);
-  if (record.noticed || record.state != RankState::kRunning) return false;
-  record.noticed = true;
-  return true;
+  return first ? &record : nullptr;
 }
 
 std::vector<RankRecord> RankTable::TakeDueKills(absl::Time now) {
   std::vector<RankRecord> due;
   for (auto& [key, record] : ranks_) {
-    const bool armed = record.state == RankState::kStopping ||
-                       (record.state == RankState::kRunning && record.noticed);
-    if (!armed || record.kill_at > now) continue;
+    if (!record.kill_armed() || record.kill_at > now) continue;
     record.state = RankState::kKilled;
     due.push_back(record);
   }
@@ -147,9 +144,7 @@ size_t RankTable::live_count() const {
 std::optional<absl::Time> RankTable::NextKillDeadline() const {
   std::optional<absl::Time> next;
   for (const auto& [key, record] : ranks_) {
-    const bool armed = record.state == RankState::kStopping ||
-                       (record.state == RankState::kRunning && record.noticed);
-    if (!armed) continue;
+    if (!record.kill_armed()) continue;
     if (!next || record.kill_at < *next) next = record.kill_at;
   }
   return next;

@@ -39,13 +39,18 @@ struct RankRecord {
   int pid = 0;  // 0 when the launch failed before a process existed
   RankState state = RankState::kRunning;
   int32_t exit_code = 0;                      // valid in kExited
-  absl::Time kill_at = absl::InfiniteFuture();  // SIGKILL deadline in kStopping
+  // SIGKILL deadline: set by a stop request or a preemption notice.
+  absl::Time kill_at = absl::InfiniteFuture();
   std::string control_token;    // the rank's SUBLET_CONTROL_TOKEN
   protocols::Progress progress;  // its latest report on the control endpoint
   std::string exit_message;      // after a failed exit: its last output line
-  bool noticed = false;          // a preemption notice was delivered
 
   bool live() const { return state != RankState::kExited; }
+  // Stopping, or running after a notice: SIGKILL is due at kill_at.
+  bool kill_armed() const {
+    return (state == RankState::kRunning || state == RankState::kStopping) &&
+           kill_at != absl::InfiniteFuture();
+  }
 };
 
 // What one WorkerSync asks of the worker, decided by RankTable::ApplySync.
@@ -76,10 +81,11 @@ class RankTable {
   // false (changing nothing) unless the rank is kRunning.
   bool RecordStopRequested(const RankKey& key, absl::Time kill_at);
 
-  // A preemption notice for `key` with its SIGKILL deadline. True the first
-  // time for a running rank (deliver it then); a repeated notice only moves
-  // the deadline earlier.
-  bool RecordNotice(const RankKey& key, absl::Time deadline);
+  // A preemption notice for `key` with its (finite) SIGKILL deadline. The
+  // first time for a running rank it returns the rank (deliver the notice
+  // then); otherwise null, and a repeated notice only moves the deadline
+  // earlier.
+  const RankRecord* RecordNotice(const RankKey& key, absl::Time deadline);
 
   // The stopping or noticed ranks whose deadline is at or before `now`; they
   // become kKilled, so each is returned once.

@@ -111,9 +111,9 @@ void Worker::HandleSync(const protocols::WorkerSync& sync) {
   for (const RankKey& key : plan->stop) StopRank(key);
   for (const protocols::RankLaunch& launch : plan->launch) LaunchRank(launch);
   for (const protocols::PreemptNotice& notice : sync.notices) {
-    if (table_.RecordNotice(notice.key, absl::FromUnixMillis(notice.deadline_unix_ms))) {
-      DeliverNotice(notice);
-    }
+    const RankRecord* record =
+        table_.RecordNotice(notice.key, absl::FromUnixMillis(notice.deadline_unix_ms));
+    if (record != nullptr) DeliverNotice(*record, notice);
   }
   for (const RankKey& key : plan->forgotten) {
     Log(LogLevel::kDebug, "rank_forgotten",
@@ -181,11 +181,9 @@ void Worker::StopRank(const RankKey& key) {
 // A preemption notice: SIGUSR1 to the rank process, and the same notice on
 // the control endpoint for a rank that listens there. The rank keeps running
 // (it checkpoints and exits 75); FireDueKills ends it at the deadline.
-void Worker::DeliverNotice(const protocols::PreemptNotice& notice) {
-  const RankRecord* record = table_.Find(notice.key);
-  if (record == nullptr || record->pid <= 0) return;
-  absl::Status sent = launcher_.Signal(record->pid, SIGUSR1);
-  SendControl(*record, notice);
+void Worker::DeliverNotice(const RankRecord& record, const protocols::PreemptNotice& notice) {
+  absl::Status sent = launcher_.Signal(record.pid, SIGUSR1);
+  SendControl(record, notice);
   Log(LogLevel::kInfo, "rank_notified",
       {{"job", notice.key.job_id}, {"attempt", notice.key.attempt}, {"rank", notice.key.rank},
        {"reason", notice.reason},

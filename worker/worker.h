@@ -108,7 +108,7 @@ class Worker {
   absl::StatusOr<int> StartRank(const protocols::RankLaunch& launch,
                                 const std::string& control_token);
   void StopRank(const RankKey& key);
-  void DeliverNotice(const protocols::PreemptNotice& notice);
+  void DeliverNotice(const RankRecord& record, const protocols::PreemptNotice& notice);
   void SendControl(const RankRecord& record, const protocols::PreemptNotice& notice);
   std::string AttemptDir(const RankKey& key) const;
   std::string PidPath(const RankKey& key) const;
