@@ -28,7 +28,7 @@ ControlClient::ControlClient(zmq::context_t& context, std::string endpoint, std:
   socket_.set(zmq::sockopt::linger, 200);  // let the last report out at exit
   socket_.set(zmq::sockopt::sndhwm, 16);   // reports supersede each other
   // The worker addresses notices to "r" + token; only this rank knows it.
-  socket_.set(zmq::sockopt::routing_id, "r" + token_);
+  socket_.set(zmq::sockopt::routing_id, ControlRoutingId(token_));
   socket_.connect(endpoint);
 }
 
@@ -51,9 +51,8 @@ bool ControlClient::PollNotice(protocols::PreemptNotice* notice) {
   zmq::message_t frame;
   try {
     while (socket_.recv(frame, zmq::recv_flags::dontwait)) {
-      protocols::CodecLimits limits;
-      limits.max_frame_bytes = 64 << 10;
-      absl::StatusOr<protocols::Envelope> envelope = protocols::Decode(frame.to_string(), limits);
+      absl::StatusOr<protocols::Envelope> envelope =
+          protocols::Decode(frame.to_string(), ControlLimits());
       if (!envelope.ok()) continue;
       if (auto* n = std::get_if<protocols::PreemptNotice>(&envelope->body)) {
         if (n->key != key_) continue;

@@ -14,9 +14,20 @@
 #include <zmq.hpp>
 
 #include "common/status.h"
+#include "protocols/codec.h"
 #include "protocols/messages.h"
 
 namespace sublet::worker {
+
+// The control channel's conventions, shared by both ends: the ZeroMQ routing
+// id of the rank holding `token` (the worker addresses notices to it), and
+// the decode limits for its small messages.
+inline std::string ControlRoutingId(const std::string& token) { return "r" + token; }
+inline protocols::CodecLimits ControlLimits() {
+  protocols::CodecLimits limits;
+  limits.max_frame_bytes = 64 << 10;
+  return limits;
+}
 
 class ControlClient {
  public:

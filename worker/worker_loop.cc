@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "fmt/format.h"
 #include "protocols/codec.h"
+#include "worker/control_client.h"
 #include "worker/worker.h"
 
 namespace sublet::worker {
@@ -159,9 +160,7 @@ void Worker::DrainControl() {
 }
 
 void Worker::HandleControlFrame(const std::string& payload) {
-  protocols::CodecLimits limits;
-  limits.max_frame_bytes = 64 << 10;
-  absl::StatusOr<protocols::Envelope> envelope = protocols::Decode(payload, limits);
+  absl::StatusOr<protocols::Envelope> envelope = protocols::Decode(payload, ControlLimits());
   const auto* progress =
       envelope.ok() ? std::get_if<protocols::RankProgress>(&envelope->body) : nullptr;
   if (progress == nullptr) {
@@ -182,7 +181,7 @@ void Worker::SendControl(const RankRecord& record, const protocols::PreemptNotic
   protocols::Envelope envelope;
   envelope.body = notice;
   const std::string frame = protocols::Encode(envelope);
-  const std::string identity = "r" + record.control_token;
+  const std::string identity = ControlRoutingId(record.control_token);
   try {
     // Not routable (the rank never connected): ZeroMQ drops it; SIGUSR1 went.
     if (control_->send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
