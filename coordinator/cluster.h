@@ -83,7 +83,7 @@ class Cluster {
   const std::map<std::string, Node>& nodes() const { return nodes_; }
   const Node* FindNode(const std::string& name) const;
   // Live job ids with ranks on `node`.
-  std::vector<std::string> JobsOnNode(const std::string& node) const;
+  std::vector<uint64_t> JobsOnNode(const std::string& node) const;
   uint32_t FreeGpus(const Node& node) const;
   uint32_t LargestNodeGpus() const;
 

@@ -225,12 +225,12 @@ uint32_t Cluster::FreeGpus(const Node& node) const {
   return free;
 }
 
-std::vector<std::string> Cluster::JobsOnNode(const std::string& node) const {
-  std::vector<std::string> out;
+std::vector<uint64_t> Cluster::JobsOnNode(const std::string& node) const {
+  std::vector<uint64_t> out;
   for (uint64_t id : live_jobs_) {
     for (const RankRecord& r : jobs_.at(id).ranks) {
       if (!r.exited && r.node == node) {
-        out.push_back(std::to_string(id));
+        out.push_back(id);
         break;
       }
     }

@@ -85,9 +85,7 @@ absl::StatusOr<std::vector<std::string>> Cluster::ReclaimNodes(
   for (const auto& [name, node] : nodes_) {
     if (node.reclaim_id != 0) continue;
     VictimNode vn{name, static_cast<uint32_t>(node.gpus.size()), {}};
-    for (const std::string& id_text : JobsOnNode(name)) {
-      uint64_t id = 0;
-      if (!absl::SimpleAtoi(id_text, &id)) continue;
+    for (uint64_t id : JobsOnNode(name)) {
       vn.jobs.push_back(id);
       const Job& job = jobs_.at(id);
       jobs[id] = {static_cast<int>(job.spec.priority), WorkSinceCheckpoint(job, now)};
@@ -140,10 +138,7 @@ absl::StatusOr<uint64_t> Cluster::StartReclaim(const std::string& who,
     if (node.state != "lost") node.state = "draining";
     SUBLET_RETURN_IF_ERROR(store_.SaveNode(node));
     Log(LogLevel::kInfo, "node_draining", {{"node", name}, {"reclaim", stored.id}});
-    for (const std::string& id_text : JobsOnNode(name)) {
-      uint64_t id = 0;
-      if (absl::SimpleAtoi(id_text, &id)) victims.insert(id);
-    }
+    for (uint64_t id : JobsOnNode(name)) victims.insert(id);
   }
   // 3. Notice every victim.
   for (uint64_t id : victims) {

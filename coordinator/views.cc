@@ -58,7 +58,7 @@ protocols::NodeInfo NodeView(const Cluster& cluster, const Node& node) {
   info.state = node.state;
   info.gpus = static_cast<uint32_t>(node.gpus.size());
   info.gpus_free = cluster.FreeGpus(node);
-  info.jobs = cluster.JobsOnNode(node.name);
+  for (uint64_t id : cluster.JobsOnNode(node.name)) info.jobs.push_back(std::to_string(id));
   info.address = node.address;
   info.last_heartbeat_unix_ms = Ms(node.last_seen);
   info.reclaim_id = node.reclaim_id ? std::to_string(node.reclaim_id) : "";
