@@ -140,18 +140,34 @@ json ReclaimToJson(const protocols::ReclaimInfo& r) {
           {"warnings", r.warnings}};
 }
 
-json TenantTotalsToJson(const std::vector<JobInfo>& jobs) {
-  std::map<std::string, json> by_tenant;
+namespace {
+
+struct TenantTotals {
+  int jobs = 0;
+  double gpu_seconds = 0;
+  double gpu_seconds_lost = 0;
+};
+
+// Per tenant, in name order.
+std::map<std::string, TenantTotals> SumByTenant(const std::vector<JobInfo>& jobs) {
+  std::map<std::string, TenantTotals> by_tenant;
   for (const auto& job : jobs) {
-    json& t = by_tenant[job.tenant];
-    if (t.is_null()) t = {{"tenant", job.tenant}, {"jobs", 0}, {"gpu_seconds", 0.0},
-                          {"gpu_seconds_lost", 0.0}};
-    t["jobs"] = t["jobs"].get<int>() + 1;
-    t["gpu_seconds"] = t["gpu_seconds"].get<double>() + job.gpu_seconds;
-    t["gpu_seconds_lost"] = t["gpu_seconds_lost"].get<double>() + job.gpu_seconds_lost;
+    TenantTotals& t = by_tenant[job.tenant];
+    ++t.jobs;
+    t.gpu_seconds += job.gpu_seconds;
+    t.gpu_seconds_lost += job.gpu_seconds_lost;
   }
+  return by_tenant;
+}
+
+}  // namespace
+
+json TenantTotalsToJson(const std::vector<JobInfo>& jobs) {
   json out = json::array();
-  for (auto& [name, t] : by_tenant) out.push_back(std::move(t));
+  for (const auto& [tenant, t] : SumByTenant(jobs)) {
+    out.push_back({{"tenant", tenant}, {"jobs", t.jobs}, {"gpu_seconds", t.gpu_seconds},
+                   {"gpu_seconds_lost", t.gpu_seconds_lost}});
+  }
   return out;
 }
 
@@ -219,16 +235,12 @@ std::string RenderJobsTable(const std::vector<JobInfo>& jobs, absl::Time now) {
   std::string out = RenderTable({"ID", "NAME", "TENANT", "STATE", "NODES", "RESTARTS", "PREEMPT",
                                  "GPU-S", "LOST-GPU-S", "AGE", "REASON"},
                                 rows);
-  json totals = TenantTotalsToJson(jobs);
-  if (!totals.empty()) {
-    std::vector<std::vector<std::string>> trows;
-    for (const json& t : totals) {
-      trows.push_back({t["tenant"].get<std::string>(), std::to_string(t["jobs"].get<int>()),
-                       fmt::format("{:.0f}", t["gpu_seconds"].get<double>()),
-                       fmt::format("{:.0f}", t["gpu_seconds_lost"].get<double>())});
-    }
-    out += "\n" + RenderTable({"TENANT", "JOBS", "GPU-S", "LOST-GPU-S"}, trows);
+  std::vector<std::vector<std::string>> trows;
+  for (const auto& [tenant, t] : SumByTenant(jobs)) {
+    trows.push_back({tenant, std::to_string(t.jobs), fmt::format("{:.0f}", t.gpu_seconds),
+                     fmt::format("{:.0f}", t.gpu_seconds_lost)});
   }
+  if (!trows.empty()) out += "\n" + RenderTable({"TENANT", "JOBS", "GPU-S", "LOST-GPU-S"}, trows);
   return out;
 }
 
@@ -360,7 +372,9 @@ std::string RenderJobDetail(const JobInfo& job, absl::Time now) {
   if (!job.preempt_why.empty()) {
     fields.push_back({"Preempted:", job.preempt_why});
   }
-  if (job.resume_step >= 0) fields.push_back({"Resumes:", fmt::format("from step {}", job.resume_step)});
+  if (job.resume_step >= 0) {
+    fields.push_back({"Resumes:", fmt::format("from step {}", job.resume_step)});
+  }
   std::string out;
   for (const auto& field : fields) out += fmt::format("{:<14}{}\n", field[0], field[1]);
   out += "\nPlacement:\n";

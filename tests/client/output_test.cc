@@ -149,6 +149,18 @@ TEST(JobsTableTest, ShowsOneRowPerJobUnderTheHeader) {
   EXPECT_THAT(table, HasSubstr("TENANT  JOBS  GPU-S  LOST-GPU-S\nacme    2     1230   4\n"));
 }
 
+TEST(JobsTableTest, TenantTotalsJsonSumsEachTenantInNameOrder) {
+  protocols::JobInfo a = RunningJob(), b = RunningJob(), c = RunningJob();
+  a.gpu_seconds = 10, a.gpu_seconds_lost = 1;
+  b.gpu_seconds = 5.5;
+  c.tenant = "beta";
+  c.gpu_seconds = 2;
+  EXPECT_EQ(TenantTotalsToJson({c, a, b}),
+            nlohmann::json::parse(R"([{"tenant":"acme","jobs":2,"gpu_seconds":15.5,"gpu_seconds_lost":1.0},
+                                      {"tenant":"beta","jobs":1,"gpu_seconds":2.0,"gpu_seconds_lost":0.0}])"));
+  EXPECT_EQ(TenantTotalsToJson({}), nlohmann::json::array());
+}
+
 TEST(ReclaimOutputTest, DetailShowsEveryNodeAndJobWithItsCheckpoint) {
   protocols::ReclaimInfo r;
   r.id = "3";
