@@ -105,16 +105,13 @@ class Checkpointer {
   Checkpointer(const Checkpointer&) = delete;
   Checkpointer& operator=(const Checkpointer&) = delete;
 
-  // Allocates the staging buffers for shards of these sizes and faults them
-  // in (by one snapshot), so the first SaveAsync pauses no longer than the
-  // later ones. Optional; call it at startup, outside the training step.
-  absl::Status Reserve(absl::Span<const TensorShard> shards);
-  // Returns once the shards are copied; the outcome comes from Wait() or
+  // Returns once the shards are copied (the first call also allocates and
+  // faults in the staging buffers); the outcome comes from Wait() or
   // on_done. Fails only for inputs that cannot be saved.
   absl::Status SaveAsync(const Cursor& cursor, absl::Span<const TensorShard> shards);
   // No snapshot: the writer persists straight from `shards`, which the
-  // caller lends until Wait() returns (the next Save*, SaveAsync* and
-  // Reserve wait too); it may read them meanwhile, never write them. For a
+  // caller lends until Wait() returns (the next Save* and SaveAsync* wait
+  // too); it may read them meanwhile, never write them. For a
   // caller that keeps a second copy of its state anyway, e.g. a trainer
   // whose next optimizer step writes into other buffers (double buffering,
   // worker/runtime/trainer.cc): then a checkpoint costs no copy and no pause.

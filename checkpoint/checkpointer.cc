@@ -73,11 +73,6 @@ absl::Status Checkpointer::Snapshot(absl::Span<const TensorShard> shards) {
   return absl::OkStatus();
 }
 
-absl::Status Checkpointer::Reserve(absl::Span<const TensorShard> shards) {
-  Wait().IgnoreError();
-  return Snapshot(shards);
-}
-
 void Checkpointer::StartWriter(const Cursor& cursor, std::vector<TensorShard> shards,
                                double stall) {
   writer_ = std::thread([this, cursor, shards = std::move(shards), stall] {

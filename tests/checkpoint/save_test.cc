@@ -215,33 +215,13 @@ TEST(CheckpointerTest, LentSaveRefusesABadShardBeforeReturning) {
   EXPECT_TRUE(absl::IsFailedPrecondition(ckpt.Wait().status()));
 }
 
-TEST(CheckpointerTest, ReserveWritesNothingAndTheNextSaveCommitsItsOwnSnapshot) {
-  ScratchDir dir;
-  PosixFileSystem fs;
-  SoloGroup group;
-  Checkpointer ckpt(fs, group, SmallSaveOptions(dir.path(), Topo(1, 1, 0)));
-  RankState reserved = MakeRankState(SyntheticSpecs(), 1, 0, 1);
-  ASSERT_TRUE(ckpt.Reserve(reserved.shards).ok());
-  EXPECT_FALSE(ckpt.last_committed_step().has_value());
-  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
-  RankState state = MakeRankState(SyntheticSpecs(), 1, 0, 2);
-  ASSERT_TRUE(ckpt.SaveAsync({2, 0, ""}, state.shards).ok());
-  ASSERT_TRUE(ckpt.Wait().ok());
-  InProcessGroups load_groups(1);
-  RankState loaded_state = MakeRankState(SyntheticSpecs(), 1, 0, 0, false);
-  absl::StatusOr<LoadResult> loaded = LoadCheckpoint(
-      fs, load_groups.Member(0), {dir.path(), Topo(1, 1, 0), 2, 1 << 20}, loaded_state.shards);
-  ASSERT_TRUE(loaded.ok()) << loaded.status();
-  EXPECT_TRUE(HoldsStep(loaded_state, 1, 0, 2));
-}
-
-TEST(CheckpointerTest, ReserveRefusesABadShard) {
+TEST(CheckpointerTest, AsyncSaveRefusesABadShardBeforeReturning) {
   PosixFileSystem fs;
   SoloGroup group;
   Checkpointer ckpt(fs, group, SmallSaveOptions("/nonexistent", Topo(1, 1, 0)));
   RankState state = MakeRankState(SyntheticSpecs(), 1, 0, 1);
   state.shards[0].size += 1;
-  EXPECT_TRUE(absl::IsInvalidArgument(ckpt.Reserve(state.shards)));
+  EXPECT_TRUE(absl::IsInvalidArgument(ckpt.SaveAsync({1, 0, ""}, state.shards)));
 }
 
 TEST(CheckpointerTest, WaitBeforeAnySaveIsFailedPrecondition) {
