@@ -188,7 +188,7 @@ class Bench {
   // Returns the slowest rank's pause in SaveAsync (the snapshot): the median
   // over --repeats saves after a first one (which allocates the staging
   // buffers), and that first one's.
-  std::pair<double, double> AsyncStall(int64_t step) {
+  std::pair<double, double> SnapshotStall(int64_t step) {
     RemoveSteps();
     std::vector<double> first(world_), steady(world_);
     OnRanks(world_, [&](int r) {
@@ -348,7 +348,7 @@ Report RunCkptBench(const CkptBenchOptions& o, const std::string& command) {
     }
     const double write = Median(write_s), save = Median(save_s);
     report.machine["write_gbps"] = gb / write;
-    auto [snapshot, first_snapshot] = bench.AsyncStall(200);
+    auto [snapshot, first_snapshot] = bench.SnapshotStall(200);
     const auto doubled = bench.DoubleBufferedStall(300);
     std::vector<double> read_s, load_s, load_ratio;
     for (int i = 0; i < opts.repeats; ++i) {
