@@ -176,6 +176,32 @@ TEST_F(RankTableTest, HandsOutEachDueKillOnce) {
   EXPECT_EQ(table_.NextKillDeadline(), absl::FromUnixSeconds(20));
 }
 
+// A notice is delivered once; a repeat only moves the SIGKILL deadline
+// earlier; a later stop request keeps the earlier deadline; the rank is
+// killed once, at that deadline.
+TEST_F(RankTableTest, ANoticeArmsTheKillOnceAndRepeatsOnlyMoveItEarlier) {
+  ApplyAndLaunch(Sync({Key(0), Key(1)}));
+  EXPECT_EQ(table_.NextKillDeadline(), std::nullopt);
+  const RankRecord* first = table_.RecordNotice(Key(0), absl::FromUnixSeconds(30));
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->pid, 100);
+  EXPECT_EQ(table_.RecordNotice(Key(0), absl::FromUnixSeconds(40)), nullptr);
+  EXPECT_EQ(table_.NextKillDeadline(), absl::FromUnixSeconds(30));
+  EXPECT_EQ(table_.RecordNotice(Key(0), absl::FromUnixSeconds(20)), nullptr);
+  EXPECT_EQ(table_.NextKillDeadline(), absl::FromUnixSeconds(20));
+  ASSERT_TRUE(table_.RecordStopRequested(Key(0), absl::FromUnixSeconds(25)));
+  EXPECT_EQ(table_.NextKillDeadline(), absl::FromUnixSeconds(20));
+  EXPECT_THAT(table_.TakeDueKills(absl::FromUnixSeconds(19)), IsEmpty());
+  std::vector<RankRecord> due = table_.TakeDueKills(absl::FromUnixSeconds(20));
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].key, Key(0));
+  EXPECT_THAT(table_.TakeDueKills(absl::FromUnixSeconds(100)), IsEmpty());
+  // Unknown or exited ranks get nothing.
+  EXPECT_EQ(table_.RecordNotice(Key(7), absl::FromUnixSeconds(1)), nullptr);
+  table_.RecordExit(101, 75);
+  EXPECT_EQ(table_.RecordNotice(Key(1), absl::FromUnixSeconds(1)), nullptr);
+}
+
 TEST_F(RankTableTest, RefusesToStopARankThatIsNotRunning) {
   EXPECT_FALSE(table_.RecordStopRequested(Key(0), absl::FromUnixSeconds(1)));
   ApplyAndLaunch(Sync({Key(0)}));
