@@ -154,7 +154,7 @@ absl::Status Coordinator::ForwardLogs(const Principal& who, const protocols::Rea
   }
   const std::string& node_name = ranks[r.rank].node;
   const Node* node = cluster_.FindNode(node_name);
-  if (!node || node->peer.empty() || node->state == "lost") {
+  if (!node || node->peer.empty() || node->state == NodeState::kLost) {
     return absl::UnavailableError(
         fmt::format("node {} is not connected; its logs cannot be read now", node_name));
   }

@@ -17,6 +17,17 @@
 // attempt starts, and their GPUs stay taken, until each has reported its exit
 // or its node is gone. So no GPU is ever given to two ranks at once.
 //
+// What Cluster owns, and what it asks: the lifecycle above (cluster.cc), the
+// worker side and the node registry (cluster_nodes.cc), placement and
+// timeouts (cluster_schedule.cc), the reclaim transaction
+// (cluster_reclaim.cc) and the audit log. GPU bookkeeping is the GpuLedger's
+// (gpu_ledger.h), GPU-seconds are accounting.h's, a rank's environment is
+// rank_env.h's; the scheduler and victim choice are pure policies.
+//
+// Errors: InvalidArgument, NotFound, FailedPrecondition, ResourceExhausted
+// are the caller's; a store failure is recorded by the Store itself
+// (Store::failure), and the caller rolls the transaction back on that alone.
+//
 // Thread-compatible: owned by the event-loop thread.
 #pragma once
 
@@ -29,6 +40,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "coordinator/config.h"
+#include "coordinator/gpu_ledger.h"
 #include "coordinator/model.h"
 #include "coordinator/store.h"
 #include "protocols/messages.h"
@@ -41,9 +53,15 @@ class Cluster {
 
   // Loads everything from the store. Nodes get a fresh heartbeat deadline.
   absl::Status Recover();
+  // Loads everything from the store again after a rollback, keeping what the
+  // store does not hold (connections, heartbeats, progress, strays) for the
+  // nodes and attempts that are still there. On error the state is unchanged.
+  absl::Status Reload();
 
   // ---- tenant / admin actions -------------------------------------------
   // Validates (again) and stores a new pending job; returns its id.
+  // ResourceExhausted when the tenant already has max_jobs_per_tenant jobs
+  // that have not ended.
   absl::StatusOr<uint64_t> Submit(const std::string& tenant, protocols::JobSpec spec);
   // FailedPrecondition when the job already ended.
   absl::Status Cancel(uint64_t job_id, const std::string& who);
@@ -83,16 +101,18 @@ class Cluster {
   const std::map<std::string, Node>& nodes() const { return nodes_; }
   const Node* FindNode(const std::string& name) const;
   // Live job ids with ranks on `node`.
-  std::vector<uint64_t> JobsOnNode(const std::string& node) const;
+  std::vector<uint64_t> JobsOnNode(const std::string& node) const { return ledger_.JobsOn(node); }
   uint32_t FreeGpus(const Node& node) const;
   uint32_t LargestNodeGpus() const;
 
  private:
+  void Reindex();
   absl::Status Event(Job& job, const std::string& kind, const std::string& who,
                      const std::string& message);
   absl::Status Save(Job& job);
   absl::Status StartAttempt(Job& job, const std::vector<const Node*>& nodes,
                             const std::vector<std::vector<uint32_t>>& gpus);
+  void AssignPorts(Job& job, Node& first);
   absl::Status OnRankExit(Job& job, RankRecord& rank, int32_t code, const std::string& who);
   absl::Status OnProgress(Job& job, RankRecord& rank, const protocols::Progress& progress);
   absl::Status FailAttempt(Job& job, const std::string& msg);
@@ -110,19 +130,16 @@ class Cluster {
   absl::Status AdvanceReclaims();
   absl::Status CheckPreemptDeadlines(absl::Time now);
   ReclaimVictim* VictimOf(const Job& job);
-  double WorkSinceCheckpoint(const Job& job, absl::Time now) const;
   void AccountLostWork(Job& job);
   void MarkNodesDirty(const Job& job);
-  std::vector<protocols::KeyValue> RankEnv(const Job& job, const RankRecord& rank) const;
-  std::vector<bool> BusyGpus(const Node& node) const;
-  std::map<std::string, std::vector<bool>> HeldGpus() const;
 
   Store& store_;
   const Clock& clock_;
   const Config& config_;
   std::map<uint64_t, Job> jobs_;
   std::map<std::string, Node> nodes_;
-  std::set<uint64_t> live_jobs_;  // jobs with at least one rank not yet exited
+  GpuLedger ledger_;  // told about every job in Save
+  std::map<std::string, uint32_t> open_jobs_;  // per tenant: jobs not yet ended
   std::map<std::string, uint32_t> stray_ranks_;  // per node: running ranks we did not ask for
   std::set<std::string> dirty_nodes_;
   std::map<uint64_t, Reclaim> reclaims_;

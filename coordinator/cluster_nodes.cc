@@ -1,11 +1,9 @@
 // Cluster: the worker side. Reports from workers, the desired state sent back
-// to them, lost nodes, and the environment each rank is started with.
-#include <filesystem>
-
+// to them (with each rank's environment from rank_env.h), and lost nodes.
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_join.h"
 #include "common/log.h"
 #include "coordinator/cluster.h"
+#include "coordinator/rank_env.h"
 #include "fmt/format.h"
 
 namespace sublet::coordinator {
@@ -30,14 +28,14 @@ absl::StatusOr<protocols::WorkerSync> Cluster::OnWorkerReport(
   Node& node = it->second;
   bool restarted = !inserted && node.incarnation != report.incarnation;
   bool changed = inserted || restarted || node.gpus.size() != report.gpus.size() ||
-                 node.address != report.address || node.state == "lost";
+                 node.address != report.address || node.state == NodeState::kLost;
   if (restarted) {
     Log(LogLevel::kWarn, "worker_restarted", {{"node", report.node}});
     SUBLET_RETURN_IF_ERROR(FailRanksOnNode(report.node, "its worker restarted"));
   }
-  if (node.state == "lost") {
+  if (node.state == NodeState::kLost) {
     Log(LogLevel::kInfo, "node_back", {{"node", report.node}});
-    node.state = node.reclaim_id != 0 ? "draining" : "ready";
+    node.state = node.reclaim_id != 0 ? NodeState::kDraining : NodeState::kReady;
   }
   if (inserted) Log(LogLevel::kInfo, "node_registered", {{"node", report.node},
                                                           {"gpus", report.gpus.size()}});
@@ -126,14 +124,14 @@ protocols::WorkerSync Cluster::SyncFor(const Node& node) const {
   protocols::WorkerSync sync;
   sync.incarnation = node.incarnation;
   sync.stop_grace_ms = static_cast<uint32_t>(absl::ToInt64Milliseconds(config_.stop_grace));
-  for (uint64_t id : live_jobs_) {
+  for (uint64_t id : ledger_.live_jobs()) {
     const Job& job = jobs_.at(id);
     if (!job.WantsRanks()) continue;
     const bool notice = job.state == JobState::kPreempting;
     for (const RankRecord& r : job.ranks) {
       if (r.node != node.name || r.exited || r.incarnation != node.incarnation) continue;
       protocols::RankKey key{job.IdText(), job.attempt, r.rank};
-      sync.desired.push_back({key, job.spec.command, RankEnv(job, r), r.gpus});
+      sync.desired.push_back({key, job.spec.command, RankEnv(job, r, config_), r.gpus});
       if (notice) {
         sync.notices.push_back({key, absl::ToUnixMillis(job.preempt_deadline),
                                 fmt::format("reclaim {}", job.reclaim_id)});
@@ -146,7 +144,8 @@ protocols::WorkerSync Cluster::SyncFor(const Node& node) const {
 // Every live rank on `node` ends with kExitNodeLost, except those given to the
 // node's current incarnation when it is still the same worker.
 absl::Status Cluster::FailRanksOnNode(const std::string& node, const std::string& why) {
-  std::vector<uint64_t> ids(live_jobs_.begin(), live_jobs_.end());
+  const std::set<uint64_t>& live = ledger_.live_jobs();
+  std::vector<uint64_t> ids(live.begin(), live.end());
   for (uint64_t id : ids) {
     Job& job = jobs_.at(id);
     for (RankRecord& r : job.ranks) {
@@ -156,86 +155,6 @@ absl::Status Cluster::FailRanksOnNode(const std::string& node, const std::string
     }
   }
   return absl::OkStatus();
-}
-
-std::vector<protocols::KeyValue> Cluster::RankEnv(const Job& job, const RankRecord& rank) const {
-  std::vector<std::string> node_order;
-  for (const RankRecord& r : job.ranks) {
-    if (node_order.empty() || node_order.back() != r.node) node_order.push_back(r.node);
-  }
-  uint32_t node_rank = 0;
-  while (node_rank < node_order.size() && node_order[node_rank] != rank.node) ++node_rank;
-  const std::string world = std::to_string(job.ranks.size());
-  const std::string local_world = std::to_string(job.spec.gpus_per_node);
-  std::vector<protocols::KeyValue> env;
-  for (const auto& [k, v] : job.spec.env) env.push_back({k, v});
-  std::vector<protocols::KeyValue> ours = {
-      {"SUBLET_JOB_ID", job.IdText()},
-      {"SUBLET_ATTEMPT", std::to_string(job.attempt)},
-      {"SUBLET_RANK", std::to_string(rank.rank)},
-      {"SUBLET_WORLD_SIZE", world},
-      {"SUBLET_LOCAL_RANK", std::to_string(rank.local_rank)},
-      {"SUBLET_LOCAL_WORLD_SIZE", local_world},
-      {"SUBLET_NODE_RANK", std::to_string(node_rank)},
-      {"SUBLET_NODE_NAME", rank.node},
-      {"SUBLET_NNODES", std::to_string(node_order.size())},
-      {"SUBLET_TENSOR_PARALLEL", std::to_string(job.spec.tensor_parallel)},
-      {"SUBLET_RENDEZVOUS", fmt::format("{}:{}", job.master_addr, job.rendezvous_port)},
-      {"SUBLET_CHECKPOINT_DIR", fmt::format("{}/{}/{}/checkpoints", config_.storage_root,
-                                            job.tenant, job.id)},
-      {"SUBLET_CHECKPOINT_EVERY", std::to_string(job.spec.checkpoint_every_steps)},
-      {"SUBLET_CHECKPOINT_KEEP", std::to_string(job.spec.checkpoint_keep)},
-      {"RANK", std::to_string(rank.rank)},
-      {"WORLD_SIZE", world},
-      {"LOCAL_RANK", std::to_string(rank.local_rank)},
-      {"LOCAL_WORLD_SIZE", local_world},
-      {"NODE_RANK", std::to_string(node_rank)},
-      {"MASTER_ADDR", job.master_addr},
-      {"MASTER_PORT", std::to_string(job.master_port)},
-  };
-  env.insert(env.end(), ours.begin(), ours.end());
-  return env;
-}
-
-// GPUs held by live ranks, per node, in one sweep over the live jobs.
-std::map<std::string, std::vector<bool>> Cluster::HeldGpus() const {
-  std::map<std::string, std::vector<bool>> held;
-  for (uint64_t id : live_jobs_) {
-    for (const RankRecord& r : jobs_.at(id).ranks) {
-      if (r.exited) continue;
-      std::vector<bool>& gpus = held[r.node];
-      for (uint32_t g : r.gpus) {
-        if (gpus.size() <= g) gpus.resize(g + 1, false);
-        gpus[g] = true;
-      }
-    }
-  }
-  return held;
-}
-
-std::vector<bool> Cluster::BusyGpus(const Node& node) const {
-  std::vector<bool> busy = HeldGpus()[node.name];
-  busy.resize(node.gpus.size(), false);
-  return busy;
-}
-
-uint32_t Cluster::FreeGpus(const Node& node) const {
-  uint32_t free = 0;
-  for (bool b : BusyGpus(node)) free += b ? 0 : 1;
-  return free;
-}
-
-std::vector<uint64_t> Cluster::JobsOnNode(const std::string& node) const {
-  std::vector<uint64_t> out;
-  for (uint64_t id : live_jobs_) {
-    for (const RankRecord& r : jobs_.at(id).ranks) {
-      if (!r.exited && r.node == node) {
-        out.push_back(id);
-        break;
-      }
-    }
-  }
-  return out;
 }
 
 }  // namespace sublet::coordinator

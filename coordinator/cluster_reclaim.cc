@@ -21,12 +21,14 @@
 //     runs there; the reclaim is `reclaimed` when all its nodes are.
 //  7. Release makes the nodes `ready` again.
 #include <algorithm>
+#include <csignal>
 #include <set>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "common/duration.h"
 #include "common/log.h"
+#include "coordinator/accounting.h"
 #include "coordinator/cluster.h"
 #include "coordinator/victims.h"
 #include "fmt/format.h"
@@ -52,12 +54,6 @@ absl::Status Cluster::Audit(const std::string& who, const std::string& action,
                             const std::string& detail) {
   Log(LogLevel::kInfo, "audit", {{"who", who}, {"action", action}, {"detail", detail}});
   return store_.AppendAudit({absl::ToUnixMillis(clock_.Now()), who, action, detail});
-}
-
-double Cluster::WorkSinceCheckpoint(const Job& job, absl::Time now) const {
-  if (job.ranks.empty() || job.start_time == absl::InfinitePast()) return 0;
-  absl::Time since = std::max(job.start_time, job.last_checkpoint_time);
-  return std::max(0.0, absl::ToDoubleSeconds(now - since)) * static_cast<double>(job.ranks.size());
 }
 
 // The nodes a request takes. For a GPU count, `why` receives each victim's
@@ -135,7 +131,7 @@ absl::StatusOr<uint64_t> Cluster::StartReclaim(const std::string& who,
   for (const std::string& name : names) {
     Node& node = nodes_.at(name);
     node.reclaim_id = stored.id;
-    if (node.state != "lost") node.state = "draining";
+    if (node.state != NodeState::kLost) node.state = NodeState::kDraining;
     SUBLET_RETURN_IF_ERROR(store_.SaveNode(node));
     Log(LogLevel::kInfo, "node_draining", {{"node", name}, {"reclaim", stored.id}});
     for (uint64_t id : JobsOnNode(name)) victims.insert(id);
@@ -212,11 +208,7 @@ ReclaimVictim* Cluster::VictimOf(const Job& job) {
 // GPU-seconds a resume redoes: the attempt's work after the checkpoint it
 // resumes from (all of it when it committed none).
 void Cluster::AccountLostWork(Job& job) {
-  absl::Time since = std::max(job.start_time, job.last_checkpoint_time);
-  absl::Duration lost = clock_.Now() - since;
-  if (lost > absl::ZeroDuration()) {
-    job.gpu_seconds_lost += absl::ToDoubleSeconds(lost) * static_cast<double>(job.ranks.size());
-  }
+  job.gpu_seconds_lost += WorkSinceCheckpoint(job, clock_.Now());
   job.resume_step = job.last_checkpoint_step;
 }
 
@@ -228,14 +220,14 @@ absl::Status Cluster::OnPreemptingExit(Job& job, const std::string& who) {
   for (const RankRecord& r : job.ranks) {
     all_zero = all_zero && r.exit_code == 0;
     all_75 = all_75 && r.exit_code == kExitPreempted;
-    killed = killed || r.exit_code == 128 + 9;
+    killed = killed || r.exit_code == ExitCodeForSignal(SIGKILL);
   }
   ReclaimVictim* victim = VictimOf(job);
   const uint64_t reclaim_id = job.reclaim_id;
   job.reclaim_id = 0;
   job.preempt_deadline = absl::InfinitePast();
   if (all_zero) {
-    if (victim) victim->state = "ended";
+    if (victim) victim->state = VictimState::kEnded;
     SUBLET_RETURN_IF_ERROR(Event(job, "succeeded", who, "all ranks exited 0 before checkpointing"));
     SUBLET_RETURN_IF_ERROR(Finish(job, JobState::kSucceeded, "all ranks exited 0"));
   } else {
@@ -247,7 +239,9 @@ absl::Status Cluster::OnPreemptingExit(Job& job, const std::string& who) {
         : killed ? "the deadline passed; the ranks still running were killed"
                  : "the ranks exited without acknowledging a checkpoint";
     if (victim) {
-      victim->state = all_75 ? "acknowledged" : killed ? "killed" : "ended";
+      victim->state = all_75   ? VictimState::kAcknowledged
+                      : killed ? VictimState::kKilled
+                               : VictimState::kEnded;
       victim->checkpoint_step = job.last_checkpoint_step;
     }
     std::string resume = job.resume_step >= 0 ? fmt::format("resumes from step {}", job.resume_step)
@@ -269,7 +263,8 @@ absl::Status Cluster::OnPreemptingExit(Job& job, const std::string& who) {
 // Step 4's deadline as the coordinator sees it: one event per job; the
 // worker does the killing.
 absl::Status Cluster::CheckPreemptDeadlines(absl::Time now) {
-  for (uint64_t id : std::vector<uint64_t>(live_jobs_.begin(), live_jobs_.end())) {
+  const std::set<uint64_t>& live = ledger_.live_jobs();
+  for (uint64_t id : std::vector<uint64_t>(live.begin(), live.end())) {
     Job& job = jobs_.at(id);
     if (job.state != JobState::kPreempting || job.deadline_noted || now < job.preempt_deadline) {
       continue;
@@ -285,22 +280,22 @@ absl::Status Cluster::CheckPreemptDeadlines(absl::Time now) {
 absl::Status Cluster::AdvanceReclaims() {
   const absl::Time now = clock_.Now();
   for (auto& [id, r] : reclaims_) {
-    if (r.state != "draining") continue;
+    if (r.state != ReclaimState::kDraining) continue;
     bool all = true;
     for (const std::string& name : r.nodes) {
       Node& node = nodes_.at(name);
-      if (node.reclaim_id != id || node.state == "reclaimed") continue;
+      if (node.reclaim_id != id || node.state == NodeState::kReclaimed) continue;
       if (!JobsOnNode(name).empty() || stray_ranks_[name] != 0) {
         all = false;
         continue;
       }
-      node.state = "reclaimed";
+      node.state = NodeState::kReclaimed;
       SUBLET_RETURN_IF_ERROR(store_.SaveNode(node));
       SUBLET_RETURN_IF_ERROR(
           Audit("scheduler", "handover", fmt::format("reclaim {}: node {} reclaimed", id, name)));
     }
     if (!all) continue;
-    r.state = "reclaimed";
+    r.state = ReclaimState::kReclaimed;
     r.reclaimed_time = now;
     Log(LogLevel::kInfo, "reclaimed", {{"reclaim", id},
                                        {"after", Seconds(now - r.created)}});
@@ -320,7 +315,7 @@ absl::StatusOr<std::vector<uint64_t>> Cluster::Release(const std::string& who,
     const Reclaim* r =
         absl::SimpleAtoi(request.reclaim_id, &id) ? FindReclaim(id) : nullptr;
     if (!r) return absl::NotFoundError(fmt::format("reclaim {} not found", request.reclaim_id));
-    if (r->state == "released") {
+    if (r->state == ReclaimState::kReleased) {
       return absl::FailedPreconditionError(fmt::format("reclaim {} was already released", id));
     }
     for (const std::string& name : r->nodes) {
@@ -342,7 +337,7 @@ absl::StatusOr<std::vector<uint64_t>> Cluster::Release(const std::string& who,
     Node& node = nodes_.at(name);
     touched.insert(node.reclaim_id);
     node.reclaim_id = 0;
-    node.state = "ready";  // a silent worker is marked lost again by CheckTimeouts
+    node.state = NodeState::kReady;  // a silent worker is marked lost again by CheckTimeouts
     SUBLET_RETURN_IF_ERROR(store_.SaveNode(node));
   }
   const absl::Time now = clock_.Now();
@@ -351,7 +346,7 @@ absl::StatusOr<std::vector<uint64_t>> Cluster::Release(const std::string& who,
     bool any_held = false;
     for (const std::string& name : r.nodes) any_held = any_held || nodes_.at(name).reclaim_id == id;
     if (!any_held) {
-      r.state = "released";
+      r.state = ReclaimState::kReleased;
       r.released_time = now;
     }
     SUBLET_RETURN_IF_ERROR(store_.SaveReclaim(r));

@@ -53,7 +53,8 @@ absl::Status AddPrincipals(const YAML::Node& list, Role role, const std::string&
 
 absl::StatusOr<Config> ParseRoot(const YAML::Node& root) {
   SUBLET_RETURN_IF_ERROR(CheckKeys(
-      root, {"storage_root", "heartbeat_timeout", "stop_grace", "tenants", "admins", "workers"},
+      root, {"storage_root", "heartbeat_timeout", "stop_grace", "max_jobs_per_tenant", "tenants",
+             "admins", "workers"},
       ""));
   Config config;
   SUBLET_ASSIGN_OR_RETURN(config.storage_root, RequiredString(root["storage_root"], "storage_root"));
@@ -63,6 +64,14 @@ absl::StatusOr<Config> ParseRoot(const YAML::Node& root) {
     auto d = ParseDuration(root[key].Scalar());
     if (!d.ok()) return FieldError(key, std::string(d.status().message()));
     *target = *d;
+  }
+  if (const YAML::Node limit = root["max_jobs_per_tenant"]) {
+    uint32_t n = 0;
+    if (!limit.IsScalar() || !YAML::convert<uint32_t>::decode(limit, n) ||
+        limit.Scalar().find_first_not_of("0123456789") != std::string::npos) {
+      return FieldError("max_jobs_per_tenant", "must be a whole number (0: no limit)");
+    }
+    config.max_jobs_per_tenant = n;
   }
   SUBLET_RETURN_IF_ERROR(AddPrincipals(root["tenants"], Role::kTenant, "tenants", config));
   SUBLET_RETURN_IF_ERROR(AddPrincipals(root["admins"], Role::kAdmin, "admins", config));

@@ -3,6 +3,7 @@
 //   storage_root: /srv/sublet        # shared by all nodes
 //   heartbeat_timeout: 10s
 //   stop_grace: 10s                  # SIGTERM -> SIGKILL grace when stopping ranks
+//   max_jobs_per_tenant: 10000       # jobs one tenant may have not yet ended
 //   tenants:
 //     - {name: acme, token: "acme-token"}
 //   admins:
@@ -33,6 +34,10 @@ struct Config {
   std::string storage_root;
   absl::Duration heartbeat_timeout = absl::Seconds(10);
   absl::Duration stop_grace = absl::Seconds(10);
+  // Jobs one tenant may have pending, running or preempting at once (Slurm's
+  // MaxSubmitJobs): beyond it a submission is refused with ResourceExhausted,
+  // so no tenant can flood the queue and the store. 0: no limit.
+  uint32_t max_jobs_per_tenant = 10'000;
   std::unordered_map<std::string, Principal> tokens;
 
   // The principal a token stands for, or nullopt for an unknown token.

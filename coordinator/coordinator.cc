@@ -14,23 +14,6 @@ namespace {
 using protocols::Body;
 using protocols::Envelope;
 
-// Errors a handler returns before touching the store; anything else (the
-// store reports its faults as Internal) means the store failed mid-batch and
-// the whole batch must be rolled back.
-bool IsCallerError(const absl::Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kNotFound:
-    case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kPermissionDenied:
-    case absl::StatusCode::kUnauthenticated:
-    case absl::StatusCode::kUnavailable:  // a node is unreachable, not the store
-      return true;
-    default:
-      return false;
-  }
-}
-
 bool IsWorkerReply(const Body& body) {
   return std::holds_alternative<protocols::LogsReply>(body) ||
          std::holds_alternative<protocols::ErrorReply>(body);
@@ -92,7 +75,21 @@ void Coordinator::Run(const std::atomic<bool>& stop) {
   }
 }
 
+std::vector<std::pair<std::string, protocols::Envelope>> Coordinator::TEST_Turn(
+    std::vector<protocols::Incoming> batch) {
+  Process(batch);
+  std::vector<std::pair<std::string, protocols::Envelope>> sent;
+  for (Outgoing& out : outbox_) sent.emplace_back(out.peer, std::move(out.envelope));
+  outbox_.clear();
+  return sent;
+}
+
 void Coordinator::Turn(std::vector<protocols::Incoming>& batch) {
+  Process(batch);
+  Flush();
+}
+
+void Coordinator::Process(std::vector<protocols::Incoming>& batch) {
   const absl::Time now = clock_.Now();
   const bool tick_due = now >= next_tick_;
   if (batch.empty() && !tick_due && !cluster_.NeedsScheduling()) return;
@@ -103,17 +100,22 @@ void Coordinator::Turn(std::vector<protocols::Incoming>& batch) {
   absl::Status status = store_->Begin();
   if (status.ok()) {
     for (protocols::Incoming& in : batch) Dispatch(in);
-    if (tick_due) {
-      Note(cluster_.CheckTimeouts());
-      ExpireLogProxies();
-      next_tick_ = now + options_.tick;
+    try {
+      if (tick_due) {
+        Note(cluster_.CheckTimeouts());
+        ExpireLogProxies();
+        next_tick_ = now + options_.tick;
+      }
+      if (batch_failed_.ok() && cluster_.NeedsScheduling()) Note(cluster_.Schedule());
+      QueueSyncs();
+    } catch (const std::exception& e) {
+      // A bug in a pass: nothing of this turn is kept; the next turn retries.
+      Log(LogLevel::kError, "pass_crashed", {{"error", e.what()}});
+      Note(absl::InternalError(fmt::format("internal error in a scheduling pass: {}", e.what())));
     }
-    if (batch_failed_.ok() && cluster_.NeedsScheduling()) Note(cluster_.Schedule());
-    QueueSyncs();
     status = batch_failed_.ok() ? store_->Commit() : batch_failed_;
   }
   if (!status.ok()) Abandon(status);
-  Flush();
 }
 
 // The store failed: nothing of this batch happened. Reload the last committed
@@ -122,7 +124,7 @@ void Coordinator::Abandon(const absl::Status& cause) {
   Log(LogLevel::kError, "store_failed", {{"error", std::string(cause.message())}});
   store_->Rollback();
   outbox_.clear();
-  absl::Status recovered = cluster_.Recover();
+  absl::Status recovered = cluster_.Reload();
   if (!recovered.ok()) {
     Log(LogLevel::kError, "recover_failed", {{"error", std::string(recovered.message())}});
   }
@@ -158,42 +160,64 @@ void Coordinator::Dispatch(protocols::Incoming& in) {
     HandleWorkerReply(env, in.peer);
     return;
   }
+  if (!batch_failed_.ok() || !store_->Savepoint().ok()) {
+    // The store already failed this turn: the batch is rolled back and every
+    // request in it is told to retry, this one too.
+    Note(store_->failure());
+    if (!std::holds_alternative<protocols::WorkerReport>(env.body)) {
+      batch_requests_.push_back({in.peer, env.request_id});
+    }
+    return;
+  }
+  const size_t outbox_mark = outbox_.size();
   try {
-    std::optional<Principal> who = options_.config.Authenticate(env.token);
-    if (!who) {
-      Log(LogLevel::kWarn, "auth_refused", {{"request", env.request_id}});
-      Reply(in.peer, env.request_id,
-            protocols::ErrorEnvelope(0, absl::PermissionDeniedError("unknown token")).body);
-      return;
-    }
-    if (auto* report = std::get_if<protocols::WorkerReport>(&env.body)) {
-      if (who->role != Role::kWorker) {
-        Reply(in.peer, env.request_id, protocols::ErrorEnvelope(0, absl::PermissionDeniedError(
-                                           "only the worker token may report as a node")).body);
-        return;
-      }
-      HandleReport(*report, in.peer);
-      return;
-    }
-    batch_requests_.push_back({in.peer, env.request_id});
-    bool deferred = false;
-    absl::StatusOr<Body> reply = HandleApi(*who, env, in.peer, deferred);
-    if (!reply.ok() && !IsCallerError(reply.status())) Note(reply.status());
-    if (deferred) return;
-    Reply(in.peer, env.request_id,
-          reply.ok() ? *std::move(reply) : protocols::ErrorEnvelope(0, reply.status()).body);
+    Apply(env, in.peer);
+    if (options_.TEST_after_request) options_.TEST_after_request(env);
+    if (store_->failure().ok()) (void)store_->ReleaseSavepoint();
   } catch (const std::exception& e) {
-    // Last resort: a bug must fail only this request, never the daemon.
+    // Last resort: a bug must fail only this request, never the daemon, and
+    // leave nothing half-applied: its writes are rolled back and the state
+    // is reloaded as the batch left it before this request.
     Log(LogLevel::kError, "request_crashed", {{"request", env.request_id}, {"error", e.what()}});
+    outbox_.resize(outbox_mark);
+    absl::Status undone = store_->RollbackToSavepoint();
+    if (undone.ok()) undone = cluster_.Reload();
+    if (!undone.ok()) Note(undone);
     Reply(in.peer, env.request_id,
           protocols::ErrorEnvelope(0, absl::InternalError("internal error")).body);
   }
+  Note(store_->failure());
+}
+
+// Authenticates one request and applies it; its reply goes to the outbox.
+void Coordinator::Apply(protocols::Envelope& env, const std::string& peer) {
+  std::optional<Principal> who = options_.config.Authenticate(env.token);
+  if (!who) {
+    Log(LogLevel::kWarn, "auth_refused", {{"request", env.request_id}});
+    Reply(peer, env.request_id,
+          protocols::ErrorEnvelope(0, absl::PermissionDeniedError("unknown token")).body);
+    return;
+  }
+  if (auto* report = std::get_if<protocols::WorkerReport>(&env.body)) {
+    if (who->role != Role::kWorker) {
+      Reply(peer, env.request_id, protocols::ErrorEnvelope(0, absl::PermissionDeniedError(
+                                      "only the worker token may report as a node")).body);
+      return;
+    }
+    HandleReport(*report, peer);
+    return;
+  }
+  batch_requests_.push_back({peer, env.request_id});
+  bool deferred = false;
+  absl::StatusOr<Body> reply = HandleApi(*who, env, peer, deferred);
+  if (deferred) return;
+  Reply(peer, env.request_id,
+        reply.ok() ? *std::move(reply) : protocols::ErrorEnvelope(0, reply.status()).body);
 }
 
 void Coordinator::HandleReport(const protocols::WorkerReport& report, const std::string& peer) {
   absl::StatusOr<protocols::WorkerSync> sync = cluster_.OnWorkerReport(report, peer);
   if (!sync.ok()) {
-    if (!IsCallerError(sync.status())) Note(sync.status());
     Log(LogLevel::kWarn, "report_refused", {{"node", report.node},
                                             {"error", std::string(sync.status().message())}});
     return;

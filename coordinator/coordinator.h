@@ -8,11 +8,15 @@
 //  3. enforces timeouts and runs a scheduling pass when something changed;
 //  4. commits, and only then sends the outbox. If the commit fails, nothing
 //     is sent but errors, and the state is reloaded from the store.
-// A frame that fails (bad bytes, a bug) fails only its own request.
+// A frame that fails (bad bytes, a bug) fails only its own request: each
+// request runs in a store savepoint, and one that throws is rolled back and
+// the state reloaded. The batch is rolled back only when the store itself
+// failed (Store::failure), never because a handler refused a caller.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -40,6 +44,9 @@ struct CoordinatorOptions {
   // others (ZeroMQ already reads connections fairly; this bounds the work).
   size_t max_frames_per_peer = 256;
   absl::Duration log_proxy_timeout = absl::Seconds(4);
+  // Test seam: called after each request's handler, inside its savepoint
+  // (a test makes it throw to play a buggy handler).
+  std::function<void(const protocols::Envelope&)> TEST_after_request;
 };
 
 class Coordinator {
@@ -51,6 +58,14 @@ class Coordinator {
   std::string endpoint() const { return channel_.endpoint(); }
   // Serves until `stop` becomes true (checked at least every tick).
   void Run(const std::atomic<bool>& stop);
+
+  // ---- test seams (not for Run's thread: call them instead of Run) --------
+  // One turn over `batch`, as Run would take it; returns what it would send
+  // (peer, envelope) instead of sending it.
+  std::vector<std::pair<std::string, protocols::Envelope>> TEST_Turn(
+      std::vector<protocols::Incoming> batch);
+  const Cluster& TEST_cluster() const { return cluster_; }
+  Store& TEST_store() { return *store_; }
 
  private:
   struct Outgoing {
@@ -68,9 +83,11 @@ class Coordinator {
   Coordinator(CoordinatorOptions options, zmq::context_t& context, const Clock& clock,
               std::unique_ptr<Store> store);
   void Turn(std::vector<protocols::Incoming>& batch);
+  void Process(std::vector<protocols::Incoming>& batch);  // a turn, up to sending
   void Abandon(const absl::Status& cause);
   void Note(const absl::Status& status);
   void Dispatch(protocols::Incoming& in);
+  void Apply(protocols::Envelope& env, const std::string& peer);
   void HandleReport(const protocols::WorkerReport& report, const std::string& peer);
   absl::StatusOr<protocols::Body> HandleApi(const Principal& who, protocols::Envelope& request,
                                             const std::string& peer, bool& deferred);

@@ -9,11 +9,15 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "common/exit_codes.h"
 #include "protocols/job_spec.h"
 #include "protocols/messages.h"
 
 namespace sublet::coordinator {
 
+// Each state has one name, the one users see (DESIGN.md) and the store
+// keeps; FromName is nullopt for any other text, so a damaged row is caught
+// on load.
 enum class JobState { kPending, kRunning, kPreempting, kSucceeded, kFailed, kCancelled };
 std::string_view JobStateName(JobState state);
 std::optional<JobState> JobStateFromName(std::string_view name);
@@ -21,10 +25,23 @@ inline bool IsFinal(JobState s) {
   return s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled;
 }
 
-// Exit code recorded for a rank whose node was lost or restarted under it.
-inline constexpr int32_t kExitNodeLost = -1;
-// Exit code meaning "checkpointed for preemption" (DESIGN.md).
-inline constexpr int32_t kExitPreempted = 75;
+// ready: takes work; draining: a reclaim holds it, nothing new lands;
+// reclaimed: handed over to the internal team; lost: its worker went silent.
+enum class NodeState { kReady, kDraining, kReclaimed, kLost };
+std::string_view NodeStateName(NodeState state);
+std::optional<NodeState> NodeStateFromName(std::string_view name);
+
+// draining -> reclaimed (every node handed over) -> released.
+enum class ReclaimState { kDraining, kReclaimed, kReleased };
+std::string_view ReclaimStateName(ReclaimState state);
+std::optional<ReclaimState> ReclaimStateFromName(std::string_view name);
+
+// What became of one job a reclaim preempted: still preempting; acknowledged
+// (every rank checkpointed and exited 75); killed at the deadline; ended
+// otherwise (it finished, or exited without a checkpoint).
+enum class VictimState { kPreempting, kAcknowledged, kKilled, kEnded };
+std::string_view VictimStateName(VictimState state);
+std::optional<VictimState> VictimStateFromName(std::string_view name);
 
 struct RankRecord {
   uint32_t rank = 0;
@@ -90,7 +107,7 @@ struct Job {
 
 struct Node {
   std::string name;
-  std::string state = "ready";  // ready, draining, reclaimed, lost
+  NodeState state = NodeState::kReady;
   std::vector<protocols::GpuInfo> gpus;
   std::string incarnation;
   std::string address;
@@ -101,23 +118,23 @@ struct Node {
   uint64_t reclaim_id = 0;  // the reclaim draining or holding the node; 0: none
 };
 
-// One job a reclaim preempts. state: preempting, acknowledged, killed, ended.
+// One job a reclaim preempts.
 struct ReclaimVictim {
   uint64_t job_id = 0;
   std::string tenant;
-  std::string state = "preempting";
+  VictimState state = VictimState::kPreempting;
   std::string why;
   int64_t checkpoint_step = -1;
   double estimated_save_s = -1;
 };
 
 // An admin's reclaim, durable from the moment it is accepted (DESIGN.md
-// "Reclaim transaction"). state: draining -> reclaimed -> released.
+// "Reclaim transaction").
 struct Reclaim {
   uint64_t id = 0;
   std::string who;
   std::string reason;
-  std::string state = "draining";
+  ReclaimState state = ReclaimState::kDraining;
   std::vector<std::string> requested_nodes;
   uint32_t requested_gpus = 0;
   absl::Time created = absl::InfinitePast();

@@ -76,8 +76,8 @@ CREATE TABLE IF NOT EXISTS audit (
   detail TEXT NOT NULL);
 )sql";
 
-// Columns added after the first release, appended in this order to new and
-// old databases alike (so SELECT * reads them at fixed positions).
+// Columns added after the first release, appended to old databases (Load
+// names every column it reads, so their position does not matter).
 struct AddedColumn {
   const char* table;
   const char* name;
@@ -156,12 +156,15 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
       "checkpoint_bytes=?20, checkpoint_persist_s=?21, gpu_seconds=?22, gpu_seconds_lost=?23 "
       "WHERE id=?1"));
   SUBLET_ASSIGN_OR_RETURN(store->put_rank_, store->Prepare(
-      "INSERT OR REPLACE INTO ranks VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"));
+      "INSERT OR REPLACE INTO ranks (job_id, attempt, rank, node, incarnation, local_rank, gpus, "
+      "exited, exit_code) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"));
   SUBLET_ASSIGN_OR_RETURN(store->put_node_, store->Prepare(
       "INSERT OR REPLACE INTO nodes (name, state, gpus, incarnation, address, reclaim_id) "
       "VALUES (?1,?2,?3,?4,?5,?6)"));
   SUBLET_ASSIGN_OR_RETURN(store->put_reclaim_, store->Prepare(
-      "INSERT OR REPLACE INTO reclaims VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"));
+      "INSERT OR REPLACE INTO reclaims (id, who, reason, state, requested_nodes, requested_gpus, "
+      "created_ms, deadline_ms, reclaimed_ms, released_ms, nodes, victims, warnings) "
+      "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"));
   SUBLET_ASSIGN_OR_RETURN(store->put_audit_, store->Prepare(
       "INSERT INTO audit (time_ms, who, action, detail) VALUES (?1,?2,?3,?4)"));
   SUBLET_ASSIGN_OR_RETURN(store->put_event_, store->Prepare(
@@ -174,8 +177,13 @@ Store::~Store() {
   sqlite3_close(db_);
 }
 
-absl::Status Store::Error(const char* what) const {
-  return absl::InternalError(fmt::format("store: {}: {}", what, sqlite3_errmsg(db_)));
+absl::Status Store::Error(const char* what) {
+  return Fail(absl::InternalError(fmt::format("store: {}: {}", what, sqlite3_errmsg(db_))));
+}
+
+absl::Status Store::Fail(absl::Status status) {
+  if (failure_.ok()) failure_ = status;
+  return status;
 }
 
 absl::Status Store::Exec(const char* sql) {
@@ -183,8 +191,17 @@ absl::Status Store::Exec(const char* sql) {
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
     std::string msg = err ? err : "unknown error";
     sqlite3_free(err);
-    return absl::InternalError(fmt::format("store: {}", msg));
+    return Fail(absl::InternalError(fmt::format("store: {}", msg)));
   }
+  return absl::OkStatus();
+}
+
+absl::Status Store::Write(sqlite3_stmt* s, const char* what) {
+  ++writes_;
+  if (fail_write_in_ > 0 && --fail_write_in_ == 0) {
+    return Fail(absl::InternalError(fmt::format("store: {}: injected failure", what)));
+  }
+  if (sqlite3_step(s) != SQLITE_DONE) return Error(what);
   return absl::OkStatus();
 }
 
@@ -193,6 +210,12 @@ absl::StatusOr<sqlite3_stmt*> Store::Prepare(const char* sql) {
   if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK) return Error("prepare");
   cached_.push_back(s);
   return s;
+}
+
+absl::StatusOr<Store::Statement> Store::PrepareOnce(const char* sql) {
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK) return Error("prepare");
+  return Statement(s, sqlite3_finalize);
 }
 
 absl::Status Store::AddColumns() {
@@ -213,9 +236,27 @@ absl::Status Store::AddColumns() {
   return absl::OkStatus();
 }
 
-absl::Status Store::Begin() { return Exec("BEGIN IMMEDIATE"); }
-absl::Status Store::Commit() { return Exec("COMMIT"); }
-void Store::Rollback() { (void)Exec("ROLLBACK"); }
+absl::Status Store::Begin() {
+  failure_ = absl::OkStatus();
+  return Exec("BEGIN IMMEDIATE");
+}
+
+absl::Status Store::Commit() {
+  if (!failure_.ok()) return failure_;
+  return Exec("COMMIT");
+}
+
+void Store::Rollback() {
+  (void)Exec("ROLLBACK");
+  failure_ = absl::OkStatus();
+}
+
+absl::Status Store::Savepoint() { return Exec("SAVEPOINT request"); }
+absl::Status Store::ReleaseSavepoint() { return Exec("RELEASE request"); }
+absl::Status Store::RollbackToSavepoint() {
+  SUBLET_RETURN_IF_ERROR(Exec("ROLLBACK TO request"));
+  return Exec("RELEASE request");
+}
 
 absl::Status Store::InsertJob(const Job& job) {
   sqlite3_stmt* s = insert_job_;
@@ -223,7 +264,7 @@ absl::Status Store::InsertJob(const Job& job) {
   sqlite3_bind_int64(s, 1, static_cast<int64_t>(job.id));
   BindText(s, 2, job.tenant);
   BindText(s, 3, protocols::JobSpecToYaml(job.spec));
-  if (sqlite3_step(s) != SQLITE_DONE) return Error("insert job");
+  SUBLET_RETURN_IF_ERROR(Write(s, "insert job"));
   return SaveJob(job);
 }
 
@@ -255,9 +296,9 @@ absl::Status Store::SaveJob(const Job& job) {
   sqlite3_bind_double(s, 21, job.checkpoint_persist_s);
   sqlite3_bind_double(s, 22, job.gpu_seconds);
   sqlite3_bind_double(s, 23, job.gpu_seconds_lost);
-  if (sqlite3_step(s) != SQLITE_DONE) return Error("save job");
+  SUBLET_RETURN_IF_ERROR(Write(s, "save job"));
   if (sqlite3_changes(db_) != 1) {
-    return absl::InternalError(fmt::format("store: job {} was never inserted", job.id));
+    return Fail(absl::InternalError(fmt::format("store: job {} was never inserted", job.id)));
   }
   return SaveRanks(job);
 }
@@ -275,7 +316,7 @@ absl::Status Store::SaveRanks(const Job& job) {
     BindText(s, 7, JoinGpus(r.gpus));
     sqlite3_bind_int(s, 8, r.exited ? 1 : 0);
     sqlite3_bind_int(s, 9, r.exit_code);
-    if (sqlite3_step(s) != SQLITE_DONE) return Error("save rank");
+    SUBLET_RETURN_IF_ERROR(Write(s, "save rank"));
   }
   return absl::OkStatus();
 }
@@ -284,12 +325,12 @@ absl::Status Store::SaveNode(const Node& node) {
   sqlite3_stmt* s = put_node_;
   StmtReset reset{s};
   BindText(s, 1, node.name);
-  BindText(s, 2, node.state);
+  BindText(s, 2, std::string(NodeStateName(node.state)));
   sqlite3_bind_int64(s, 3, static_cast<int64_t>(node.gpus.size()));
   BindText(s, 4, node.incarnation);
   BindText(s, 5, node.address);
   sqlite3_bind_int64(s, 6, static_cast<int64_t>(node.reclaim_id));
-  if (sqlite3_step(s) != SQLITE_DONE) return Error("save node");
+  SUBLET_RETURN_IF_ERROR(Write(s, "save node"));
   return absl::OkStatus();
 }
 
@@ -299,7 +340,7 @@ absl::Status Store::SaveReclaim(const Reclaim& r) {
   sqlite3_bind_int64(s, 1, static_cast<int64_t>(r.id));
   BindText(s, 2, r.who);
   BindText(s, 3, r.reason);
-  BindText(s, 4, r.state);
+  BindText(s, 4, std::string(ReclaimStateName(r.state)));
   BindText(s, 5, absl::StrJoin(r.requested_nodes, ","));
   sqlite3_bind_int64(s, 6, r.requested_gpus);
   sqlite3_bind_int64(s, 7, ToMs(r.created));
@@ -309,13 +350,13 @@ absl::Status Store::SaveReclaim(const Reclaim& r) {
   BindText(s, 11, absl::StrJoin(r.nodes, ","));
   nlohmann::json victims = nlohmann::json::array();
   for (const ReclaimVictim& v : r.victims) {
-    victims.push_back({{"job", v.job_id}, {"tenant", v.tenant}, {"state", v.state},
+    victims.push_back({{"job", v.job_id}, {"tenant", v.tenant}, {"state", VictimStateName(v.state)},
                        {"why", v.why}, {"step", v.checkpoint_step},
                        {"save_s", v.estimated_save_s}});
   }
   BindText(s, 12, victims.dump());
   BindText(s, 13, nlohmann::json(r.warnings).dump());
-  if (sqlite3_step(s) != SQLITE_DONE) return Error("save reclaim");
+  SUBLET_RETURN_IF_ERROR(Write(s, "save reclaim"));
   return absl::OkStatus();
 }
 
@@ -326,7 +367,7 @@ absl::Status Store::AppendAudit(const AuditEntry& entry) {
   BindText(s, 2, entry.who);
   BindText(s, 3, entry.action);
   BindText(s, 4, entry.detail);
-  if (sqlite3_step(s) != SQLITE_DONE) return Error("append audit");
+  SUBLET_RETURN_IF_ERROR(Write(s, "append audit"));
   return absl::OkStatus();
 }
 
@@ -354,14 +395,19 @@ absl::Status Store::AppendEvent(uint64_t job_id, const protocols::JobEvent& even
   BindText(s, 3, event.who);
   BindText(s, 4, event.kind);
   BindText(s, 5, event.message);
-  if (sqlite3_step(s) != SQLITE_DONE) return Error("append event");
+  SUBLET_RETURN_IF_ERROR(Write(s, "append event"));
   return absl::OkStatus();
 }
 
 absl::StatusOr<Store::Snapshot> Store::Load() {
   Snapshot snap;
-  SUBLET_ASSIGN_OR_RETURN(sqlite3_stmt* jobs, Prepare("SELECT * FROM jobs ORDER BY id"));
-  StmtReset reset_jobs{jobs};
+  SUBLET_ASSIGN_OR_RETURN(Statement owned_jobs, PrepareOnce(
+      "SELECT id, tenant, spec, state, reason, restarts, preemptions, attempt, "
+      "last_checkpoint_step, submit_ms, start_ms, end_ms, stopping, master_addr, master_port, "
+      "rendezvous_port, reclaim_id, preempt_deadline_ms, preempt_why, resume_step, "
+      "checkpoint_ms, checkpoint_bytes, checkpoint_persist_s, gpu_seconds, gpu_seconds_lost "
+      "FROM jobs ORDER BY id"));
+  sqlite3_stmt* jobs = owned_jobs.get();
   int rc;
   while ((rc = sqlite3_step(jobs)) == SQLITE_ROW) {
     Job job;
@@ -403,12 +449,18 @@ absl::StatusOr<Store::Snapshot> Store::Load() {
   if (rc != SQLITE_DONE) return Error("load jobs");
   SUBLET_RETURN_IF_ERROR(LoadRanks(snap.jobs));
 
-  SUBLET_ASSIGN_OR_RETURN(sqlite3_stmt* nodes, Prepare("SELECT * FROM nodes ORDER BY name"));
-  StmtReset reset_nodes{nodes};
+  SUBLET_ASSIGN_OR_RETURN(Statement owned_nodes, PrepareOnce(
+      "SELECT name, state, gpus, incarnation, address, reclaim_id FROM nodes ORDER BY name"));
+  sqlite3_stmt* nodes = owned_nodes.get();
   while ((rc = sqlite3_step(nodes)) == SQLITE_ROW) {
     Node node;
     node.name = Text(nodes, 0);
-    node.state = Text(nodes, 1);
+    std::optional<NodeState> state = NodeStateFromName(Text(nodes, 1));
+    if (!state) {
+      return absl::DataLossError(fmt::format("store: node {} cannot be read back (unknown state {})",
+                                             node.name, Text(nodes, 1)));
+    }
+    node.state = *state;
     int64_t gpus = sqlite3_column_int64(nodes, 2);
     for (int64_t i = 0; i < gpus; ++i) node.gpus.push_back({static_cast<uint32_t>(i), "", 0});
     node.incarnation = Text(nodes, 3);
@@ -422,15 +474,22 @@ absl::StatusOr<Store::Snapshot> Store::Load() {
 }
 
 absl::Status Store::LoadReclaims(Snapshot& snap) {
-  SUBLET_ASSIGN_OR_RETURN(sqlite3_stmt* s, Prepare("SELECT * FROM reclaims ORDER BY id"));
-  StmtReset reset{s};
+  SUBLET_ASSIGN_OR_RETURN(Statement owned, PrepareOnce(
+      "SELECT id, who, reason, state, requested_nodes, requested_gpus, created_ms, deadline_ms, "
+      "reclaimed_ms, released_ms, nodes, victims, warnings FROM reclaims ORDER BY id"));
+  sqlite3_stmt* s = owned.get();
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     Reclaim r;
     r.id = static_cast<uint64_t>(sqlite3_column_int64(s, 0));
     r.who = Text(s, 1);
     r.reason = Text(s, 2);
-    r.state = Text(s, 3);
+    std::optional<ReclaimState> state = ReclaimStateFromName(Text(s, 3));
+    if (!state) {
+      return absl::DataLossError(fmt::format(
+          "store: reclaim {} cannot be read back (unknown state {})", r.id, Text(s, 3)));
+    }
+    r.state = *state;
     r.requested_nodes = absl::StrSplit(Text(s, 4), ',', absl::SkipEmpty());
     r.requested_gpus = static_cast<uint32_t>(sqlite3_column_int64(s, 5));
     r.created = FromMs(sqlite3_column_int64(s, 6));
@@ -445,9 +504,15 @@ absl::Status Store::LoadReclaims(Snapshot& snap) {
     }
     try {
       for (const nlohmann::json& v : victims) {
+        const std::string name = v.at("state").get<std::string>();
+        std::optional<VictimState> state = VictimStateFromName(name);
+        if (!state) {
+          return absl::DataLossError(fmt::format(
+              "store: reclaim {} cannot be read back (victim in unknown state {})", r.id, name));
+        }
         r.victims.push_back({v.at("job").get<uint64_t>(), v.at("tenant").get<std::string>(),
-                             v.at("state").get<std::string>(), v.at("why").get<std::string>(),
-                             v.at("step").get<int64_t>(), v.at("save_s").get<double>()});
+                             *state, v.at("why").get<std::string>(), v.at("step").get<int64_t>(),
+                             v.at("save_s").get<double>()});
       }
       r.warnings = warnings.get<std::vector<std::string>>();
     } catch (const nlohmann::json::exception& e) {

@@ -7,8 +7,8 @@
 // requests share one transaction (group commit), which is what makes a
 // thousand durable submissions a second possible on one fsync-bound disk.
 //
-// Errors: a failed read or write is Internal ("store: ..."), so callers can
-// tell a storage fault from a caller's mistake by its code alone.
+// Errors: a failed read or write is Internal ("store: ..."), and recorded as
+// the transaction's failure (failure()).
 //
 // Thread-compatible: one thread (the event loop) uses a Store.
 #pragma once
@@ -33,9 +33,25 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
+  // One transaction per event-loop turn. The store remembers the first
+  // failure since Begin (a failed write, read or savepoint): Commit then
+  // refuses and returns it, so the caller rolls back on that fact alone and
+  // never has to guess from an error code whether the store failed.
   absl::Status Begin();
   absl::Status Commit();
   void Rollback();
+  const absl::Status& failure() const { return failure_; }
+  // One request inside the transaction: RollbackToSavepoint undoes every
+  // write since Savepoint (and ends it), ReleaseSavepoint keeps them.
+  absl::Status Savepoint();
+  absl::Status ReleaseSavepoint();
+  absl::Status RollbackToSavepoint();
+
+  // Test seam: the `n`th write from now (1: the next) fails with Internal, as
+  // a full disk would. 0 disarms it.
+  void TEST_FailWrite(int n) { fail_write_in_ = n; }
+  // Writes stepped (or failed) since the store was opened.
+  uint64_t TEST_writes() const { return writes_; }
 
   absl::Status InsertJob(const Job& job);  // a new job, with its spec
   absl::Status SaveJob(const Job& job);    // the job's state and its current attempt's ranks
@@ -69,12 +85,19 @@ class Store {
   absl::StatusOr<std::vector<RankRecord>> Ranks(uint64_t job_id, uint32_t attempt);
 
  private:
+  using Statement = std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)>;
+
   explicit Store(sqlite3* db) : db_(db) {}
   absl::Status Exec(const char* sql);
+  // Steps a write statement; every write goes through here.
+  absl::Status Write(sqlite3_stmt* s, const char* what);
+  // Records `status` as the transaction's failure if it is the first.
+  absl::Status Fail(absl::Status status);
+  absl::StatusOr<Statement> PrepareOnce(const char* sql);
   absl::Status AddColumns();
   absl::Status LoadReclaims(Snapshot& snap);
   absl::StatusOr<sqlite3_stmt*> Prepare(const char* sql);
-  absl::Status Error(const char* what) const;
+  absl::Status Error(const char* what);
   absl::Status SaveRanks(const Job& job);
   absl::Status LoadRanks(std::vector<Job>& jobs);
 
@@ -87,6 +110,9 @@ class Store {
   sqlite3_stmt* put_event_ = nullptr;
   sqlite3_stmt* put_reclaim_ = nullptr;
   sqlite3_stmt* put_audit_ = nullptr;
+  absl::Status failure_;
+  int fail_write_in_ = 0;
+  uint64_t writes_ = 0;
 };
 
 }  // namespace sublet::coordinator

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "coordinator/accounting.h"
+
 namespace sublet::coordinator {
 namespace {
 
@@ -25,11 +27,7 @@ absl::StatusOr<protocols::JobInfo> JobView(const Job& job, Store* events_from, a
   info.end_time_unix_ms = Ms(job.end_time);
   info.spec = job.spec;
   if (!job.ranks.empty()) info.progress = job.ranks[0].progress;
-  info.gpu_seconds = job.gpu_seconds;
-  if (job.HasLiveRanks() && job.start_time != absl::InfinitePast()) {
-    info.gpu_seconds += std::max(0.0, absl::ToDoubleSeconds(now - job.start_time)) *
-                        static_cast<double>(job.ranks.size());
-  }
+  info.gpu_seconds = GpuSecondsUsed(job, now);
   info.gpu_seconds_lost = job.gpu_seconds_lost;
   info.reclaim_id = job.reclaim_id ? std::to_string(job.reclaim_id) : "";
   info.preempt_why = job.preempt_why;
@@ -55,7 +53,7 @@ absl::StatusOr<protocols::JobInfo> JobView(const Job& job, Store* events_from, a
 protocols::NodeInfo NodeView(const Cluster& cluster, const Node& node) {
   protocols::NodeInfo info;
   info.name = node.name;
-  info.state = node.state;
+  info.state = std::string(NodeStateName(node.state));
   info.gpus = static_cast<uint32_t>(node.gpus.size());
   info.gpus_free = cluster.FreeGpus(node);
   for (uint64_t id : cluster.JobsOnNode(node.name)) info.jobs.push_back(std::to_string(id));
@@ -70,7 +68,7 @@ protocols::ReclaimInfo ReclaimView(const Cluster& cluster, const Reclaim& r) {
   info.id = std::to_string(r.id);
   info.who = r.who;
   info.reason = r.reason;
-  info.state = r.state;
+  info.state = std::string(ReclaimStateName(r.state));
   info.requested_nodes = r.requested_nodes;
   info.requested_gpus = r.requested_gpus;
   info.deadline_unix_ms = Ms(r.deadline);
@@ -79,11 +77,12 @@ protocols::ReclaimInfo ReclaimView(const Cluster& cluster, const Reclaim& r) {
   info.released_unix_ms = Ms(r.released_time);
   for (const std::string& name : r.nodes) {
     const Node* node = cluster.FindNode(name);
-    std::string state = !node || node->reclaim_id != r.id ? "released" : node->state;
+    std::string state = !node || node->reclaim_id != r.id ? std::string(ReclaimStateName(ReclaimState::kReleased))
+                                                          : std::string(NodeStateName(node->state));
     info.nodes.push_back({name, state});
   }
   for (const ReclaimVictim& v : r.victims) {
-    info.jobs.push_back({std::to_string(v.job_id), v.tenant, v.state, v.why, v.checkpoint_step,
+    info.jobs.push_back({std::to_string(v.job_id), v.tenant, std::string(VictimStateName(v.state)), v.why, v.checkpoint_step,
                          v.estimated_save_s});
   }
   info.warnings = r.warnings;

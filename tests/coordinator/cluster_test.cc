@@ -119,8 +119,8 @@ TEST_F(ClusterTest, SilentNodeBecomesLostAndItsJobIsRequeuedWithoutCounting) {
   Report("node-a", Exits(id, "node-a", {}));
   clock_.Advance(absl::Seconds(6));
   Do([&] { return cluster_->CheckTimeouts(); });
-  EXPECT_EQ(cluster_->FindNode("node-b")->state, "lost");
-  EXPECT_EQ(cluster_->FindNode("node-a")->state, "ready");
+  EXPECT_EQ(cluster_->FindNode("node-b")->state, NodeState::kLost);
+  EXPECT_EQ(cluster_->FindNode("node-a")->state, NodeState::kReady);
   EXPECT_EQ(JobById(id).state, JobState::kPending);
   EXPECT_EQ(JobById(id).restarts, 0u);
   EXPECT_THAT(JobById(id).reason, HasSubstr("node node-b was lost"));

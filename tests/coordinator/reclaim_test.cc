@@ -55,9 +55,9 @@ TEST_F(ReclaimTest, NamedNodeIsDrainedAndEveryRankOfTheVictimGetsTheNotice) {
   uint64_t job = RunningTwoNodeJob();
   uint64_t r = Reclaim({"node-b"});
   EXPECT_EQ(JobById(job).state, JobState::kPreempting);
-  EXPECT_EQ(NodeByName("node-b").state, "draining");
-  EXPECT_EQ(NodeByName("node-a").state, "ready");
-  EXPECT_EQ(ReclaimById(r).state, "draining");
+  EXPECT_EQ(NodeByName("node-b").state, NodeState::kDraining);
+  EXPECT_EQ(NodeByName("node-a").state, NodeState::kReady);
+  EXPECT_EQ(ReclaimById(r).state, ReclaimState::kDraining);
   ASSERT_THAT(ReclaimById(r).victims, SizeIs(1));
   EXPECT_THAT(ReclaimById(r).victims[0].why, HasSubstr("node-b"));
   // The whole gang hears it, on both nodes, with the deadline.
@@ -77,7 +77,7 @@ TEST_F(ReclaimTest, AcknowledgedCheckpointRequeuesResumesOnFewerNodesAndHandsOve
   ReportCheckpoint(job, "node-a", 40);
   Report("node-a", Exits(job, "node-a", {{0, 75}, {1, 75}}));
   EXPECT_EQ(JobById(job).state, JobState::kPreempting) << "waits for every rank";
-  EXPECT_EQ(NodeByName("node-b").state, "draining");
+  EXPECT_EQ(NodeByName("node-b").state, NodeState::kDraining);
   Report("node-b", Exits(job, "node-b", {{2, 75}, {3, 75}}));
 
   const Job& j = JobById(job);
@@ -85,9 +85,9 @@ TEST_F(ReclaimTest, AcknowledgedCheckpointRequeuesResumesOnFewerNodesAndHandsOve
   EXPECT_EQ(j.preemptions, 1u);
   EXPECT_EQ(j.restarts, 0u);
   EXPECT_EQ(j.resume_step, 40);
-  EXPECT_EQ(NodeByName("node-b").state, "reclaimed");
-  EXPECT_EQ(ReclaimById(r).state, "reclaimed");
-  EXPECT_EQ(ReclaimById(r).victims[0].state, "acknowledged");
+  EXPECT_EQ(NodeByName("node-b").state, NodeState::kReclaimed);
+  EXPECT_EQ(ReclaimById(r).state, ReclaimState::kReclaimed);
+  EXPECT_EQ(ReclaimById(r).victims[0].state, VictimState::kAcknowledged);
   EXPECT_EQ(ReclaimById(r).victims[0].checkpoint_step, 40);
 
   Schedule();
@@ -123,11 +123,11 @@ TEST_F(ReclaimTest, RankKilledAtTheDeadlineResumesFromThePreviousCheckpoint) {
   const Job& j = JobById(job);
   EXPECT_EQ(j.state, JobState::kPending);
   EXPECT_EQ(j.resume_step, 20);
-  EXPECT_EQ(ReclaimById(r).victims[0].state, "killed");
+  EXPECT_EQ(ReclaimById(r).victims[0].state, VictimState::kKilled);
   // 4 GPUs x 91 s of work after the step-20 checkpoint must be redone.
   EXPECT_NEAR(j.gpu_seconds_lost, 4 * 91.0, 0.5);
   EXPECT_NEAR(j.gpu_seconds, 4 * 91.0, 0.5);
-  EXPECT_EQ(NodeByName("node-b").state, "reclaimed");
+  EXPECT_EQ(NodeByName("node-b").state, NodeState::kReclaimed);
 }
 
 TEST_F(ReclaimTest, GpuCountTakesIdleNodesFirstThenTheLowestPriorityJob) {
@@ -154,7 +154,7 @@ TEST_F(ReclaimTest, GpuCountTakesIdleNodesFirstThenTheLowestPriorityJob) {
   uint64_t first = Reclaim({}, 2);
   EXPECT_THAT(ReclaimById(first).nodes, ElementsAre(idle));
   EXPECT_THAT(ReclaimById(first).victims, SizeIs(0));
-  EXPECT_EQ(ReclaimById(first).state, "reclaimed") << "an idle node is handed over at once";
+  EXPECT_EQ(ReclaimById(first).state, ReclaimState::kReclaimed) << "an idle node is handed over at once";
 
   uint64_t second = Reclaim({}, 2);
   EXPECT_THAT(ReclaimById(second).nodes, ElementsAre(low_node));
@@ -194,8 +194,8 @@ TEST_F(ReclaimTest, ReleaseMakesTheNodesSchedulableAgain) {
   auto released =
       InTxn([&] { return cluster_->Release("infra", protocols::ReleaseRequest{std::to_string(r), {}}); });
   ASSERT_TRUE(released.ok()) << released.status();
-  EXPECT_EQ(ReclaimById(r).state, "released");
-  EXPECT_EQ(NodeByName("node-a").state, "ready");
+  EXPECT_EQ(ReclaimById(r).state, ReclaimState::kReleased);
+  EXPECT_EQ(NodeByName("node-a").state, NodeState::kReady);
   Schedule();
   EXPECT_EQ(JobById(job).state, JobState::kRunning);
   EXPECT_THAT(JobById(job).ranks, SizeIs(4)) << "capacity returned: full size again";
@@ -217,7 +217,7 @@ TEST_F(ReclaimTest, CoordinatorRestartBetweenNoticeAndAcknowledgementFinishesThe
   cluster_ = std::make_unique<Cluster>(*store_, clock_, config_);
   ASSERT_TRUE(cluster_->Recover().ok());
   EXPECT_EQ(JobById(job).state, JobState::kPreempting);
-  EXPECT_EQ(NodeByName("node-b").state, "draining");
+  EXPECT_EQ(NodeByName("node-b").state, NodeState::kDraining);
   auto sync = Report("node-b", Exits(job, "node-b", {}));
   EXPECT_THAT(sync.notices, SizeIs(2)) << "the notice is repeated after the restart";
 
@@ -225,19 +225,19 @@ TEST_F(ReclaimTest, CoordinatorRestartBetweenNoticeAndAcknowledgementFinishesThe
   Report("node-b", Exits(job, "node-b", {{2, 75}, {3, 75}}));
   EXPECT_EQ(JobById(job).state, JobState::kPending);
   EXPECT_EQ(JobById(job).resume_step, 60);
-  EXPECT_EQ(NodeByName("node-b").state, "reclaimed");
-  EXPECT_EQ(ReclaimById(r).state, "reclaimed");
+  EXPECT_EQ(NodeByName("node-b").state, NodeState::kReclaimed);
+  EXPECT_EQ(ReclaimById(r).state, ReclaimState::kReclaimed);
 }
 
 TEST_F(ReclaimTest, ReclaimedNodeStaysReclaimedWhenItsWorkerGoesSilentOrReturns) {
   Report("node-a");
   Reclaim({"node-a"});
-  EXPECT_EQ(NodeByName("node-a").state, "reclaimed");
+  EXPECT_EQ(NodeByName("node-a").state, NodeState::kReclaimed);
   clock_.Advance(absl::Seconds(30));
   Do([&] { return cluster_->CheckTimeouts(); });
-  EXPECT_EQ(NodeByName("node-a").state, "reclaimed");
+  EXPECT_EQ(NodeByName("node-a").state, NodeState::kReclaimed);
   Report("node-a", {}, "inc-2");
-  EXPECT_EQ(NodeByName("node-a").state, "reclaimed");
+  EXPECT_EQ(NodeByName("node-a").state, NodeState::kReclaimed);
 }
 
 TEST_F(ReclaimTest, EveryCallIsAudited) {

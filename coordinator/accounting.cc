@@ -1,0 +1,28 @@
+#include "coordinator/accounting.h"
+
+#include <algorithm>
+
+namespace sublet::coordinator {
+namespace {
+
+double RankSecondsSince(const Job& job, absl::Time since, absl::Time now) {
+  return std::max(0.0, absl::ToDoubleSeconds(now - since)) * static_cast<double>(job.ranks.size());
+}
+
+}  // namespace
+
+double AttemptGpuSeconds(const Job& job, absl::Time now) {
+  if (job.ranks.empty() || job.start_time == absl::InfinitePast()) return 0;
+  return RankSecondsSince(job, job.start_time, now);
+}
+
+double WorkSinceCheckpoint(const Job& job, absl::Time now) {
+  if (job.ranks.empty() || job.start_time == absl::InfinitePast()) return 0;
+  return RankSecondsSince(job, std::max(job.start_time, job.last_checkpoint_time), now);
+}
+
+double GpuSecondsUsed(const Job& job, absl::Time now) {
+  return job.gpu_seconds + (job.HasLiveRanks() ? AttemptGpuSeconds(job, now) : 0);
+}
+
+}  // namespace sublet::coordinator

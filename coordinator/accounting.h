@@ -1,0 +1,27 @@
+// GPU-seconds accounting: what a job has used, and what a preemption costs
+// it. One formula for each, used by the lifecycle (when an attempt ends), by
+// victim choice (least work since the last checkpoint) and by the views.
+//
+// A GPU-second is one rank running for one second (one rank per GPU). Pure
+// functions of the job and the time.
+#pragma once
+
+#include "absl/time/time.h"
+#include "coordinator/model.h"
+
+namespace sublet::coordinator {
+
+// GPU-seconds of the current attempt from its start until `now` (0 when no
+// attempt has started; never negative).
+double AttemptGpuSeconds(const Job& job, absl::Time now);
+
+// GPU-seconds of the current attempt after its last committed checkpoint (or
+// its start, when it committed none since): what the attempt would redo if it
+// ended at `now` and resumed from that checkpoint.
+double WorkSinceCheckpoint(const Job& job, absl::Time now);
+
+// Every GPU-second the job has used up to `now`: its ended attempts, plus the
+// running one while it has live ranks.
+double GpuSecondsUsed(const Job& job, absl::Time now);
+
+}  // namespace sublet::coordinator

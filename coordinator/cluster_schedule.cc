@@ -1,0 +1,166 @@
+// Cluster: time and placement. Timeouts (silent nodes, hung attempts, time
+// limits, reclaim deadlines), scheduling passes, and starting an attempt on
+// the nodes a pass chose. The job's directories are the worker's to create:
+// Cluster does no I/O.
+#include <algorithm>
+
+#include "common/duration.h"
+#include "common/log.h"
+#include "coordinator/cluster.h"
+#include "coordinator/scheduler.h"
+#include "fmt/format.h"
+
+namespace sublet::coordinator {
+
+absl::Status Cluster::CheckTimeouts() {
+  absl::Time now = clock_.Now();
+  for (auto& [name, node] : nodes_) {
+    // A reclaimed node belongs to the internal team: its worker may go.
+    if (node.state == NodeState::kLost || node.state == NodeState::kReclaimed ||
+        now - node.last_seen <= config_.heartbeat_timeout) {
+      continue;
+    }
+    node.state = NodeState::kLost;
+    node.peer.clear();
+    Log(LogLevel::kWarn, "node_lost", {{"node", name},
+                                       {"silent_for", sublet::FormatDuration(now - node.last_seen)}});
+    SUBLET_RETURN_IF_ERROR(store_.SaveNode(node));
+    SUBLET_RETURN_IF_ERROR(FailRanksOnNode(name, "heartbeat timeout"));
+    sched_dirty_ = true;
+  }
+  for (auto& [id, job] : jobs_) {
+    if (job.state != JobState::kRunning || job.stopping) continue;
+    SUBLET_RETURN_IF_ERROR(CheckProgress(job, now));
+    if (job.state != JobState::kRunning || job.stopping) continue;
+    absl::Duration limit = job.spec.time_limit;
+    if (limit <= absl::ZeroDuration() || now - job.start_time <= limit) continue;
+    std::string msg = fmt::format("time limit {} exceeded", sublet::FormatDuration(limit));
+    SUBLET_RETURN_IF_ERROR(Event(job, "time_limit", "scheduler", msg));
+    SUBLET_RETURN_IF_ERROR(Finish(job, JobState::kFailed, msg));
+  }
+  SUBLET_RETURN_IF_ERROR(CheckPreemptDeadlines(now));
+  return AdvanceReclaims();
+}
+
+// progress_timeout: the attempt counts as hung when no rank has reported
+// progress for that long (measured from the attempt's start until the first
+// report), e.g. a rank stuck in a collective that never times out.
+absl::Status Cluster::CheckProgress(Job& job, absl::Time now) {
+  const absl::Duration timeout = job.spec.progress_timeout;
+  if (timeout <= absl::ZeroDuration()) return absl::OkStatus();
+  absl::Time last = job.start_time;
+  int64_t step = -1;
+  for (const RankRecord& r : job.ranks) {
+    if (r.progress.time_unix_ms == 0) continue;
+    last = std::max(last, absl::FromUnixMillis(r.progress.time_unix_ms));
+    step = std::max(step, r.progress.step);
+  }
+  if (now - last <= timeout) return absl::OkStatus();
+  std::string msg =
+      step < 0 ? fmt::format("no progress reported within progress_timeout {}",
+                             sublet::FormatDuration(timeout))
+               : fmt::format("no progress for {} (last step {})", sublet::FormatDuration(timeout),
+                             step);
+  SUBLET_RETURN_IF_ERROR(Event(job, "hung", "scheduler", msg));
+  return FailAttempt(job, msg);
+}
+
+absl::Status Cluster::Schedule() {
+  sched_dirty_ = false;
+  std::vector<SchedNode> sched_nodes;
+  std::vector<const Node*> node_ptrs;
+  std::map<std::string, uint32_t> index;
+  for (const auto& [name, node] : nodes_) {
+    SchedNode sn;
+    sn.name = name;
+    sn.total_gpus = static_cast<uint32_t>(node.gpus.size());
+    sn.free_gpus = ledger_.Free(name, sn.total_gpus);
+    sn.schedulable =
+        node.state == NodeState::kReady && !node.peer.empty() && stray_ranks_[name] == 0;
+    index[name] = static_cast<uint32_t>(sched_nodes.size());
+    sched_nodes.push_back(std::move(sn));
+    node_ptrs.push_back(&node);
+  }
+  std::vector<SchedRunning> running;
+  for (uint64_t id : ledger_.live_jobs()) {
+    const Job& job = jobs_.at(id);
+    absl::Time end = job.spec.time_limit > absl::ZeroDuration() && job.state == JobState::kRunning
+                         ? job.start_time + job.spec.time_limit
+                         : absl::InfiniteFuture();
+    std::map<uint32_t, uint32_t> per_node;
+    for (const RankRecord& r : job.ranks) {
+      if (!r.exited && index.count(r.node)) per_node[index[r.node]] += 1;
+    }
+    for (auto [n, g] : per_node) running.push_back({n, g, end});
+  }
+  std::vector<SchedJob> pending;
+  for (auto& [id, job] : jobs_) {
+    if (job.state != JobState::kPending || job.stopping) continue;
+    // Elastic: after a preemption the job may resume on fewer nodes.
+    uint32_t min_nodes = job.preemptions > 0 ? job.spec.elastic_min_nodes : 0;
+    pending.push_back({job.IdText(), id, static_cast<int>(job.spec.priority), id, job.spec.nodes,
+                       job.spec.gpus_per_node, job.spec.time_limit, min_nodes});
+  }
+  SchedResult result = coordinator::Schedule(sched_nodes, running, std::move(pending), clock_.Now());
+  for (Waiting& w : result.waiting) jobs_.at(w.key).reason = std::move(w.reason);
+  for (const Placement& p : result.placements) {
+    std::vector<const Node*> chosen;
+    for (uint32_t n : p.nodes) chosen.push_back(node_ptrs[n]);
+    SUBLET_RETURN_IF_ERROR(StartAttempt(jobs_.at(p.key), chosen, p.gpus));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Cluster::StartAttempt(Job& job, const std::vector<const Node*>& nodes,
+                                   const std::vector<std::vector<uint32_t>>& gpus) {
+  job.attempt++;
+  job.ranks.clear();
+  uint32_t rank = 0;
+  std::vector<std::string> names;
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    names.push_back(nodes[n]->name);
+    for (uint32_t local = 0; local < gpus[n].size(); ++local) {
+      RankRecord r;
+      r.rank = rank++;
+      r.node = nodes[n]->name;
+      r.incarnation = nodes[n]->incarnation;
+      r.local_rank = local;
+      r.gpus = {gpus[n][local]};
+      job.ranks.push_back(std::move(r));
+    }
+  }
+  AssignPorts(job, nodes_.at(nodes[0]->name));
+  job.state = JobState::kRunning;
+  job.stopping = false;
+  job.start_time = clock_.Now();
+  job.reason.clear();
+  MarkNodesDirty(job);
+  SUBLET_RETURN_IF_ERROR(Save(job));
+  std::string joined;
+  for (const std::string& n : names) joined += (joined.empty() ? "" : ",") + n;
+  std::string resume =
+      job.resume_step >= 0 ? fmt::format("; resumes from checkpoint step {}", job.resume_step) : "";
+  std::string fewer = nodes.size() < job.spec.nodes
+                          ? fmt::format("; elastic: {} of {} nodes", nodes.size(), job.spec.nodes)
+                          : "";
+  return Event(job, "started", "scheduler",
+               fmt::format("attempt {} on {} ({} ranks){}{}", job.attempt, joined,
+                           job.ranks.size(), fewer, resume));
+}
+
+// The job's store and MASTER_ADDR live on its first node, at ports that
+// node's worker found free; if it offered too few, a fixed range like
+// torchrun's default of 29500 is used instead.
+void Cluster::AssignPorts(Job& job, Node& first) {
+  job.master_addr = first.address.empty() ? "127.0.0.1" : first.address;
+  auto take_port = [&](uint32_t fallback) {
+    if (first.free_ports.empty()) return fallback;
+    uint32_t p = first.free_ports.back();
+    first.free_ports.pop_back();
+    return p;
+  };
+  job.master_port = take_port(29500 + static_cast<uint32_t>(job.id % 500) * 2);
+  job.rendezvous_port = take_port(job.master_port + 1);
+}
+
+}  // namespace sublet::coordinator

@@ -1,0 +1,51 @@
+#include "coordinator/rank_env.h"
+
+#include "fmt/format.h"
+
+namespace sublet::coordinator {
+
+std::string CheckpointDir(const Config& config, const std::string& tenant, uint64_t job_id) {
+  return fmt::format("{}/{}/{}/checkpoints", config.storage_root, tenant, job_id);
+}
+
+std::vector<protocols::KeyValue> RankEnv(const Job& job, const RankRecord& rank,
+                                         const Config& config) {
+  // Node ranks follow the order in which the attempt's ranks name nodes.
+  std::vector<std::string> node_order;
+  for (const RankRecord& r : job.ranks) {
+    if (node_order.empty() || node_order.back() != r.node) node_order.push_back(r.node);
+  }
+  uint32_t node_rank = 0;
+  while (node_rank < node_order.size() && node_order[node_rank] != rank.node) ++node_rank;
+  const std::string world = std::to_string(job.ranks.size());
+  const std::string local_world = std::to_string(job.spec.gpus_per_node);
+  std::vector<protocols::KeyValue> env;
+  for (const auto& [k, v] : job.spec.env) env.push_back({k, v});
+  std::vector<protocols::KeyValue> ours = {
+      {"SUBLET_JOB_ID", job.IdText()},
+      {"SUBLET_ATTEMPT", std::to_string(job.attempt)},
+      {"SUBLET_RANK", std::to_string(rank.rank)},
+      {"SUBLET_WORLD_SIZE", world},
+      {"SUBLET_LOCAL_RANK", std::to_string(rank.local_rank)},
+      {"SUBLET_LOCAL_WORLD_SIZE", local_world},
+      {"SUBLET_NODE_RANK", std::to_string(node_rank)},
+      {"SUBLET_NODE_NAME", rank.node},
+      {"SUBLET_NNODES", std::to_string(node_order.size())},
+      {"SUBLET_TENSOR_PARALLEL", std::to_string(job.spec.tensor_parallel)},
+      {"SUBLET_RENDEZVOUS", fmt::format("{}:{}", job.master_addr, job.rendezvous_port)},
+      {"SUBLET_CHECKPOINT_DIR", CheckpointDir(config, job.tenant, job.id)},
+      {"SUBLET_CHECKPOINT_EVERY", std::to_string(job.spec.checkpoint_every_steps)},
+      {"SUBLET_CHECKPOINT_KEEP", std::to_string(job.spec.checkpoint_keep)},
+      {"RANK", std::to_string(rank.rank)},
+      {"WORLD_SIZE", world},
+      {"LOCAL_RANK", std::to_string(rank.local_rank)},
+      {"LOCAL_WORLD_SIZE", local_world},
+      {"NODE_RANK", std::to_string(node_rank)},
+      {"MASTER_ADDR", job.master_addr},
+      {"MASTER_PORT", std::to_string(job.master_port)},
+  };
+  env.insert(env.end(), ours.begin(), ours.end());
+  return env;
+}
+
+}  // namespace sublet::coordinator
