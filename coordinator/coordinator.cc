@@ -1,5 +1,6 @@
 #include "coordinator/coordinator.h"
 
+#include <cerrno>
 #include <filesystem>
 
 #include "absl/strings/numbers.h"
@@ -64,7 +65,13 @@ void Coordinator::Run(const std::atomic<bool>& stop) {
   while (!stop.load()) {
     zmq::pollitem_t item{channel_.socket().handle(), 0, ZMQ_POLLIN, 0};
     absl::Duration wait = std::clamp(next_tick_ - clock_.Now(), absl::ZeroDuration(), options_.tick);
-    zmq::poll(&item, 1, std::chrono::milliseconds(absl::ToInt64Milliseconds(wait)));
+    try {
+      zmq::poll(&item, 1, std::chrono::milliseconds(absl::ToInt64Milliseconds(wait)));
+    } catch (const zmq::error_t& e) {
+      // A signal (SIGTERM, SIGINT: `stop` is set by then) interrupted the
+      // wait; the loop checks `stop` and the turn below runs as usual.
+      if (e.num() != EINTR) throw;
+    }
     std::vector<protocols::Incoming> batch;
     while (batch.size() < options_.max_batch) {
       std::optional<protocols::Incoming> in = channel_.TryReceive();
@@ -194,8 +201,13 @@ void Coordinator::Apply(protocols::Envelope& env, const std::string& peer) {
   std::optional<Principal> who = options_.config.Authenticate(env.token);
   if (!who) {
     Log(LogLevel::kWarn, "auth_refused", {{"request", env.request_id}});
-    Reply(peer, env.request_id,
-          protocols::ErrorEnvelope(0, absl::PermissionDeniedError("unknown token")).body);
+    const char* why =
+        env.token.empty()
+            ? "no token given: pass --token TOKEN or set SUBLET_TOKEN (`sublet up` writes a "
+              "context file that holds one)"
+            : "unknown token: it is not in the coordinator's config (check --token or "
+              "SUBLET_TOKEN)";
+    Reply(peer, env.request_id, protocols::ErrorEnvelope(0, absl::PermissionDeniedError(why)).body);
     return;
   }
   if (auto* report = std::get_if<protocols::WorkerReport>(&env.body)) {

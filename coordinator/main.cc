@@ -50,10 +50,16 @@ int main(int argc, char** argv) {
     std::cerr << "sublet-coordinator: " << coordinator.status().message() << "\n";
     return coordinator.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
+  // SIGTERM (systemctl stop) and SIGINT: the turn under way finishes and
+  // commits, the store is closed, exit 0.
+  struct sigaction stop = {};
+  stop.sa_handler = OnSignal;
+  sigemptyset(&stop.sa_mask);
+  sigaction(SIGINT, &stop, nullptr);
+  sigaction(SIGTERM, &stop, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
   (*coordinator)->Run(g_stop);
+  coordinator->reset();
   sublet::Log(sublet::LogLevel::kInfo, "stopped");
   return 0;
 }

@@ -41,7 +41,7 @@ absl::StatusOr<VictimChoice> ChooseVictims(const std::vector<VictimNode>& nodes,
   uint64_t available = 0;
   for (const VictimNode& n : nodes) available += n.gpus;
   if (available < gpus) {
-    return absl::FailedPreconditionError(fmt::format(
+    return absl::InvalidArgumentError(fmt::format(
         "--gpus {}: only {} GPUs are on nodes that can be reclaimed (ready or lost, not held by "
         "another reclaim)", gpus, available));
   }

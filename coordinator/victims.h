@@ -41,8 +41,8 @@ struct VictimChoice {
 };
 
 // `nodes` are the nodes that may be taken (ready or lost, not already held by
-// a reclaim); `jobs` describes every job listed on them. FailedPrecondition
-// when they hold fewer than `gpus` GPUs in all.
+// a reclaim); `jobs` describes every job listed on them. InvalidArgument
+// (naming --gpus) when they hold fewer than `gpus` GPUs in all.
 absl::StatusOr<VictimChoice> ChooseVictims(const std::vector<VictimNode>& nodes,
                                            const std::map<uint64_t, VictimJob>& jobs,
                                            uint32_t gpus);

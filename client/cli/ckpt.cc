@@ -62,8 +62,26 @@ int RunLs(Session& session, const std::string& dir) {
   return 0;
 }
 
-int RunVerify(Session& session, const std::string& step_dir) {
+// What a user types for a step: DIR/step-00000400 (the directory's name),
+// DIR/step-400 or DIR/400 (the step `ckpt ls` prints). A path that exists is
+// taken as it is.
+std::string ResolveStepDir(ckpt::FileSystem& fs, const std::string& path) {
+  if (fs.Exists(path)) return path;
+  std::string trimmed = path;
+  while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
+  const size_t slash = trimmed.rfind('/');
+  const std::string parent = slash == std::string::npos ? "." : trimmed.substr(0, slash);
+  std::string name = slash == std::string::npos ? trimmed : trimmed.substr(slash + 1);
+  if (name.starts_with("step-")) name = name.substr(5);
+  if (name.empty() || name.size() > 18 || name.find_first_not_of("0123456789") != std::string::npos) {
+    return path;
+  }
+  return parent + "/" + ckpt::StepDirName(std::stoll(name));
+}
+
+int RunVerify(Session& session, const std::string& given) {
   ckpt::PosixFileSystem fs;
+  const std::string step_dir = ResolveStepDir(fs, given);
   absl::StatusOr<ckpt::Manifest> m = ckpt::VerifyCheckpoint(fs, step_dir);
   if (!m.ok()) return session.Fail(m.status());
   if (session.json()) {
@@ -98,7 +116,7 @@ void AddCkptCommands(CLI::App& app, Command* chosen) {
       "verify",
       "Read every byte of DIR/step-N and check COMMIT, MANIFEST and every block checksum. "
       "Exit 0 when valid; otherwise exit non-zero naming the bad file and byte offset.");
-  verify->add_option("STEP_DIR", *step_dir, "a step directory, e.g. DIR/step-00000400")->required();
+  verify->add_option("STEP_DIR", *step_dir, "a step directory: DIR/step-00000400, DIR/step-400 or DIR/400")->required();
   verify->callback(
       [chosen, step_dir] { *chosen = [step_dir](Session& s) { return RunVerify(s, *step_dir); }; });
 }

@@ -77,6 +77,15 @@ TEST_F(CkptCliTest, VerifyJsonReportsDataLoss) {
   EXPECT_THAT(doc["error"]["message"].get<std::string>(), HasSubstr("shard-00000.bin: 100 bytes"));
 }
 
+TEST_F(CkptCliTest, VerifyAcceptsTheStepAsLsPrintsIt) {
+  for (const char* given : {"/step-2", "/2", "/step-2/"}) {
+    out_.str("");
+    EXPECT_EQ(Run({"ckpt", "verify", dir_ + given}), 0) << given << ": " << err_.str();
+    EXPECT_THAT(out_.str(), HasSubstr("valid: step 2")) << given;
+  }
+  EXPECT_EQ(Run({"ckpt", "verify", dir_ + "/step-9"}), 3);
+}
+
 TEST_F(CkptCliTest, VerifyMissingDirectoryIsNotFound) {
   EXPECT_EQ(Run({"ckpt", "verify", dir_ + "/step-00000009"}), 3);
 }

@@ -61,6 +61,16 @@ TEST_F(CoordinatorTest, RefusesUnknownToken) {
   EXPECT_EQ(protocols::StatusFromReply(*reply).code(), absl::StatusCode::kPermissionDenied);
 }
 
+TEST_F(CoordinatorTest, AMissingTokenIsToldHowToPassOne) {
+  Start();
+  auto reply = Call(protocols::ListJobsRequest{}, "");
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  absl::Status s = protocols::StatusFromReply(*reply);
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("no token given: pass --token"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("SUBLET_TOKEN"));
+}
+
 TEST_F(CoordinatorTest, AnswersGarbageWithAnErrorAndKeepsServing) {
   Start();
   zmq::socket_t raw(context_, zmq::socket_type::dealer);

@@ -174,7 +174,7 @@ TEST_F(ReclaimTest, BadRequestsAreRefusedNamingTheProblem) {
   EXPECT_EQ(code(TryReclaim({"node-a"}, 0, 0)), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(code(TryReclaim({"node-a"}, 0, 60000, "")), absl::StatusCode::kInvalidArgument);
   auto too_many = TryReclaim({}, 5);
-  EXPECT_EQ(code(too_many), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(code(too_many), absl::StatusCode::kInvalidArgument) << "exit 2 at the CLI";
   EXPECT_THAT(std::string(too_many.status().message()), HasSubstr("only 4 GPUs"));
   Reclaim({"node-a"});
   auto twice = TryReclaim({"node-a"}, 0);

@@ -51,10 +51,11 @@ TEST(ChooseVictimsTest, AGangsOtherNodesCostNothingMore) {
   EXPECT_EQ(choice->why.count(1), 1u);
 }
 
-TEST(ChooseVictimsTest, NotEnoughGpusIsFailedPrecondition) {
+// More GPUs than the cluster can give is invalid input (exit 2 at the CLI).
+TEST(ChooseVictimsTest, NotEnoughGpusIsInvalidArgument) {
   std::vector<VictimNode> nodes = {{"a", 2, {}}};
   auto choice = ChooseVictims(nodes, {}, 3);
-  EXPECT_EQ(choice.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(choice.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -40,6 +40,26 @@ TEST(NodeLossE2eTest, SilentNodeIsLostAndItsGangIsRequeuedWithoutCountingARestar
   cluster.Json({"cancel", id});
 }
 
+// An operator's `systemctl stop` (SIGTERM) or a Ctrl-C (SIGINT) is a clean
+// shutdown: exit 0, nothing lost, and a restart picks the job up again.
+TEST(ShutdownE2eTest, CoordinatorExitsZeroOnSigtermAndSigintAndKeepsItsJobs) {
+  TestCluster::Options options;
+  options.workers = 1;
+  TestCluster cluster(options);
+  std::string id = cluster.Submit(cluster.WriteSpec(
+      "sleepy", "name: sleepy\nresources: {nodes: 1, gpus_per_node: 1}\ncommand: [sleep, '600']\n"));
+  cluster.WaitForState(id, "running");
+  for (int signal : {SIGTERM, SIGINT}) {
+    int status = cluster.KillCoordinator(signal);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "signal " << signal << ": wait status " << status;
+    cluster.StartCoordinator();
+    json job = cluster.WaitForState(id, "running");
+    EXPECT_EQ(job["attempt"], 1) << "the rank kept running through the restart";
+  }
+  cluster.Json({"cancel", id});
+}
+
 TEST(SubletUpE2eTest, LocalClusterRunsHelloExampleWithoutFlags) {
   std::string tmpl = ::testing::TempDir() + "/sublet-up-XXXXXX";
   std::string dir = mkdtemp(tmpl.data());

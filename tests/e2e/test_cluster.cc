@@ -161,10 +161,12 @@ void TestCluster::StartCoordinator() {
                        "coordinator.log");
 }
 
-void TestCluster::KillCoordinator(int signal) {
+int TestCluster::KillCoordinator(int signal) {
   kill(coordinator_, signal);
-  waitpid(coordinator_, nullptr, 0);
+  int status = 0;
+  waitpid(coordinator_, &status, 0);
   coordinator_ = -1;
+  return status;
 }
 
 void TestCluster::StartWorker(int i) {

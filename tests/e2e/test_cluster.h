@@ -38,7 +38,8 @@ class TestCluster {
   ~TestCluster();  // SIGKILLs everything it started
 
   void StartCoordinator();
-  void KillCoordinator(int signal);  // and reaps it
+  // Sends `signal` and reaps it; returns the waitpid status.
+  int KillCoordinator(int signal);
   void StartWorker(int i);
   void KillWorker(int i, int signal);
   // Blocks until `count` nodes are ready (fails the test at the deadline).
