@@ -111,7 +111,10 @@ class LocalCluster {
         bin_dir_(std::move(bin_dir)),
         err_(err) {}
 
-  absl::Status Start();
+  // Starts the coordinator, waits until it has bound its socket, then the
+  // workers: they never start when the coordinator cannot (a port already
+  // taken by another cluster must not get our workers).
+  absl::Status Start(StopSignals& signals);
   // OK when every node is ready; Cancelled when a stop signal came first.
   absl::Status WaitUntilReady(StopSignals& signals);
   // OK after a stop signal; Internal naming the child when one died.
@@ -121,6 +124,7 @@ class LocalCluster {
  private:
   absl::Status Spawn(const std::string& name, std::vector<std::string> args);
   absl::Status CheckChildren();
+  absl::Status WaitForCoordinator(StopSignals& signals, const std::string& ready_file);
   absl::StatusOr<int> ReadyNodes(Client& client);
 
   const UpOptions& options_;
@@ -140,18 +144,45 @@ absl::Status LocalCluster::Spawn(const std::string& name, std::vector<std::strin
   return absl::OkStatus();
 }
 
-absl::Status LocalCluster::Start() {
+absl::Status LocalCluster::Start(StopSignals& signals) {
   const std::string config = state_dir_ + "/coordinator.yaml";
   std::ofstream(config) << RenderUpCoordinatorConfig(state_dir_);
   std::error_code ec;
   fs::create_directories(state_dir_ + "/storage", ec);
-  SUBLET_RETURN_IF_ERROR(Spawn("coordinator", {"--listen", options_.listen, "--state-dir",
-                                               state_dir_ + "/coordinator", "--config", config}));
+  const std::string ready_file = state_dir_ + "/coordinator.ready";
+  fs::remove(ready_file, ec);
+  SUBLET_RETURN_IF_ERROR(Spawn("coordinator",
+                               {"--listen", options_.listen, "--state-dir",
+                                state_dir_ + "/coordinator", "--config", config, "--ready-file",
+                                ready_file}));
+  SUBLET_RETURN_IF_ERROR(WaitForCoordinator(signals, ready_file));
   for (int i = 1; i <= options_.workers; ++i) {
     const std::string name = fmt::format("node-{}", i);
     SUBLET_RETURN_IF_ERROR(Spawn(name, {"--coordinator", options_.listen, "--name", name, "--gpus",
                                         std::to_string(options_.gpus), "--work-dir",
                                         state_dir_ + "/" + name, "--token", kNodeToken}));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LocalCluster::WaitForCoordinator(StopSignals& signals,
+                                              const std::string& ready_file) {
+  const auto deadline = std::chrono::steady_clock::now() + options_.ready_timeout;
+  ChildProcess& coordinator = children_.front();
+  while (!fs::exists(ready_file)) {
+    if (coordinator.Poll()) {
+      return absl::UnavailableError(fmt::format(
+          "the coordinator could not start on {} ({}); is another cluster using that address? "
+          "pass --listen. Last lines of {}:\n{}",
+          options_.listen, coordinator.DescribeExit(), coordinator.log_path(),
+          internal::TailFile(coordinator.log_path(), kLogTailLines)));
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return absl::DeadlineExceededError(fmt::format(
+          "the coordinator did not start within {}s; see {}", options_.ready_timeout.count(),
+          coordinator.log_path()));
+    }
+    if (signals.Wait(std::chrono::milliseconds(50))) return absl::CancelledError("stopped");
   }
   return absl::OkStatus();
 }
@@ -262,7 +293,7 @@ absl::Status RunUp(const UpOptions& options, std::ostream& out, std::ostream& er
 
   StopSignals signals;  // before any thread or child exists
   LocalCluster cluster(options, state_dir, bin_dir, err);
-  absl::Status status = cluster.Start();
+  absl::Status status = cluster.Start(signals);
   if (status.ok()) status = cluster.WaitUntilReady(signals);
   bool wrote_context = false;
   if (status.ok()) {

@@ -2,7 +2,9 @@
 // the event loop until SIGINT/SIGTERM.
 #include <atomic>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -27,6 +29,10 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_path, "YAML config: storage_root, tokens, timeouts")
       ->required();
   app.add_option("--log-level", log_level, "debug|info|warn|error")->capture_default_str();
+  std::string ready_file;
+  app.add_option("--ready-file", ready_file,
+                 "once the socket is bound and the state recovered, write the endpoint there "
+                 "(for supervisors such as `sublet up`)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -49,6 +55,15 @@ int main(int argc, char** argv) {
   if (!coordinator.ok()) {
     std::cerr << "sublet-coordinator: " << coordinator.status().message() << "\n";
     return coordinator.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  if (!ready_file.empty()) {
+    // Written whole, then renamed: a reader never sees half an endpoint.
+    const std::string tmp = ready_file + ".tmp";
+    std::ofstream(tmp) << (*coordinator)->endpoint() << "\n";
+    if (std::rename(tmp.c_str(), ready_file.c_str()) != 0) {
+      std::cerr << "sublet-coordinator: cannot write --ready-file " << ready_file << "\n";
+      return 1;
+    }
   }
   // SIGTERM (systemctl stop) and SIGINT: the turn under way finishes and
   // commits, the store is closed, exit 0.

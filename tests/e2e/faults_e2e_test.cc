@@ -91,5 +91,40 @@ TEST(SubletUpE2eTest, LocalClusterRunsHelloExampleWithoutFlags) {
   EXPECT_FALSE(std::filesystem::exists(dir + "/xdg/sublet/context.yaml"));
 }
 
+// A second `sublet up` on a taken address stops before starting any worker:
+// its node-1 must never reach the first cluster's coordinator.
+TEST(SubletUpE2eTest, ASecondClusterOnATakenAddressStopsWithoutStartingWorkers) {
+  std::string tmpl = ::testing::TempDir() + "/sublet-up2-XXXXXX";
+  std::string dir = mkdtemp(tmpl.data());
+  std::map<std::string, std::string> env = {{"HOME", dir}, {"XDG_CONFIG_HOME", dir + "/xdg"}};
+  std::string listen = "tcp://127.0.0.1:" + std::to_string(28700 + getpid() % 1000);
+  pid_t first = SpawnTo({Bin("sublet"), "up", "--workers", "1", "--gpus", "1", "--listen", listen,
+                         "--state-dir", dir + "/first"},
+                        env, dir + "/first.out", dir + "/first.err");
+  ASSERT_GT(first, 0);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!std::filesystem::exists(dir + "/xdg/sublet/context.yaml") &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(std::filesystem::exists(dir + "/xdg/sublet/context.yaml"));
+  CommandResult second = e2e::Run({Bin("sublet"), "up", "--workers", "1", "--gpus", "1", "--listen",
+                                   listen, "--state-dir", dir + "/second"},
+                                  env, dir);
+  EXPECT_NE(second.exit_code, 0);
+  EXPECT_THAT(second.err, HasSubstr("the coordinator could not start on " + listen));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/second/node-1.log")) << "no worker was started";
+  CommandResult nodes = e2e::Run({Bin("sublet"), "nodes", "-o", "json", "--token", "admin-token"},
+                                 env, dir);
+  json doc = json::parse(nodes.out, nullptr, false);
+  ASSERT_FALSE(doc.is_discarded()) << nodes.out << nodes.err;
+  ASSERT_EQ(doc["nodes"].size(), 1u);
+  EXPECT_EQ(doc["nodes"][0]["state"], "ready");
+  kill(first, SIGINT);
+  int status = 0;
+  waitpid(first, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 }  // namespace
 }  // namespace sublet::e2e
