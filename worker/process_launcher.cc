@@ -13,12 +13,16 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "common/exit_codes.h"
 #include "worker/pid_file.h"
 
 extern char** environ;
 
 namespace sublet::worker {
 namespace {
+
+using internal::UniqueFd;
 
 // SIGCHLD is process-wide, launchers are not: the handler writes one byte to
 // the self-pipe of every live launcher (a fixed table of write ends, +1 so
@@ -66,6 +70,7 @@ void UnregisterWakeupPipe(int write_fd) {
 void WriteAll(int fd, const char* data, size_t size) {
   while (size > 0) {
     const ssize_t n = write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;
     data += n;
     size -= static_cast<size_t>(n);
@@ -74,6 +79,17 @@ void WriteAll(int fd, const char* data, size_t size) {
 
 void WriteCString(int fd, const char* text) { WriteAll(fd, text, strlen(text)); }
 
+// "<prefix><what>: <strerror>\n", or "<prefix><what>\n" without an errno.
+void WriteFailure(int fd, const char* prefix, const char* what, int error) {
+  WriteCString(fd, prefix);
+  WriteCString(fd, what);
+  if (error != 0) {
+    WriteCString(fd, ": ");
+    WriteCString(fd, strerrordesc_np(error));
+  }
+  WriteCString(fd, "\n");
+}
+
 // Everything the child needs, prepared before fork: between fork and exec the
 // child only makes async-signal-safe calls on these arrays.
 struct ChildPlan {
@@ -81,60 +97,166 @@ struct ChildPlan {
   std::vector<std::string> env_strings;
   std::vector<char*> argv;
   std::vector<char*> envp;
-  std::string exec_error_prefix;
-  std::string chdir_error_prefix;
+  std::string working_dir;
 };
 
-[[noreturn]] void RunChild(const LaunchSpec& spec, ChildPlan& plan, int log_fd, int null_fd,
-                          int started_fd, int go_read, int go_write) {
-  setsid();
-  close(started_fd);  // tells the parent the new process group exists
-  // Run nothing until the parent has recorded us in a pid file: if the worker
-  // dies before that, the read sees EOF and we leave, so no rank can ever
-  // outlive its worker unrecorded (the next worker kills recorded ones).
-  close(go_write);
+// The descriptors the child starts with (the parent owns them).
+struct ChildFds {
+  int log;
+  int null;
+  int started_write;  // closed by the child once it leads its own session
+  int go_read;        // one byte from the parent means "run"
+  int go_write;
+};
+
+// The child's steps, in order. Each one that fails writes a fixed message to
+// `report_fd` (the log, or stderr once that is the log) and exits
+// kExitCannotExecute: no rank runs half set up. Async-signal-safe only.
+class ChildSetup {
+ public:
+  explicit ChildSetup(int report_fd) : report_fd_(report_fd) {}
+
+  void Require(bool done, const char* step) const {
+    if (!done) Fail({.step = step, .error = errno});
+  }
+  [[noreturn]] void Fail(ChildStepStatus status) const {
+    WriteFailure(report_fd_, "sublet-worker: cannot set up the process: ", status.step,
+                 status.error);
+    _exit(kExitCannotExecute);
+  }
+  void ReportToStderr() { report_fd_ = STDERR_FILENO; }
+
+ private:
+  int report_fd_;
+};
+
+// On Linux a close interrupted by a signal has still released the fd.
+bool Closed(int fd) { return close(fd) == 0 || errno == EINTR; }
+
+// Blocks until the parent has recorded us in a pid file: if the worker dies
+// before that, the read sees EOF and we leave, so no rank can ever outlive its
+// worker unrecorded (the next worker kills recorded ones).
+void AwaitGo(const ChildSetup& setup, const ChildFds& fds) {
+  setup.Require(Closed(fds.go_write), "close the go-pipe's write end");
   char go = 0;
   ssize_t n;
-  while ((n = read(go_read, &go, 1)) < 0 && errno == EINTR) {
+  while ((n = read(fds.go_read, &go, 1)) < 0 && errno == EINTR) {
   }
-  if (n != 1) _exit(126);
-  close(go_read);
-  dup2(null_fd, STDIN_FILENO);
-  dup2(log_fd, STDOUT_FILENO);
-  dup2(log_fd, STDERR_FILENO);
+  setup.Require(n >= 0, "read the go-pipe");
+  if (n == 0) setup.Fail({.step = "the worker closed the go-pipe before recording the pid"});
+  setup.Require(Closed(fds.go_read), "close the go-pipe");
+}
+
+void RedirectStdio(ChildSetup& setup, const ChildFds& fds) {
+  setup.Require(dup2(fds.null, STDIN_FILENO) >= 0, "dup2 /dev/null to stdin");
+  setup.Require(dup2(fds.log, STDOUT_FILENO) >= 0, "dup2 the log to stdout");
+  setup.Require(dup2(fds.log, STDERR_FILENO) >= 0, "dup2 the log to stderr");
+  setup.ReportToStderr();
+}
+
+// Blocked signals and ignored dispositions would survive exec.
+void ResetSignals(const ChildSetup& setup) {
   sigset_t empty;
   sigemptyset(&empty);
-  sigprocmask(SIG_SETMASK, &empty, nullptr);
+  setup.Require(sigprocmask(SIG_SETMASK, &empty, nullptr) == 0, "sigprocmask");
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+  sigemptyset(&default_action.sa_mask);
   for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGUSR1, SIGUSR2, SIGHUP, SIGQUIT}) {
-    signal(sig, SIG_DFL);  // ignored dispositions would survive exec
+    setup.Require(sigaction(sig, &default_action, nullptr) == 0, "reset a signal disposition");
   }
-  if (chdir(spec.working_dir.c_str()) != 0) {
-    const int error = errno;
-    WriteAll(STDERR_FILENO, plan.chdir_error_prefix.data(), plan.chdir_error_prefix.size());
-    WriteCString(STDERR_FILENO, strerrordesc_np(error));
-    WriteCString(STDERR_FILENO, "\n");
-    _exit(127);
+}
+
+// A working directory or command that cannot be used is the command's
+// problem, not the setup's: exit kExitCommandNotFound, as a shell would.
+[[noreturn]] void EnterAndExec(ChildPlan& plan) {
+  if (chdir(plan.working_dir.c_str()) != 0) {
+    WriteFailure(STDERR_FILENO, "sublet-worker: cannot enter ", plan.working_dir.c_str(), errno);
+    _exit(kExitCommandNotFound);
   }
   environ = plan.envp.data();  // execvp searches the PATH of `environ`
   execvp(plan.argv[0], plan.argv.data());
-  const int error = errno;
-  WriteAll(STDERR_FILENO, plan.exec_error_prefix.data(), plan.exec_error_prefix.size());
-  WriteCString(STDERR_FILENO, strerrordesc_np(error));
-  WriteCString(STDERR_FILENO, "\n");
-  _exit(127);
+  WriteFailure(STDERR_FILENO, "sublet-worker: cannot run ", plan.argv[0], errno);
+  _exit(kExitCommandNotFound);
+}
+
+[[noreturn]] void RunChild(ChildPlan& plan, const ChildFds& fds, PreparedConfinement& confinement) {
+  ChildSetup setup(fds.log);
+  setup.Require(setsid() >= 0, "setsid");
+  setup.Require(Closed(fds.started_write), "close the started-pipe");
+  AwaitGo(setup, fds);
+  RedirectStdio(setup, fds);
+  ResetSignals(setup);
+  if (ChildStepStatus confined = confinement.Apply(); !confined.ok()) setup.Fail(confined);
+  EnterAndExec(plan);
+}
+
+absl::Status ErrnoStatus(absl::string_view what) {
+  return absl::InternalError(absl::StrCat(what, ": ", strerror(errno)));
+}
+
+// Waits for EOF on the started-pipe: the child closed its end (it leads its
+// own session now) or died.
+absl::Status AwaitStarted(int started_read) {
+  char ignored;
+  ssize_t n;
+  while ((n = read(started_read, &ignored, 1)) < 0 && errno == EINTR) {
+  }
+  return n < 0 ? ErrnoStatus("read the started-pipe") : absl::OkStatus();
+}
+
+// One byte on the go-pipe: the child may run.
+absl::Status ReleaseChild(int go_write) {
+  const char proceed = 1;
+  ssize_t written;
+  while ((written = write(go_write, &proceed, 1)) < 0 && errno == EINTR) {
+  }
+  return written == 1 ? absl::OkStatus() : ErrnoStatus("write the go-pipe");
 }
 
 // The child dup2()s onto 0, 1 and 2; an fd already there (a daemon started
 // with stdio closed) would be clobbered or keep FD_CLOEXEC, so move it up.
-int AboveStdio(int fd) {
-  if (fd < 0 || fd > STDERR_FILENO) return fd;
-  const int moved = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
-  close(fd);
+absl::StatusOr<UniqueFd> AboveStdio(UniqueFd fd, absl::string_view what) {
+  if (fd.get() > STDERR_FILENO) return fd;
+  UniqueFd moved(fcntl(fd.get(), F_DUPFD_CLOEXEC, STDERR_FILENO + 1));
+  if (!moved.valid()) return ErrnoStatus(absl::StrCat("move ", what, " above stdio"));
   return moved;
 }
 
-absl::Status ErrnoStatus(const std::string& what) {
-  return absl::InternalError(absl::StrCat(what, ": ", strerror(errno)));
+absl::StatusOr<UniqueFd> Open(const std::string& path, int flags, absl::string_view what) {
+  UniqueFd fd(open(path.c_str(), flags | O_CLOEXEC, 0644));
+  if (!fd.valid()) return ErrnoStatus(absl::StrCat("open ", what, " ", path));
+  return AboveStdio(std::move(fd), what);
+}
+
+struct Pipe {
+  UniqueFd read;
+  UniqueFd write;
+};
+
+absl::StatusOr<Pipe> MakePipe(absl::string_view what) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus(absl::StrCat("create the ", what));
+  Pipe ends{UniqueFd(fds[0]), UniqueFd(fds[1])};
+  SUBLET_ASSIGN_OR_RETURN(ends.read, AboveStdio(std::move(ends.read), what));
+  SUBLET_ASSIGN_OR_RETURN(ends.write, AboveStdio(std::move(ends.write), what));
+  return ends;
+}
+
+ChildPlan MakeChildPlan(const LaunchSpec& spec, const std::string& path_prefix) {
+  ChildPlan plan;
+  std::vector<std::string> base;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    base.emplace_back(*entry);
+  }
+  plan.env_strings = MergeEnvironment(base, spec.env, path_prefix);
+  plan.args = spec.argv;
+  for (std::string& arg : plan.args) plan.argv.push_back(arg.data());
+  plan.argv.push_back(nullptr);
+  for (std::string& entry : plan.env_strings) plan.envp.push_back(entry.data());
+  plan.envp.push_back(nullptr);
+  plan.working_dir = spec.working_dir;
+  return plan;
 }
 
 }  // namespace
@@ -178,96 +300,57 @@ std::string OwnExecutableDir() {
 
 int ExitCodeFromWaitStatus(int wait_status) {
   if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
-  if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
+  if (WIFSIGNALED(wait_status)) return ExitCodeForSignal(WTERMSIG(wait_status));
   return 255;
 }
 
-PosixProcessLauncher::PosixProcessLauncher(Options options) : options_(std::move(options)) {
+PosixProcessLauncher::PosixProcessLauncher(Options options)
+    : options_(std::move(options)),
+      confinement_(options_.confinement != nullptr ? options_.confinement : &no_confinement_) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0) {
-    pipe_read_ = fds[0];
-    pipe_write_ = fds[1];
-    RegisterWakeupPipe(pipe_write_);
+    pipe_read_.reset(fds[0]);
+    pipe_write_.reset(fds[1]);
+    RegisterWakeupPipe(pipe_write_.get());
   }
   InstallSigchldHandlerOnce();
 }
 
 PosixProcessLauncher::~PosixProcessLauncher() {
-  if (pipe_write_ >= 0) {
-    UnregisterWakeupPipe(pipe_write_);
-    close(pipe_write_);
-    close(pipe_read_);
-  }
+  if (pipe_write_.valid()) UnregisterWakeupPipe(pipe_write_.get());
 }
 
+// The parent's half of the launch. The pipes order it with the child:
+//   1. fork; the child makes itself a session leader and closes `started`,
+//      so SignalGroup works as soon as Launch returns;
+//   2. the pid file is written (the child waits on `go` meanwhile);
+//   3. one byte on `go` lets the child run. Any error before that closes `go`
+//      unwritten, and the child leaves without running anything.
 absl::StatusOr<int> PosixProcessLauncher::Launch(const LaunchSpec& spec) {
   if (spec.argv.empty() || spec.argv[0].empty()) {
     return absl::InvalidArgumentError("empty command");
   }
-  ChildPlan plan;
-  std::vector<std::string> base;
-  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
-    base.emplace_back(*entry);
-  }
-  plan.env_strings = MergeEnvironment(base, spec.env, options_.path_prefix);
-  plan.args = spec.argv;
-  for (std::string& arg : plan.args) plan.argv.push_back(arg.data());
-  plan.argv.push_back(nullptr);
-  for (std::string& entry : plan.env_strings) plan.envp.push_back(entry.data());
-  plan.envp.push_back(nullptr);
-  plan.exec_error_prefix = absl::StrCat("sublet-worker: cannot run ", spec.argv[0], ": ");
-  plan.chdir_error_prefix = absl::StrCat("sublet-worker: cannot enter ", spec.working_dir, ": ");
-
-  const int log_fd =
-      AboveStdio(open(spec.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
-  if (log_fd < 0) return ErrnoStatus(absl::StrCat("cannot open log ", spec.log_path));
-  const int null_fd = AboveStdio(open("/dev/null", O_RDONLY | O_CLOEXEC));
-  if (null_fd < 0) {
-    close(log_fd);
-    return ErrnoStatus("cannot open /dev/null");
-  }
-  // The child closes `started` once it leads its own process group, so that
-  // SignalGroup works as soon as Launch returns.
-  int started[2];
-  int go[2];
-  if (pipe2(started, O_CLOEXEC) != 0) {
-    close(log_fd);
-    close(null_fd);
-    return ErrnoStatus("pipe");
-  }
-  if (pipe2(go, O_CLOEXEC) != 0) {
-    for (int fd : {log_fd, null_fd, started[0], started[1]}) close(fd);
-    return ErrnoStatus("pipe");
-  }
+  SUBLET_ASSIGN_OR_RETURN(std::unique_ptr<PreparedConfinement> confinement,
+                          confinement_->Prepare(spec));
+  ChildPlan plan = MakeChildPlan(spec, options_.path_prefix);
+  SUBLET_ASSIGN_OR_RETURN(UniqueFd log_fd,
+                          Open(spec.log_path, O_WRONLY | O_CREAT | O_APPEND, "log"));
+  SUBLET_ASSIGN_OR_RETURN(UniqueFd null_fd, Open("/dev/null", O_RDONLY, "stdin"));
+  SUBLET_ASSIGN_OR_RETURN(Pipe started, MakePipe("started-pipe"));
+  SUBLET_ASSIGN_OR_RETURN(Pipe go, MakePipe("go-pipe"));
   const pid_t pid = fork();
-  if (pid == 0) RunChild(spec, plan, log_fd, null_fd, started[1], go[0], go[1]);
-  const int fork_errno = errno;
-  close(log_fd);
-  close(null_fd);
-  close(started[1]);
-  close(go[0]);
-  if (pid > 0) {
-    char ignored;
-    while (read(started[0], &ignored, 1) < 0 && errno == EINTR) {
-    }
+  if (pid == 0) {
+    RunChild(plan,
+             {.log = log_fd.get(), .null = null_fd.get(), .started_write = started.write.get(),
+              .go_read = go.read.get(), .go_write = go.write.get()},
+             *confinement);
   }
-  close(started[0]);
-  if (pid < 0) {
-    close(go[1]);
-    errno = fork_errno;
-    return ErrnoStatus("fork");
-  }
+  if (pid < 0) return ErrnoStatus("fork");
   children_.push_back(Child{.pid = pid, .pid_file = spec.pid_file});
-  if (!spec.pid_file.empty()) {
-    absl::Status written = WritePidFile(spec.pid_file, pid);
-    if (!written.ok()) {
-      close(go[1]);  // the child leaves without running anything
-      return written;
-    }
-  }
-  const char proceed = 1;
-  WriteAll(go[1], &proceed, 1);
-  close(go[1]);
+  started.write.reset();  // now only the child holds it
+  SUBLET_RETURN_IF_ERROR(AwaitStarted(started.read.get()));
+  if (!spec.pid_file.empty()) SUBLET_RETURN_IF_ERROR(WritePidFile(spec.pid_file, pid));
+  SUBLET_RETURN_IF_ERROR(ReleaseChild(go.write.get()));
   return pid;
 }
 
@@ -287,7 +370,7 @@ absl::Status PosixProcessLauncher::Signal(int pid, int signal) {
 
 std::vector<ProcessExit> PosixProcessLauncher::Reap() {
   char drain[256];
-  while (pipe_read_ >= 0 && read(pipe_read_, drain, sizeof(drain)) > 0) {
+  while (pipe_read_.valid() && read(pipe_read_.get(), drain, sizeof(drain)) > 0) {
   }
   std::vector<ProcessExit> exits;
   std::erase_if(children_, [&exits](const Child& child) {

@@ -12,31 +12,31 @@
 #include <vector>
 
 #include "common/status.h"
+#include "worker/confinement.h"
+#include "worker/internal/unique_fd.h"
+#include "worker/launch_spec.h"
 
 namespace sublet::worker {
 
-struct LaunchSpec {
-  std::vector<std::string> argv;  // argv[0] is looked up on PATH (execvp)
-  // Overlaid on the launcher's own environment; later entries win.
-  std::vector<std::pair<std::string, std::string>> env;
-  std::string working_dir;  // must exist
-  std::string log_path;     // stdout and stderr, opened for append (created)
-  std::string pid_file;     // "" for none; removed when the process is reaped
-};
-
 struct ProcessExit {
   int pid = 0;
-  int exit_code = 0;  // the exit status, or 128+N when killed by signal N
+  int exit_code = 0;  // the exit status, or ExitCodeForSignal(N) when killed by signal N
 };
 
 class ProcessLauncher {
  public:
   virtual ~ProcessLauncher() = default;
 
-  // Starts the process and returns its pid (= its process group id). A
-  // command that cannot be executed still starts: it exits with 127 after
-  // writing "sublet-worker: cannot run <cmd>: <reason>" into the log. Errors
-  // are for what fails before that: Internal (fork, log file, pid file).
+  // Starts the process and returns its pid (= its process group id). What
+  // fails in the child still starts a process, which writes the reason into
+  // the log and exits:
+  //   - kExitCannotExecute (126) when a setup step or the confinement fails:
+  //     "sublet-worker: cannot set up the process: <step>: <reason>";
+  //   - kExitCommandNotFound (127) when the working directory cannot be
+  //     entered ("sublet-worker: cannot enter <dir>: <reason>") or the
+  //     command cannot be executed ("sublet-worker: cannot run <cmd>: <reason>").
+  // Errors are for what fails before that: Internal naming the step (log
+  // file, pipes, fork, pid file), or what the confinement's Prepare returned.
   virtual absl::StatusOr<int> Launch(const LaunchSpec& spec) = 0;
 
   // Sends `signal` to the process group led by `pid`. NotFound when the group
@@ -55,13 +55,19 @@ class ProcessLauncher {
   virtual int wakeup_fd() const = 0;
 };
 
-// The real thing: fork/exec, SIGCHLD through a self-pipe.
+// The real thing: fork/exec, SIGCHLD through a self-pipe. The child runs a
+// fixed sequence of checked steps (new session, wait until the parent has
+// recorded its pid, stdio, signal state, confinement, working directory,
+// exec); the first that fails ends it, fail-closed.
 class PosixProcessLauncher final : public ProcessLauncher {
  public:
   struct Options {
     // Prepended to the child's PATH (e.g. the directory holding
     // sublet-worker, so `sublet-train` resolves). "" adds nothing.
     std::string path_prefix;
+    // Applied to every launched process (worker/confinement.h); not owned,
+    // must outlive the launcher. nullptr confines nothing (NoConfinement).
+    Confinement* confinement = nullptr;
   };
 
   explicit PosixProcessLauncher(Options options);
@@ -77,7 +83,7 @@ class PosixProcessLauncher final : public ProcessLauncher {
   // group leader exits, the rest of its group gets SIGKILL: a rank's helpers
   // never outlive it.
   std::vector<ProcessExit> Reap() override;
-  int wakeup_fd() const override { return pipe_read_; }
+  int wakeup_fd() const override { return pipe_read_.get(); }
 
  private:
   struct Child {
@@ -86,8 +92,10 @@ class PosixProcessLauncher final : public ProcessLauncher {
   };
 
   Options options_;
-  int pipe_read_ = -1;
-  int pipe_write_ = -1;
+  NoConfinement no_confinement_;
+  Confinement* confinement_;  // options_.confinement or &no_confinement_
+  internal::UniqueFd pipe_read_;
+  internal::UniqueFd pipe_write_;
   std::vector<Child> children_;
 };
 
@@ -102,7 +110,8 @@ std::vector<std::string> MergeEnvironment(
 // The directory of the running executable (/proc/self/exe), or "".
 std::string OwnExecutableDir();
 
-// Converts a waitpid status into an exit code: the status, or 128+N.
+// Converts a waitpid status into an exit code: the status, or
+// ExitCodeForSignal(N) when killed by signal N.
 int ExitCodeFromWaitStatus(int wait_status);
 
 }  // namespace sublet::worker

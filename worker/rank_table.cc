@@ -45,7 +45,8 @@ bool RankTable::RecordProgress(const RankKey& key, const std::string& token,
                                const protocols::Progress& progress) {
   auto it = ranks_.find(key);
   // An exited rank not yet acked still takes reports: its last one (the
-  // checkpoint it committed before exiting 75) may arrive after its exit.
+  // checkpoint it committed before exiting kExitPreempted) may arrive after
+  // its exit.
   if (it == ranks_.end() || it->second.control_token.empty() ||
       it->second.control_token != token) {
     return false;

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/exit_codes.h"
 #include "common/log.h"
 #include "fmt/format.h"
 #include "worker/inventory.h"
@@ -129,7 +130,7 @@ void Worker::LaunchRank(const protocols::RankLaunch& launch) {
     Log(LogLevel::kError, "rank_launch_failed",
         {{"job", key.job_id}, {"attempt", key.attempt}, {"rank", key.rank},
          {"error", pid.status().ToString()}});
-    table_.RecordLaunchFailure(key, 127);
+    table_.RecordLaunchFailure(key, kExitCommandNotFound);
     report_due_ = true;
     return;
   }
@@ -153,6 +154,7 @@ absl::StatusOr<int> Worker::StartRank(const protocols::RankLaunch& launch,
   std::error_code error;
   fs::create_directories(dir, error);
   if (error) return absl::InternalError(fmt::format("cannot create {}: {}", dir, error.message()));
+  CreateCheckpointDir(launch);
   LaunchSpec spec;
   spec.argv = launch.command;
   spec.working_dir = dir;
@@ -163,6 +165,24 @@ absl::StatusOr<int> Worker::StartRank(const protocols::RankLaunch& launch,
   spec.env.emplace_back("SUBLET_CONTROL", control_endpoint_);
   spec.env.emplace_back("SUBLET_CONTROL_TOKEN", control_token);
   return launcher_.Launch(spec);
+}
+
+// The job's checkpoint directory, on storage shared by all nodes, exists
+// before the rank starts. A relative path is taken from the rank's working
+// directory, as the rank will read it. A failure is the rank's to report
+// when it saves, so the launch goes on.
+void Worker::CreateCheckpointDir(const protocols::RankLaunch& launch) const {
+  const std::string* named = nullptr;
+  for (const protocols::KeyValue& entry : launch.env) {
+    if (entry.key == "SUBLET_CHECKPOINT_DIR") named = &entry.value;  // the last one wins
+  }
+  if (named == nullptr || named->empty()) return;
+  std::error_code error;
+  fs::create_directories(fs::path(AttemptDir(launch.key)) / *named, error);
+  if (error) {
+    Log(LogLevel::kWarn, "checkpoint_dir_failed",
+        {{"job", launch.key.job_id}, {"dir", *named}, {"error", error.message()}});
+  }
 }
 
 void Worker::StopRank(const RankKey& key) {
@@ -180,7 +200,8 @@ void Worker::StopRank(const RankKey& key) {
 
 // A preemption notice: SIGUSR1 to the rank process, and the same notice on
 // the control endpoint for a rank that listens there. The rank keeps running
-// (it checkpoints and exits 75); FireDueKills ends it at the deadline.
+// (it checkpoints and exits kExitPreempted); FireDueKills ends it at the
+// deadline.
 void Worker::DeliverNotice(const RankRecord& record, const protocols::PreemptNotice& notice) {
   absl::Status sent = launcher_.Signal(record.pid, SIGUSR1);
   SendControl(record, notice);

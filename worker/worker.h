@@ -11,9 +11,11 @@
 //      coordinator is unreachable is repaired by the next. The worker never
 //      stops ranks because the coordinator is unreachable.
 //   3. A WorkerSync for this incarnation is the desired state: ranks never
-//      launched in this incarnation start, running ranks not listed get
-//      SIGTERM and, after stop_grace_ms, SIGKILL (to their process group), and
-//      acknowledged exits are dropped from reports (worker/rank_table.h).
+//      launched in this incarnation start (after the worker has created the
+//      directory their SUBLET_CHECKPOINT_DIR names), running ranks not listed
+//      get SIGTERM and, after stop_grace_ms, SIGKILL (to their process
+//      group), and acknowledged exits are dropped from reports
+//      (worker/rank_table.h).
 //      Each preemption notice is delivered once per rank: SIGUSR1 to the rank
 //      process and a PreemptNotice on the control endpoint (to the rank's
 //      DEALER, whose routing id is "r" + its control token); SIGKILL to its
@@ -27,8 +29,8 @@
 //   DIR/ranks/<job>.<a>.<r>.pid             pid and start time while it runs
 //   DIR/control.sock                        the control endpoint (ZeroMQ ROUTER)
 //
-// Thread-safety: none. Run() and the step methods must be called from one
-// thread, which then owns the worker's sockets.
+// Thread-safety: none. Run() must be called from one thread, which then owns
+// the worker's sockets.
 #pragma once
 
 #include <atomic>
@@ -76,7 +78,14 @@ class Worker {
   // be set up (nothing was started then).
   absl::Status Run(const std::atomic<bool>& stop);
 
-  // ---- the steps Run is made of, public so tests can drive them ----------
+  const std::string& incarnation() const { return table_.incarnation(); }
+  const std::string& control_endpoint() const { return control_endpoint_; }
+
+ private:
+  // Drives the steps below one at a time (tests/worker/worker_test_peer.h).
+  friend class WorkerTestPeer;
+
+  // ---- the steps Run is made of --------------------------------------------
 
   // Creates the work directory layout and kills leftover ranks.
   absl::Status Prepare();
@@ -94,14 +103,6 @@ class Worker {
   absl::StatusOr<protocols::LogsReply> ReadRankLog(
       const protocols::ReadRankLogRequest& request) const;
 
-  const std::string& incarnation() const { return table_.incarnation(); }
-  const std::string& control_endpoint() const { return control_endpoint_; }
-  const RankTable& ranks() const { return table_; }
-  bool report_due() const { return report_due_; }
-  bool shutting_down() const { return shutting_down_; }
-  std::string LogPath(const RankKey& key) const;
-
- private:
   // worker.cc: ranks.
   void LaunchRank(const protocols::RankLaunch& launch);
   std::string NewControlToken();
@@ -110,7 +111,9 @@ class Worker {
   void StopRank(const RankKey& key);
   void DeliverNotice(const RankRecord& record, const protocols::PreemptNotice& notice);
   void SendControl(const RankRecord& record, const protocols::PreemptNotice& notice);
+  void CreateCheckpointDir(const protocols::RankLaunch& launch) const;
   std::string AttemptDir(const RankKey& key) const;
+  std::string LogPath(const RankKey& key) const;
   std::string PidPath(const RankKey& key) const;
 
   // worker_loop.cc: sockets and the event loop.

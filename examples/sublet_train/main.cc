@@ -2,8 +2,8 @@
 // researchers under mpirun and by tenants through the service (DESIGN
 // "sublet-train contract"). main() parses flags, applies the service's
 // defaults, builds the process groups and runs the loop (worker/runtime/).
-// Exit codes: 0 done; 75 checkpointed for preemption; 2 bad flags (the
-// message names the flag); 1 anything else.
+// Exit codes: 0 done; kExitPreempted (common/exit_codes.h) checkpointed for
+// preemption; 2 bad flags (the message names the flag); 1 anything else.
 #include <malloc.h>
 
 #include <cstdlib>
@@ -18,6 +18,7 @@
 
 #include "absl/strings/numbers.h"
 #include "collectives/communicator.h"
+#include "common/exit_codes.h"
 #include "common/log.h"
 #include "worker/runtime/preemption_notice.h"
 #include "worker/runtime/process_groups.h"
@@ -29,7 +30,6 @@ namespace {
 
 using sublet::worker::TrainerOptions;
 
-constexpr int kExitPreempted = 75;
 constexpr int kExitBadFlags = 2;
 
 struct Flags {
@@ -202,5 +202,5 @@ int main(int argc, char** argv) {
       flags.options, *groups, notice, &progress,
       [&](const std::string& line) { log.Write(line); });
   if (!outcome.ok()) return Fail(1, outcome.status());
-  return *outcome == sublet::worker::TrainOutcome::kPreempted ? kExitPreempted : 0;
+  return *outcome == sublet::worker::TrainOutcome::kPreempted ? sublet::kExitPreempted : 0;
 }

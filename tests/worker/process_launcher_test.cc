@@ -8,6 +8,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "common/exit_codes.h"
 #include "tests/worker/test_util.h"
 #include "worker/pid_file.h"
 
@@ -155,6 +156,28 @@ TEST_F(PosixProcessLauncherTest, RunsNothingUnlessThePidFileWasWritten) {
   ASSERT_EQ(exits.size(), 1u);
   EXPECT_EQ(exits[0].exit_code, 126);
   EXPECT_THAT(ReadFile(dir_ / "out.log"), ::testing::Not(HasSubstr("ran")));
+}
+
+TEST_F(PosixProcessLauncherTest, AChildThatIsNeverReleasedSaysWhyInItsLog) {
+  LaunchSpec spec = Shell("echo executed");
+  spec.pid_file = std::string(dir_ / "missing-dir") + "/rank.pid";
+  EXPECT_FALSE(launcher_.Launch(spec).ok());
+  std::vector<ProcessExit> exits;
+  while (exits.empty() && testing::PollReadable(launcher_.wakeup_fd(), testing::kEventTimeout)) {
+    exits = launcher_.Reap();
+  }
+  ASSERT_EQ(exits.size(), 1u);
+  EXPECT_EQ(exits[0].exit_code, kExitCannotExecute);
+  EXPECT_EQ(ReadFile(dir_ / "out.log"),
+            "sublet-worker: cannot set up the process: the worker closed the go-pipe before "
+            "recording the pid\n");
+}
+
+TEST_F(PosixProcessLauncherTest, AParentSideFailureNamesTheStep) {
+  LaunchSpec spec = Shell("true");
+  spec.log_path = dir_ / "no-such-dir/out.log";
+  EXPECT_THAT(launcher_.Launch(spec).status().message(),
+              HasSubstr("open log " + spec.log_path + ": No such file"));
 }
 
 TEST_F(PosixProcessLauncherTest, SignalGroupOfAGoneProcessIsNotFound) {

@@ -17,6 +17,7 @@
 
 #include "protocols/channel.h"
 #include "tests/worker/test_util.h"
+#include "tests/worker/worker_test_peer.h"
 #include "worker/inventory.h"
 #include "worker/worker.h"
 
@@ -62,27 +63,27 @@ Worker::Options OptionsFor(const testing::TempDir& dir, const std::string& coord
 class WorkerProcessTest : public ::testing::Test {
  protected:
   WorkerProcessTest() : worker_(OptionsFor(dir_, "tcp://127.0.0.1:1"), clock_, launcher_, context_) {
-    EXPECT_TRUE(worker_.Prepare().ok());
+    EXPECT_TRUE(peer_.Prepare().ok());
   }
 
   // A failed test must not leave ranks behind.
   void TearDown() override {
-    worker_.HandleExits(launcher_.Reap());
-    for (const RankRecord& record : worker_.ranks().LiveRanks()) {
+    peer_.HandleExits(launcher_.Reap());
+    for (const RankRecord& record : peer_.ranks().LiveRanks()) {
       (void)launcher_.SignalGroup(record.pid, SIGKILL);
     }
   }
 
   void Launch(std::vector<RankLaunch> ranks) {
-    worker_.HandleSync(SyncFor(worker_.incarnation(), std::move(ranks)));
+    peer_.HandleSync(SyncFor(worker_.incarnation(), std::move(ranks)));
   }
 
   // Feeds exits to the worker until `key` has exited; its code, or nullopt.
   std::optional<int> WaitUntilExited(const RankKey& key) {
     const auto deadline = std::chrono::steady_clock::now() + testing::kEventTimeout;
     while (std::chrono::steady_clock::now() < deadline) {
-      worker_.HandleExits(launcher_.Reap());
-      const RankRecord* record = worker_.ranks().Find(key);
+      peer_.HandleExits(launcher_.Reap());
+      const RankRecord* record = peer_.ranks().Find(key);
       if (record != nullptr && !record->live()) return record->exit_code;
       testing::PollReadable(launcher_.wakeup_fd(), std::chrono::seconds(1));
     }
@@ -94,13 +95,14 @@ class WorkerProcessTest : public ::testing::Test {
   PosixProcessLauncher launcher_{{.path_prefix = "/opt/sublet-test/bin"}};
   zmq::context_t context_;
   Worker worker_;
+  WorkerTestPeer peer_{worker_};
 };
 
 TEST_F(WorkerProcessTest, RankSeesItsDevicesControlEndpointAndPathPrefix) {
   Launch({ShellRank(1, "echo \"$SUBLET_RANK|$CUDA_VISIBLE_DEVICES|$SUBLET_CONTROL\"; "
                        "echo \"$PATH\"; pwd")});
   ASSERT_EQ(WaitUntilExited(Key(1)), 0);
-  const std::string log = testing::ReadFile(worker_.LogPath(Key(1)));
+  const std::string log = testing::ReadFile(peer_.LogPath(Key(1)));
   EXPECT_THAT(log, HasSubstr("1|1|ipc://" + dir_.path() + "/control.sock\n"));
   EXPECT_THAT(log, HasSubstr("\n/opt/sublet-test/bin:"));
   EXPECT_THAT(log, HasSubstr("/jobs/job-9/attempt-1\n"));
@@ -111,7 +113,7 @@ TEST_F(WorkerProcessTest, ReportsExitCodesAndSignalDeaths) {
   Launch({ShellRank(0, "exit 7"), ShellRank(1, "kill -INT $$")});
   EXPECT_EQ(WaitUntilExited(Key(0)), 7);
   EXPECT_EQ(WaitUntilExited(Key(1)), 128 + SIGINT);
-  EXPECT_TRUE(worker_.report_due());
+  EXPECT_TRUE(peer_.report_due());
 }
 
 TEST_F(WorkerProcessTest, AnUnrunnableCommandExits127WithTheReasonInItsLog) {
@@ -119,7 +121,7 @@ TEST_F(WorkerProcessTest, AnUnrunnableCommandExits127WithTheReasonInItsLog) {
   launch.command = {"sublet-definitely-not-installed", "--flag"};
   Launch({launch});
   EXPECT_EQ(WaitUntilExited(Key(0)), 127);
-  EXPECT_THAT(testing::ReadFile(worker_.LogPath(Key(0))),
+  EXPECT_THAT(testing::ReadFile(peer_.LogPath(Key(0))),
               HasSubstr("sublet-worker: cannot run sublet-definitely-not-installed: "));
 }
 
@@ -149,7 +151,7 @@ TEST_F(WorkerProcessTest, StopEscalatesToSigkillForTheWholeProcessGroup) {
 
   Launch({});  // rank 0 is no longer desired: SIGTERM, ignored
   clock_.Advance(absl::Seconds(5));
-  worker_.FireDueKills();
+  peer_.FireDueKills();
   EXPECT_EQ(WaitUntilExited(Key(0)), 128 + SIGKILL);
 
   int status = 0;

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/worker/test_util.h"
+#include "tests/worker/worker_test_peer.h"
 #include "worker/inventory.h"
 
 namespace sublet::worker {
@@ -55,7 +56,7 @@ RankKey Key(uint32_t rank) { return RankKey{.job_id = "job-7", .attempt = 2, .ra
 class WorkerTest : public ::testing::Test {
  protected:
   WorkerTest() : worker_(MakeOptions(), clock_, launcher_, context_) {
-    EXPECT_TRUE(worker_.Prepare().ok());
+    EXPECT_TRUE(peer_.Prepare().ok());
   }
 
   Worker::Options MakeOptions() {
@@ -89,10 +90,11 @@ class WorkerTest : public ::testing::Test {
   FakeLauncher launcher_;
   zmq::context_t context_;
   Worker worker_;
+  WorkerTestPeer peer_{worker_};
 };
 
 TEST_F(WorkerTest, LaunchesARankWithItsEnvironmentDevicesAndFiles) {
-  worker_.HandleSync(Sync({1}));
+  peer_.HandleSync(Sync({1}));
   ASSERT_EQ(launcher_.launches.size(), 1u);
   const LaunchSpec& spec = launcher_.launches[0];
   EXPECT_THAT(spec.argv, ElementsAre("sublet-train", "--steps", "3"));
@@ -103,94 +105,119 @@ TEST_F(WorkerTest, LaunchesARankWithItsEnvironmentDevicesAndFiles) {
   EXPECT_TRUE(std::filesystem::is_directory(spec.working_dir));
   EXPECT_EQ(spec.log_path, dir_.path() + "/jobs/job-7/attempt-2/rank-1.log");
   EXPECT_EQ(spec.pid_file, dir_.path() + "/ranks/job-7.2.1.pid");
-  EXPECT_TRUE(worker_.ranks().IsLive(Key(1)));
+  EXPECT_TRUE(peer_.ranks().IsLive(Key(1)));
+}
+
+TEST_F(WorkerTest, CreatesTheCheckpointDirectoryBeforeLaunching) {
+  const std::string checkpoints = dir_ / "storage/acme/7/checkpoints";
+  WorkerSync sync = Sync({0});
+  sync.desired[0].env.push_back({"SUBLET_CHECKPOINT_DIR", checkpoints});
+  peer_.HandleSync(sync);
+  EXPECT_TRUE(std::filesystem::is_directory(checkpoints));
+  EXPECT_EQ(launcher_.launches.size(), 1u);
+}
+
+TEST_F(WorkerTest, TakesARelativeCheckpointDirectoryFromTheRanksWorkingDirectory) {
+  WorkerSync sync = Sync({0});
+  sync.desired[0].env.push_back({"SUBLET_CHECKPOINT_DIR", "ckpt"});
+  peer_.HandleSync(sync);
+  EXPECT_TRUE(std::filesystem::is_directory(dir_ / "jobs/job-7/attempt-2/ckpt"));
+}
+
+TEST_F(WorkerTest, LaunchesEvenWhenTheCheckpointDirectoryCannotBeCreated) {
+  testing::WriteFile(dir_ / "storage", "a file where a directory should be");
+  WorkerSync sync = Sync({0});
+  sync.desired[0].env.push_back({"SUBLET_CHECKPOINT_DIR", dir_ / "storage/acme/7/checkpoints"});
+  peer_.HandleSync(sync);
+  EXPECT_EQ(launcher_.launches.size(), 1u);
+  EXPECT_TRUE(peer_.ranks().IsLive(Key(0)));
 }
 
 TEST_F(WorkerTest, IgnoresASyncForAnotherIncarnation) {
   WorkerSync sync = Sync({0});
   sync.incarnation = "not-" + worker_.incarnation();
-  worker_.HandleSync(sync);
+  peer_.HandleSync(sync);
   EXPECT_THAT(launcher_.launches, IsEmpty());
 }
 
 TEST_F(WorkerTest, StopsAnUndesiredRankWithSigtermThenSigkillAfterTheGrace) {
-  worker_.HandleSync(Sync({0}));
-  worker_.HandleSync(Sync({}));
+  peer_.HandleSync(Sync({0}));
+  peer_.HandleSync(Sync({}));
   EXPECT_THAT(launcher_.signals, ElementsAre(Pair(1000, SIGTERM)));
   clock_.Advance(absl::Milliseconds(4999));
-  worker_.FireDueKills();
+  peer_.FireDueKills();
   EXPECT_EQ(launcher_.signals.size(), 1u);
   clock_.Advance(absl::Milliseconds(1));
-  worker_.FireDueKills();
+  peer_.FireDueKills();
   EXPECT_THAT(launcher_.signals, ElementsAre(Pair(1000, SIGTERM), Pair(1000, SIGKILL)));
-  worker_.FireDueKills();
+  peer_.FireDueKills();
   EXPECT_EQ(launcher_.signals.size(), 2u);
 }
 
 TEST_F(WorkerTest, APreemptionNoticeIsDeliveredOnceAndTheRankKilledAtTheDeadline) {
-  worker_.HandleSync(Sync({0}));
+  peer_.HandleSync(Sync({0}));
   WorkerSync noticed = Sync({0});
   const absl::Time deadline = clock_.Now() + absl::Seconds(30);
   noticed.notices = {{Key(0), absl::ToUnixMillis(deadline), "reclaim 1"}};
-  worker_.HandleSync(noticed);
-  worker_.HandleSync(noticed);  // every sync repeats it; it is delivered once
+  peer_.HandleSync(noticed);
+  peer_.HandleSync(noticed);  // every sync repeats it; it is delivered once
   EXPECT_THAT(launcher_.process_signals, ElementsAre(Pair(1000, SIGUSR1)));
   EXPECT_THAT(launcher_.signals, IsEmpty()) << "the rank keeps running while it saves";
   clock_.Advance(absl::Seconds(29));
-  worker_.FireDueKills();
+  peer_.FireDueKills();
   EXPECT_THAT(launcher_.signals, IsEmpty());
   clock_.Advance(absl::Seconds(1));
-  worker_.FireDueKills();
+  peer_.FireDueKills();
   EXPECT_THAT(launcher_.signals, ElementsAre(Pair(1000, SIGKILL)));
 }
 
 TEST_F(WorkerTest, ARankThatCheckpointsAndExitsBeforeTheDeadlineIsNotKilled) {
-  worker_.HandleSync(Sync({0}));
+  peer_.HandleSync(Sync({0}));
   WorkerSync noticed = Sync({0});
   noticed.notices = {{Key(0), absl::ToUnixMillis(clock_.Now() + absl::Seconds(5)), "reclaim 1"}};
-  worker_.HandleSync(noticed);
-  worker_.HandleExits({{.pid = 1000, .exit_code = 75}});
+  peer_.HandleSync(noticed);
+  peer_.HandleExits({{.pid = 1000, .exit_code = 75}});
   clock_.Advance(absl::Seconds(10));
-  worker_.FireDueKills();
+  peer_.FireDueKills();
   EXPECT_THAT(launcher_.signals, IsEmpty());
-  EXPECT_THAT(worker_.BuildReport().ranks,
+  EXPECT_THAT(peer_.BuildReport().ranks,
               ElementsAre(RankStatus{.key = Key(0), .exited = true, .exit_code = 75}));
 }
 
 TEST_F(WorkerTest, ANoticeForARankNotRunningHereIsIgnored) {
   WorkerSync noticed = Sync({});
   noticed.notices = {{Key(3), absl::ToUnixMillis(clock_.Now()), "reclaim 1"}};
-  worker_.HandleSync(noticed);
-  worker_.FireDueKills();
+  peer_.HandleSync(noticed);
+  peer_.FireDueKills();
   EXPECT_THAT(launcher_.process_signals, IsEmpty());
   EXPECT_THAT(launcher_.signals, IsEmpty());
 }
 
 TEST_F(WorkerTest, ARankThatExitsWithinTheGraceIsNotKilled) {
-  worker_.HandleSync(Sync({0}));
-  worker_.HandleSync(Sync({}));
-  worker_.HandleExits({{.pid = 1000, .exit_code = 128 + SIGTERM}});
+  peer_.HandleSync(Sync({0}));
+  peer_.HandleSync(Sync({}));
+  peer_.HandleExits({{.pid = 1000, .exit_code = 128 + SIGTERM}});
   clock_.Advance(absl::Seconds(10));
-  worker_.FireDueKills();
+  peer_.FireDueKills();
   EXPECT_THAT(launcher_.signals, ElementsAre(Pair(1000, SIGTERM)));
 }
 
 TEST_F(WorkerTest, AnExitMakesAReportDueAndStaysReportedUntilAcked) {
-  worker_.HandleSync(Sync({0, 1}));
-  EXPECT_FALSE(worker_.report_due());
-  worker_.HandleExits({{.pid = 1001, .exit_code = 3}});
-  EXPECT_TRUE(worker_.report_due());
-  EXPECT_THAT(worker_.BuildReport().ranks,
+  peer_.HandleSync(Sync({0, 1}));
+  EXPECT_FALSE(peer_.report_due());
+  peer_.HandleExits({{.pid = 1001, .exit_code = 3}});
+  EXPECT_TRUE(peer_.report_due());
+  EXPECT_THAT(peer_.BuildReport().ranks,
               ElementsAre(RankStatus{.key = Key(0), .exited = false, .exit_code = 0},
                           RankStatus{.key = Key(1), .exited = true, .exit_code = 3}));
-  worker_.HandleSync(Sync({0, 1}, {Key(1)}));
-  EXPECT_THAT(worker_.BuildReport().ranks,
+  peer_.HandleSync(Sync({0, 1}, {Key(1)}));
+  EXPECT_THAT(peer_.BuildReport().ranks,
               ElementsAre(RankStatus{.key = Key(0), .exited = false, .exit_code = 0}));
   EXPECT_EQ(launcher_.launches.size(), 2u) << "an exited rank is never relaunched";
 }
 
 TEST_F(WorkerTest, ReportCarriesTheNodeInventoryAndFreePorts) {
-  protocols::WorkerReport report = worker_.BuildReport();
+  protocols::WorkerReport report = peer_.BuildReport();
   EXPECT_EQ(report.node, "node-a");
   EXPECT_EQ(report.incarnation, worker_.incarnation());
   EXPECT_EQ(report.address, "127.0.0.1");
@@ -207,38 +234,38 @@ TEST_F(WorkerTest, IncarnationsDifferBetweenWorkers) {
 
 TEST_F(WorkerTest, AFailedLaunchIsReportedAsExit127) {
   launcher_.fail_with = absl::InternalError("fork: out of memory");
-  worker_.HandleSync(Sync({0}));
-  EXPECT_TRUE(worker_.report_due());
-  EXPECT_THAT(worker_.BuildReport().ranks,
+  peer_.HandleSync(Sync({0}));
+  EXPECT_TRUE(peer_.report_due());
+  EXPECT_THAT(peer_.BuildReport().ranks,
               ElementsAre(RankStatus{.key = Key(0), .exited = true, .exit_code = 127}));
 }
 
 TEST_F(WorkerTest, RefusesAJobIdThatWouldEscapeTheWorkDirectory) {
   WorkerSync sync = Sync({0});
   sync.desired[0].key.job_id = "../../etc";
-  worker_.HandleSync(sync);
+  peer_.HandleSync(sync);
   EXPECT_THAT(launcher_.launches, IsEmpty());
-  EXPECT_THAT(worker_.BuildReport().ranks, ElementsAre(::testing::Field(&RankStatus::exit_code, 127)));
+  EXPECT_THAT(peer_.BuildReport().ranks, ElementsAre(::testing::Field(&RankStatus::exit_code, 127)));
 }
 
 TEST_F(WorkerTest, ShutdownStopsEveryRankAndRefusesNewOnes) {
-  worker_.HandleSync(Sync({0, 1}));
-  worker_.BeginShutdown();
+  peer_.HandleSync(Sync({0, 1}));
+  peer_.BeginShutdown();
   EXPECT_THAT(launcher_.signals, ElementsAre(Pair(1000, SIGTERM), Pair(1001, SIGTERM)));
-  worker_.HandleSync(Sync({0, 1, 2}));
+  peer_.HandleSync(Sync({0, 1, 2}));
   EXPECT_EQ(launcher_.launches.size(), 2u);
   clock_.Advance(absl::Seconds(5));
-  worker_.FireDueKills();
+  peer_.FireDueKills();
   EXPECT_EQ(launcher_.signals.size(), 4u);
 }
 
 TEST_F(WorkerTest, ShutdownUsesTheLastGraceTheCoordinatorSent) {
   WorkerSync sync = Sync({0});
   sync.stop_grace_ms = 200;
-  worker_.HandleSync(sync);
-  worker_.BeginShutdown();
+  peer_.HandleSync(sync);
+  peer_.BeginShutdown();
   clock_.Advance(absl::Milliseconds(200));
-  worker_.FireDueKills();
+  peer_.FireDueKills();
   EXPECT_THAT(launcher_.signals, ElementsAre(Pair(1000, SIGTERM), Pair(1000, SIGKILL)));
 }
 
@@ -248,10 +275,10 @@ class WorkerLogTest : public WorkerTest {
  protected:
   void WriteLog(uint32_t rank, const std::string& text) {
     std::filesystem::create_directories(dir_.path() + "/jobs/job-7/attempt-2");
-    testing::WriteFile(worker_.LogPath(Key(rank)), text);
+    testing::WriteFile(peer_.LogPath(Key(rank)), text);
   }
   absl::StatusOr<protocols::LogsReply> Read(uint32_t rank, uint64_t offset, uint32_t max_bytes) {
-    return worker_.ReadRankLog({.key = Key(rank), .offset = offset, .max_bytes = max_bytes});
+    return peer_.ReadRankLog({.key = Key(rank), .offset = offset, .max_bytes = max_bytes});
   }
 };
 
@@ -273,7 +300,7 @@ TEST_F(WorkerLogTest, IsCompleteAtTheEndOfAnExitedRanksLog) {
 }
 
 TEST_F(WorkerLogTest, IsNeverCompleteWhileTheRankRuns) {
-  worker_.HandleSync(Sync({0}));
+  peer_.HandleSync(Sync({0}));
   WriteLog(0, "step 1\n");
   absl::StatusOr<protocols::LogsReply> reply = Read(0, 0, 1 << 20);
   ASSERT_TRUE(reply.ok());
@@ -305,7 +332,7 @@ TEST_F(WorkerLogTest, AMissingLogIsNotFoundNamingTheRank) {
 
 TEST_F(WorkerLogTest, RefusesAJobIdThatWouldEscapeTheWorkDirectory) {
   absl::StatusOr<protocols::LogsReply> reply =
-      worker_.ReadRankLog({.key = {.job_id = "..", .attempt = 1, .rank = 0}});
+      peer_.ReadRankLog({.key = {.job_id = "..", .attempt = 1, .rank = 0}});
   EXPECT_TRUE(absl::IsInvalidArgument(reply.status()));
 }
 

@@ -2,7 +2,7 @@
 // SIGTERM, DESIGN "Preemption and exit codes") or a control message sets,
 // and the training loop reads at each step boundary. The loop then agrees on
 // it with the other ranks (any rank noticed => all act), saves a checkpoint
-// and exits 75.
+// and exits kExitPreempted (common/exit_codes.h).
 //
 // Request() is async-signal-safe (one lock-free atomic store) and may be
 // called from any thread, any number of times: a second notice while the

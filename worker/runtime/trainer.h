@@ -5,7 +5,7 @@
 //      max all-reduce over the world. If any rank was noticed, all ranks wait
 //      for an async save in flight, save step s synchronously (unless it is
 //      already committed), report it as the checkpoint step and return
-//      kPreempted (sublet-train exits 75).
+//      kPreempted (sublet-train exits kExitPreempted).
 //   2. The global batch (sequences [s*B, (s+1)*B) of the data stream) is cut
 //      into dp contiguous shares; this rank runs its share in micro-batches,
 //      accumulating gradients scaled by 1 / (B * seq) (gpt.h).
