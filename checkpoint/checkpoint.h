@@ -71,6 +71,9 @@ struct SaveOptions {
   int keep = 3;                // committed checkpoints kept after a save; 0 keeps all
   // Never deleted by retention, e.g. the step this run resumed from.
   std::optional<int64_t> protect_step;
+  // Stamped into every manifest; retention only ever deletes checkpoints
+  // whose manifest carries the same lineage (a directory may hold others').
+  RunInfo run;
   uint64_t block_size = 1 << 20;       // bytes per checksum
   uint64_t min_split_bytes = 4 << 20;  // smaller shards are written whole by one rank
 };
@@ -160,6 +163,7 @@ struct LoadResult {
   Cursor cursor;
   int saved_dp = 0;
   int saved_tp = 0;
+  RunInfo run;                        // of the run that saved it
   uint64_t bytes_read = 0;            // by this rank
   // Newer checkpoints passed over, each "step-N: why".
   std::vector<std::string> skipped;
@@ -189,11 +193,13 @@ absl::StatusOr<std::vector<CheckpointInfo>> ListCheckpoints(FileSystem& fs, cons
 // bad file and the offset of the bad block; NotFound for a missing directory.
 absl::StatusOr<Manifest> VerifyCheckpoint(FileSystem& fs, const std::string& step_dir);
 
-// Keeps the newest `keep` committed checkpoints (and `protect_step`),
-// removes older step directories and leftover .tmp-* directories except
-// `in_progress`. Never removes the newest committed checkpoint.
+// Among the committed checkpoints of `lineage`, keeps the newest `keep` (and
+// `protect_step`) and removes the older ones; removes leftover .tmp-*
+// directories except `in_progress`. Never removes the newest committed
+// checkpoint of the lineage, nor any step directory it cannot attribute to
+// the lineage: another run's checkpoints, partial and corrupt steps stay.
 absl::Status ApplyRetention(FileSystem& fs, const std::string& dir, int keep,
-                            std::optional<int64_t> protect_step,
+                            std::optional<int64_t> protect_step, const std::string& lineage,
                             const std::string& in_progress = "");
 
 }  // namespace sublet::checkpoint

@@ -67,27 +67,23 @@ absl::StatusOr<Manifest> VerifyCheckpoint(FileSystem& fs, const std::string& ste
   return m;
 }
 
-// The newest `keep` committed steps and `protect_step` stay; so do partial or
-// corrupt steps newer than the oldest kept one (a save may be reading them
-// for a post-mortem, and they cost nothing to a resume, which skips them).
 absl::Status ApplyRetention(FileSystem& fs, const std::string& dir, int keep,
-                            std::optional<int64_t> protect_step, const std::string& in_progress) {
+                            std::optional<int64_t> protect_step, const std::string& lineage,
+                            const std::string& in_progress) {
   SUBLET_ASSIGN_OR_RETURN(std::vector<CheckpointInfo> list, ListCheckpoints(fs, dir));
-  int committed = 0;
-  int64_t oldest_kept = INT64_MAX;
-  for (const CheckpointInfo& info : list) {
-    if (info.state != CheckpointState::kCommitted) continue;
-    if (keep <= 0 || committed < std::max(keep, 1)) {
-      ++committed;
-      oldest_kept = info.step;
-    }
-  }
-  if (committed == 0) return absl::OkStatus();  // nothing verified: delete nothing
+  int kept = 0;
   absl::Status result;
-  // Renamed out of the way first, so that a crash mid-removal leaves a .tmp-
-  // directory (removed next time) rather than a half-deleted step.
+  // Newest first. Renamed out of the way first, so that a crash mid-removal
+  // leaves a .tmp- directory (removed next time) rather than a half-deleted
+  // step.
   for (const CheckpointInfo& info : list) {
-    if (info.step >= oldest_kept || (protect_step && *protect_step == info.step)) continue;
+    if (info.state != CheckpointState::kCommitted || info.manifest->run.lineage != lineage) {
+      continue;
+    }
+    if (keep <= 0 || kept < keep || (protect_step && *protect_step == info.step)) {
+      ++kept;
+      continue;
+    }
     const std::string doomed = dir + "/.tmp-deleting-" + StepDirName(info.step);
     absl::Status removed = fs.Rename(info.path, doomed);
     if (removed.ok()) removed = fs.RemoveAll(doomed);

@@ -277,6 +277,7 @@ absl::StatusOr<LoadResult> LoadCheckpoint(FileSystem& fs, Group& group, const Lo
       result.cursor = m->cursor;
       result.saved_dp = m->dp;
       result.saved_tp = m->tp;
+      result.run = m->run;
       result.bytes_read = bytes_read;
       return result;
     }

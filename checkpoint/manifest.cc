@@ -17,7 +17,10 @@ using internal::ByteWriter;
 
 constexpr std::string_view kManifestMagic = "SUBLETMF";
 constexpr std::string_view kCommitMagic = "SUBLETCM";
-constexpr uint32_t kVersion = 1;
+// Manifest format 2 adds the run (lineage, config) after the cursor; format
+// 1 manifests still load, with an empty run. COMMIT is unchanged (format 1).
+constexpr uint32_t kManifestVersion = 2;
+constexpr uint32_t kCommitVersion = 1;
 
 absl::Status Corrupt(std::string_view what) {
   return absl::DataLossError(fmt::format("MANIFEST: {}", what));
@@ -115,7 +118,7 @@ absl::Status CheckPieces(const Manifest& m) {
   return absl::OkStatus();
 }
 
-absl::Status ReadBody(ByteReader& r, Manifest& m) {
+absl::Status ReadBody(ByteReader& r, uint32_t version, Manifest& m) {
   uint32_t dp, tp;
   if (!r.U32(&dp) || !r.U32(&tp) || !r.U64(&m.block_size)) return Corrupt("short header");
   if (dp < 1 || tp < 1 || dp > kMaxParallel || tp > kMaxParallel) return Corrupt("bad topology");
@@ -125,6 +128,10 @@ absl::Status ReadBody(ByteReader& r, Manifest& m) {
   if (!r.I64(&m.cursor.step) || m.cursor.step < 0 || !r.U64(&m.cursor.data_position) ||
       !r.Bytes(&m.cursor.rng_state, kMaxRngStateBytes)) {
     return Corrupt("bad cursor");
+  }
+  if (version >= 2 && (!r.Bytes(&m.run.lineage, kMaxRunInfoBytes) ||
+                       !r.Bytes(&m.run.config, kMaxRunInfoBytes))) {
+    return Corrupt("bad run");
   }
   uint64_t n;
   if (!r.U64(&n) || n > kMaxTensors || n > r.remaining() / 24) return Corrupt("bad tensor count");
@@ -190,13 +197,15 @@ uint64_t Manifest::TotalBytes() const {
 std::string EncodeManifest(const Manifest& m) {
   ByteWriter w;
   w.str().append(kManifestMagic);
-  w.U32(kVersion);
+  w.U32(kManifestVersion);
   w.U32(static_cast<uint32_t>(m.dp));
   w.U32(static_cast<uint32_t>(m.tp));
   w.U64(m.block_size);
   w.I64(m.cursor.step);
   w.U64(m.cursor.data_position);
   w.Bytes(m.cursor.rng_state);
+  w.Bytes(m.run.lineage);
+  w.Bytes(m.run.config);
   w.U64(m.tensors.size());
   for (const TensorSpec& t : m.tensors) {
     w.Bytes(t.name);
@@ -228,16 +237,18 @@ absl::StatusOr<Manifest> ParseManifest(std::string_view bytes) {
   ByteReader r(bytes);
   uint32_t version;
   if (!ReadMagic(r, kManifestMagic) || !r.U32(&version)) return Corrupt("not a manifest");
-  if (version != kVersion) return Corrupt(fmt::format("unknown version {}", version));
+  if (version < 1 || version > kManifestVersion) {
+    return Corrupt(fmt::format("unknown version {}", version));
+  }
   Manifest m;
-  SUBLET_RETURN_IF_ERROR(ReadBody(r, m));
+  SUBLET_RETURN_IF_ERROR(ReadBody(r, version, m));
   return m;
 }
 
 std::string EncodeCommit(const CommitRecord& c) {
   ByteWriter w;
   w.str().append(kCommitMagic);
-  w.U32(kVersion);
+  w.U32(kCommitVersion);
   w.I64(c.step);
   w.U64(c.manifest_size);
   w.U64(c.manifest_checksum);
@@ -252,7 +263,7 @@ absl::StatusOr<CommitRecord> ParseCommit(std::string_view bytes) {
   uint32_t version;
   CommitRecord c;
   uint64_t self;
-  if (!ReadMagic(r, kCommitMagic) || !r.U32(&version) || version != kVersion || !r.I64(&c.step) ||
+  if (!ReadMagic(r, kCommitMagic) || !r.U32(&version) || version != kCommitVersion || !r.I64(&c.step) ||
       !r.U64(&c.manifest_size) || !r.U64(&c.manifest_checksum) || !r.U64(&self) ||
       self != Checksum(bytes.data(), kSize - 8)) {
     return absl::DataLossError("COMMIT: corrupt");

@@ -51,6 +51,18 @@ struct Cursor {
   std::string rng_state;       // opaque to us (rank 0's), at most kMaxRngStateBytes
 };
 
+// The run that wrote a checkpoint. `lineage` is chosen when a run starts
+// from nothing and carried over by every resume, so the checkpoints of one
+// training run share it whatever topology saved them; retention deletes only
+// checkpoints of its own lineage. `config` is the run's own description of
+// what defines it (sublet-train: steps, seq-len, data, global batch), which a
+// resume compares with its own. Both empty in checkpoints of format 1.
+struct RunInfo {
+  std::string lineage;  // at most kMaxRunInfoBytes
+  std::string config;   // at most kMaxRunInfoBytes
+  bool operator==(const RunInfo&) const = default;
+};
+
 struct ShardFileInfo {
   std::string name;  // "shard-NNNNN.bin"
   uint64_t size = 0;
@@ -71,6 +83,7 @@ struct Manifest {
   int tp = 1;
   uint64_t block_size = 1 << 20;
   Cursor cursor;
+  RunInfo run;
   std::vector<TensorSpec> tensors;
   std::vector<ShardFileInfo> files;
   std::vector<Piece> pieces;
@@ -88,6 +101,7 @@ struct CommitRecord {
 inline constexpr uint64_t kMaxManifestBytes = 256ull << 20;
 inline constexpr uint64_t kMaxCommitBytes = 4096;
 inline constexpr uint64_t kMaxRngStateBytes = 1 << 20;
+inline constexpr uint64_t kMaxRunInfoBytes = 64 << 10;
 inline constexpr size_t kMaxTensors = 1 << 20;
 inline constexpr size_t kMaxNameBytes = 1024;
 inline constexpr size_t kMaxDims = 8;

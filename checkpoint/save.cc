@@ -138,6 +138,7 @@ absl::Status Commit(FileSystem& fs, const SaveOptions& o, const Cursor& cursor,
   m.tp = o.topology.tp;
   m.block_size = o.block_size;
   m.cursor = cursor;
+  m.run = o.run;
   for (const TensorShard& s : shards) m.tensors.push_back(s.spec);
   std::vector<ByteReader> readers;
   for (size_t r = 0; r < reports.size(); ++r) {
@@ -164,7 +165,7 @@ absl::Status Commit(FileSystem& fs, const SaveOptions& o, const Cursor& cursor,
   SUBLET_RETURN_IF_ERROR(fs.SyncDir(tmp));
   SUBLET_RETURN_IF_ERROR(fs.Rename(tmp, o.dir + "/" + StepDirName(cursor.step)));
   SUBLET_RETURN_IF_ERROR(fs.SyncDir(o.dir));
-  absl::Status kept = ApplyRetention(fs, o.dir, o.keep, o.protect_step);
+  absl::Status kept = ApplyRetention(fs, o.dir, o.keep, o.protect_step, o.run.lineage);
   if (!kept.ok()) {
     Log(LogLevel::kWarn, "checkpoint_retention_failed", {{"error", std::string(kept.message())}});
   }

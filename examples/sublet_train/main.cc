@@ -6,6 +6,7 @@
 // preemption; 2 bad flags (the message names the flag); 1 anything else.
 #include <malloc.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -59,6 +60,9 @@ void DefineFlags(CLI::App& app, Flags& f) {
   app.add_option("--data", o.data, "synthetic, or a text file (byte-level tokens)");
   app.add_option("--checkpoint-dir", f.checkpoint_dir, "default SUBLET_CHECKPOINT_DIR; resumes from the newest checkpoint there");
   app.add_option("--checkpoint-every", f.checkpoint_every, "steps between async saves (default SUBLET_CHECKPOINT_EVERY or 0: end and preemption only)");
+  app.add_flag("--allow-run-change", o.allow_run_change,
+               "resume even if the checkpoint's run had other --steps, --seq-len, --data or "
+               "--global-batch (refused otherwise)");
   app.add_option("--keep", f.keep, "checkpoints kept (default SUBLET_CHECKPOINT_KEEP or 3; 0 keeps all)");
   app.add_option("--log-json", f.log_json, "rank 0 appends one JSON object per step and checkpoint event to PATH, or - for stdout");
   app.add_option("--backend", f.backend, "collectives backend")->check(CLI::IsMember({"auto", "host", "mpi", "nccl"}));
@@ -201,6 +205,20 @@ int main(int argc, char** argv) {
   auto outcome = sublet::worker::RunTraining(
       flags.options, *groups, notice, &progress,
       [&](const std::string& line) { log.Write(line); });
-  if (!outcome.ok()) return Fail(1, outcome.status());
-  return *outcome == sublet::worker::TrainOutcome::kPreempted ? sublet::kExitPreempted : 0;
+  if (!outcome.ok()) {
+    return Fail(absl::IsInvalidArgument(outcome.status()) ? kExitBadFlags : 1, outcome.status());
+  }
+  switch (*outcome) {
+    case sublet::worker::TrainOutcome::kDone:
+      return 0;
+    case sublet::worker::TrainOutcome::kPreempted:
+      return sublet::kExitPreempted;
+    case sublet::worker::TrainOutcome::kStoppedUnsaved:
+      // Not 75: nothing was checkpointed. The exit of a process that SIGTERM
+      // ended, which is what the notice asked for.
+      std::cerr << "sublet-train: stopped by a preemption notice; no --checkpoint-dir, so "
+                   "nothing was saved\n";
+      return sublet::ExitCodeForSignal(SIGTERM);
+  }
+  return 1;
 }

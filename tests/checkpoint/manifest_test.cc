@@ -37,6 +37,29 @@ TEST(ManifestTest, RoundTrips) {
   EXPECT_EQ(EncodeManifest(*parsed), EncodeManifest(m));
 }
 
+TEST(ManifestTest, RoundTripsTheRun) {
+  Manifest m = SmallManifest();
+  m.run = {"lineage-1", "steps=400 seq_len=32"};
+  absl::StatusOr<Manifest> parsed = ParseManifest(EncodeManifest(m));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->run, m.run);
+}
+
+// Format 1 (before the run was recorded) still loads, with an empty run.
+TEST(ManifestTest, AFormatOneManifestLoadsWithAnEmptyRun) {
+  std::string bytes = EncodeManifest(SmallManifest());
+  const size_t version_at = bytes.find('\x02');  // after the magic: the version, little-endian
+  ASSERT_NE(version_at, std::string::npos);
+  bytes[version_at] = '\x01';
+  const size_t run_at = bytes.find("rng") + 3;  // the run's two empty strings follow the cursor
+  ASSERT_EQ(bytes.substr(run_at, 16), std::string(16, '\0'));
+  bytes.erase(run_at, 16);
+  absl::StatusOr<Manifest> parsed = ParseManifest(bytes);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->run, RunInfo{});
+  EXPECT_EQ(parsed->tensors, SmallManifest().tensors);
+}
+
 TEST(ManifestTest, EveryTruncationIsDataLoss) {
   const std::string bytes = EncodeManifest(SmallManifest());
   for (size_t n = 0; n < bytes.size(); ++n) {

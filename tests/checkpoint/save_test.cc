@@ -119,7 +119,7 @@ TEST(RetentionTest, CorruptNewerCheckpointsDoNotCountTowardsKeep) {
   ASSERT_TRUE(SaveWorld(fs, dir.path(), 1, 1, 2).ok());
   stdfs::remove(dir.path() + "/step-00000002/COMMIT");
   stdfs::create_directories(dir.path() + "/.tmp-step-00000003");
-  ASSERT_TRUE(ApplyRetention(fs, dir.path(), 1, std::nullopt).ok());
+  ASSERT_TRUE(ApplyRetention(fs, dir.path(), 1, std::nullopt, "").ok());
   // Step 1 is the one a resume needs; the leftover temporary directory goes.
   EXPECT_THAT(Entries(dir.path()), UnorderedElementsAre("step-00000001", "step-00000002"));
 }
@@ -128,8 +128,32 @@ TEST(RetentionTest, NeverDeletesTheProtectedStep) {
   ScratchDir dir;
   PosixFileSystem fs;
   for (int step = 1; step <= 4; ++step) ASSERT_TRUE(SaveWorld(fs, dir.path(), 1, 1, step).ok());
-  ASSERT_TRUE(ApplyRetention(fs, dir.path(), 1, 2).ok());
+  ASSERT_TRUE(ApplyRetention(fs, dir.path(), 1, 2, "").ok());
   EXPECT_THAT(Entries(dir.path()), UnorderedElementsAre("step-00000002", "step-00000004"));
+}
+
+TEST(RetentionTest, DeletesOnlyCheckpointsOfItsOwnLineage) {
+  ScratchDir dir;
+  PosixFileSystem fs;
+  for (int step = 1; step <= 3; ++step) {
+    ASSERT_TRUE(SaveWorld(fs, dir.path(), 1, 1, step, 0, "another-run").ok());
+  }
+  for (int step = 10; step <= 12; ++step) {
+    ASSERT_TRUE(SaveWorld(fs, dir.path(), 1, 1, step, 1, "this-run").ok());
+  }
+  EXPECT_THAT(Entries(dir.path()), UnorderedElementsAre("step-00000001", "step-00000002",
+                                                        "step-00000003", "step-00000012"));
+}
+
+TEST(RetentionTest, LeavesStepsItCannotAttributeToItsLineage) {
+  ScratchDir dir;
+  PosixFileSystem fs;
+  ASSERT_TRUE(SaveWorld(fs, dir.path(), 1, 1, 1, 0, "mine").ok());
+  stdfs::remove(dir.path() + "/step-00000001/COMMIT");  // partial: whose is it?
+  stdfs::create_directories(dir.path() + "/step-00000002");  // corrupt: no files at all
+  for (int step = 3; step <= 5; ++step) ASSERT_TRUE(SaveWorld(fs, dir.path(), 1, 1, step, 1, "mine").ok());
+  EXPECT_THAT(Entries(dir.path()),
+              UnorderedElementsAre("step-00000001", "step-00000002", "step-00000005"));
 }
 
 // --- async ----------------------------------------------------------------------

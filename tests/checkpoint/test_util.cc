@@ -200,7 +200,7 @@ SaveOptions SmallSaveOptions(const std::string& dir, Topology topology) {
 }
 
 absl::Status SaveWorld(FileSystem& fs, const std::string& dir, int dp, int tp, int64_t step,
-                       int keep) {
+                       int keep, const std::string& lineage) {
   InProcessGroups groups(dp * tp);
   const std::vector<TensorSpec> specs = SyntheticSpecs();
   std::vector<absl::Status> statuses = RunRanks(dp * tp, [&](int r) {
@@ -208,6 +208,7 @@ absl::Status SaveWorld(FileSystem& fs, const std::string& dir, int dp, int tp, i
     RankState state = MakeRankState(specs, tp, t.tp_rank, step);
     SaveOptions o = SmallSaveOptions(dir, t);
     o.keep = keep;
+    o.run.lineage = lineage;
     Cursor cursor{step, static_cast<uint64_t>(step) * 32, "rng@" + std::to_string(step)};
     return SaveCheckpoint(fs, groups.Member(r), o, cursor, state.shards).status();
   });

@@ -103,8 +103,9 @@ SaveOptions SmallSaveOptions(const std::string& dir, Topology topology);
 
 // Saves step `step` of the synthetic state from dp*tp thread ranks; returns
 // rank 0's status (all ranks return the same; the helper checks that).
+// `lineage` is the run's (SaveOptions::run).
 absl::Status SaveWorld(FileSystem& fs, const std::string& dir, int dp, int tp, int64_t step,
-                       int keep = 0);
+                       int keep = 0, const std::string& lineage = "");
 
 struct WorldLoad {
   absl::Status status;

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <iterator>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "checkpoint/checkpoint.h"
@@ -188,7 +189,9 @@ TEST(SubletTrain, SignalFromOutsideCheckpointsExits75AndResumes) {
   ASSERT_GE(saved, 3);
   checkpoint::PosixFileSystem pfs;
   EXPECT_TRUE(checkpoint::VerifyCheckpoint(pfs, dir + "/" + checkpoint::StepDirName(saved)).ok());
-  const auto lines = Train({1, 1}, saved + 2, FreshDir("logs"), {"--checkpoint-dir", dir});
+  // Two more steps than saved, not the million asked first: a changed run.
+  const auto lines = Train({1, 1}, saved + 2, FreshDir("logs"),
+                           {"--checkpoint-dir", dir, "--allow-run-change"});
   ASSERT_EQ(Events(lines, "resume").size(), 1u);
   EXPECT_EQ(Events(lines, "resume")[0]["step"], saved);
   EXPECT_EQ(Losses(lines).size(), 2u);
@@ -226,12 +229,83 @@ TEST(SubletTrain, BadFlagsExit2NamingTheFlag) {
       {{"--steps", "1", "--data", "/nonexistent/corpus.txt"}, {}, "--data"},
       {{"--steps", "1"}, {{"SUBLET_CHECKPOINT_EVERY", "often"}}, "--checkpoint-every"},
       {{"--steps", "1", "--log-json", "/nonexistent/dir/log.json"}, {}, "--log-json"},
+      {{"--steps", "99999999999999"}, {}, "--steps"},
+      {{"--steps", "1", "--global-batch", "99999999999"}, {}, "--global-batch"},
   };
   for (const BadFlag& c : cases) {
     ProcessResult r = RunProcess(TrainCommand(0, c.args), c.env);
     EXPECT_EQ(r.exit_code, 2) << c.flag << ": " << r.err;
     EXPECT_NE(r.err.find(c.flag), std::string::npos) << r.err;
   }
+}
+
+std::vector<std::string> StepDirs(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.starts_with("step-")) out.push_back(name);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Another model's checkpoints in the directory: the run refuses to start
+// (exit 2, naming the directory and why) instead of training from scratch,
+// and its retention never gets to delete them.
+TEST(SubletTrain, ARunThatCannotLoadTheCommittedCheckpointsThereRefusesAndDeletesNothing) {
+  const std::string dir = FreshDir("foreign");
+  const std::string ckpt = dir + "/ckpt";
+  Train({1, 1}, 4, dir, {"--checkpoint-dir", ckpt, "--checkpoint-every", "2", "--keep", "0"});
+  const std::vector<std::string> before = StepDirs(ckpt);
+  ASSERT_EQ(before.size(), 2u);
+  std::vector<std::string> args = Args(8, 1, dir + "/small.json",
+                                       {"--checkpoint-dir", ckpt, "--keep", "1"});
+  args[1] = "small";  // --model small: other tensor shapes
+  ProcessResult r = RunProcess(TrainCommand(1, args));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, ::testing::HasSubstr("--checkpoint-dir " + ckpt));
+  EXPECT_THAT(r.err, ::testing::HasSubstr("cannot load"));
+  EXPECT_EQ(StepDirs(ckpt), before);
+}
+
+// Resuming with other --steps would silently train another run: refused,
+// unless the user says so.
+TEST(SubletTrain, ChangingStepsOnResumeIsRefusedUnlessAllowed) {
+  const std::string dir = FreshDir("change");
+  const std::string ckpt = dir + "/ckpt";
+  Train({1, 1}, 20, dir, {"--checkpoint-dir", ckpt, "--test-signal-at-step", "10"}, 75);
+  ProcessResult refused = RunProcess(TrainCommand(1, Args(30, 1, dir + "/x.json",
+                                                          {"--checkpoint-dir", ckpt})));
+  EXPECT_EQ(refused.exit_code, 2) << refused.err;
+  EXPECT_THAT(refused.err, ::testing::HasSubstr("--allow-run-change"));
+  EXPECT_THAT(refused.err, ::testing::HasSubstr("--steps 20"));
+  const auto lines = Train({1, 1}, 30, dir, {"--checkpoint-dir", ckpt, "--allow-run-change"});
+  const auto resume = Events(lines, "resume");
+  ASSERT_EQ(resume.size(), 1u);
+  EXPECT_EQ(resume[0]["step"], 10);
+  EXPECT_EQ(Losses(lines).rbegin()->first, 30);
+}
+
+// The lineage goes on across resumes: the resumed run's retention deletes
+// the steps it continues from (keep 1 leaves only the newest).
+TEST(SubletTrain, AResumedRunKeepsOneLineageForRetention) {
+  const std::string dir = FreshDir("lineage");
+  const std::string ckpt = dir + "/ckpt";
+  Train({1, 1}, 12, dir, {"--checkpoint-dir", ckpt, "--checkpoint-every", "2", "--keep", "0",
+                          "--test-signal-at-step", "6"}, 75);
+  ASSERT_EQ(StepDirs(ckpt).size(), 3u);  // 2, 4, 6
+  Train({1, 1}, 12, dir, {"--checkpoint-dir", ckpt, "--checkpoint-every", "2", "--keep", "1"});
+  EXPECT_THAT(StepDirs(ckpt), ::testing::ElementsAre("step-00000006", "step-00000012"))
+      << "the resume step is protected, the rest of the lineage goes";
+}
+
+// A notice with nowhere to checkpoint is not "checkpointed for preemption".
+TEST(SubletTrain, ANoticeWithoutACheckpointDirDoesNotExit75) {
+  const std::string dir = FreshDir("nockpt");
+  ProcessResult r = RunProcess(TrainCommand(1, Args(20, 1, dir + "/log.json",
+                                                    {"--test-signal-at-step", "3"})));
+  EXPECT_EQ(r.exit_code, 128 + SIGTERM) << r.err;
+  EXPECT_THAT(r.err, ::testing::HasSubstr("nothing was saved"));
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <csignal>
 #include <memory>
 #include <optional>
+#include <random>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -14,6 +15,7 @@
 #include "collectives/overlap/bucketed_allreduce.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "fmt/format.h"
 #include "worker/runtime/checkpoint_group.h"
 #include "worker/train/adamw.h"
 #include "worker/train/data.h"
@@ -28,6 +30,11 @@ using train::Param;
 using train::Tensor;
 
 double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
+
+// More steps than any run takes, and few enough that every data position
+// (step x global batch) fits in 64 bits.
+constexpr int64_t kMaxSteps = 1'000'000'000;
+constexpr int64_t kMaxGlobalBatch = 1 << 20;
 
 // Test hook (--test-checkpoint-write-delay-ms): every checkpoint file waits
 // this long before its first byte, so the writer is still reading the state
@@ -45,6 +52,13 @@ class SlowWritingFileSystem : public checkpoint::PosixFileSystem {
  private:
   absl::Duration delay_;
 };
+
+// What defines a run beyond its model (whose shapes a load checks): a resume
+// with other values would silently train another run.
+std::string RunConfig(const TrainerOptions& o) {
+  return fmt::format("--steps {} --seq-len {} --global-batch {} --data {}", o.steps, o.seq_len,
+                     o.global_batch, o.data);
+}
 
 std::unique_ptr<checkpoint::FileSystem> MakeFileSystem(const TrainerOptions& o) {
   if (o.test_checkpoint_write_delay_ms > 0) {
@@ -66,6 +80,8 @@ class Trainer {
  private:
   absl::Status Setup();
   absl::Status Resume();
+  absl::Status RefuseForeignCheckpoints(const absl::Status& not_loaded);
+  absl::Status NewLineage();
   absl::StatusOr<bool> AgreeOnPreemption();
   absl::Status Step(int64_t step);
   absl::Status ReduceGradients();
@@ -113,6 +129,7 @@ class Trainer {
   std::unique_ptr<checkpoint::FileSystem> fs_ = MakeFileSystem(o_);
   std::vector<checkpoint::TensorShard> shards_;
   std::unique_ptr<checkpoint::Checkpointer> checkpointer_;
+  checkpoint::RunInfo run_;  // stamped into every checkpoint (Resume sets it)
   int64_t start_step_ = 0;
   int64_t resumed_step_ = -1;
   double last_loss_ = 0, last_tokens_per_s_ = 0;
@@ -188,20 +205,73 @@ void Trainer::Update(int64_t step, float lr) {
   lent_ = false;
 }
 
+// Resume rules, so that a run never trains over, nor deletes, checkpoints
+// it did not write:
+//  1. The newest checkpoint that loads into this model is resumed from.
+//  2. None loads, but committed ones are there (another model's, say):
+//     refuse (InvalidArgument naming --checkpoint-dir and why), never start
+//     over in a directory whose retention would then delete them.
+//  3. None at all: a fresh run, with a new lineage agreed by all ranks.
+//  4. The loaded run's config (steps, seq-len, data, global batch) differs
+//     from this run's: refuse unless --allow-run-change.
+// The lineage of the loaded checkpoint is carried on: retention deletes only
+// checkpoints of this lineage.
 absl::Status Trainer::Resume() {
+  run_.config = RunConfig(o_);
   if (o_.checkpoint_dir.empty()) return absl::OkStatus();
   checkpoint::LoadOptions lo;
   lo.dir = o_.checkpoint_dir;
   lo.topology = {g_.dp_size, g_.tp_size, g_.dp_rank, g_.tp_rank};
   auto loaded = checkpoint::LoadCheckpoint(*fs_, ckpt_group_, lo, shards_);
-  if (absl::IsNotFound(loaded.status())) return absl::OkStatus();  // a fresh run
+  if (absl::IsNotFound(loaded.status())) {
+    SUBLET_RETURN_IF_ERROR(RefuseForeignCheckpoints(loaded.status()));
+    return NewLineage();
+  }
   if (!loaded.ok()) return loaded.status();
   for (const std::string& why : loaded->skipped) {
     sublet::Log(LogLevel::kWarn, "checkpoint_skipped", {{"why", why}});
   }
+  if (!loaded->run.config.empty() && loaded->run.config != run_.config) {
+    if (!o_.allow_run_change) {
+      return absl::InvalidArgumentError(fmt::format(
+          "--checkpoint-dir {}: step {} was written by a run with {}; this run has {}. Pass "
+          "--allow-run-change to go on with the new settings, or use another --checkpoint-dir",
+          o_.checkpoint_dir, loaded->cursor.step, loaded->run.config, run_.config));
+    }
+    sublet::Log(LogLevel::kWarn, "run_changed",
+                {{"from", loaded->run.config}, {"to", run_.config}});
+  }
+  run_.lineage = loaded->run.lineage;
   start_step_ = resumed_step_ = loaded->cursor.step;
   Log({{"event", "resume"}, {"step", resumed_step_}, {"from_dp", loaded->saved_dp},
        {"from_tp", loaded->saved_tp}});
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::RefuseForeignCheckpoints(const absl::Status& not_loaded) {
+  absl::StatusOr<std::vector<checkpoint::CheckpointInfo>> list =
+      checkpoint::ListCheckpoints(*fs_, o_.checkpoint_dir);
+  if (!list.ok()) return absl::OkStatus();  // no directory yet: nothing to protect
+  for (const checkpoint::CheckpointInfo& info : *list) {
+    if (info.state != checkpoint::CheckpointState::kCommitted) continue;
+    return absl::InvalidArgumentError(fmt::format(
+        "--checkpoint-dir {}: it holds committed checkpoints this run cannot load ({}); resume "
+        "them with the model and flags that wrote them, or use another --checkpoint-dir",
+        o_.checkpoint_dir, std::string(not_loaded.message())));
+  }
+  return absl::OkStatus();
+}
+
+// Rank 0 draws the lineage; a max all-reduce hands it to every rank.
+absl::Status Trainer::NewLineage() {
+  int64_t id = 0;
+  if (g_.rank() == 0) {
+    std::random_device device;
+    id = static_cast<int64_t>((static_cast<uint64_t>(device()) << 31) ^ device()) & INT64_MAX;
+    id = std::max<int64_t>(id, 1);
+  }
+  SUBLET_RETURN_IF_ERROR(g_.world->AllReduce(&id, &id, 1, DataType::kI64, ReduceOp::kMax));
+  run_.lineage = fmt::format("{:016x}", id);
   return absl::OkStatus();
 }
 
@@ -323,6 +393,7 @@ absl::StatusOr<TrainOutcome> Trainer::Run() {
     so.dir = o_.checkpoint_dir;
     so.topology = {g_.dp_size, g_.tp_size, g_.dp_rank, g_.tp_rank};
     so.keep = o_.keep;
+    so.run = run_;
     if (resumed_step_ >= 0) so.protect_step = resumed_step_;
     checkpointer_ = std::make_unique<checkpoint::Checkpointer>(
         *fs_, ckpt_group_, so, [this](const absl::StatusOr<checkpoint::SaveStats>& r) {
@@ -346,7 +417,10 @@ absl::StatusOr<TrainOutcome> Trainer::Run() {
   for (int64_t step = start_step_; step < o_.steps; ++step) {
     if (step == o_.signal_at_step && g_.rank() == 0) std::raise(SIGUSR1);
     SUBLET_ASSIGN_OR_RETURN(bool preempt, AgreeOnPreemption());
-    if (preempt) return Finish(step, TrainOutcome::kPreempted);
+    if (preempt) {
+      if (o_.checkpoint_dir.empty()) return TrainOutcome::kStoppedUnsaved;
+      return Finish(step, TrainOutcome::kPreempted);
+    }
     const absl::Time t0 = absl::Now();
     const float lr = schedule_.At(step);
     SUBLET_RETURN_IF_ERROR(Step(step));
@@ -378,9 +452,14 @@ absl::Status ValidateTrainerOptions(const TrainerOptions& o, int world, int tp) 
     return bad("--tp", absl::StrCat(tp, " does not divide the world size ", world));
   }
   const int64_t dp = world / tp;
-  if (o.steps < 0) return bad("--steps", "must not be negative");
+  if (o.steps < 0 || o.steps > kMaxSteps) {
+    return bad("--steps", absl::StrCat("must be in [0, ", kMaxSteps, "]"));
+  }
   if (o.seq_len < 1 || o.seq_len > o.model.max_seq) {
     return bad("--seq-len", absl::StrCat("must be in [1, ", o.model.max_seq, "] for this model"));
+  }
+  if (o.global_batch > kMaxGlobalBatch) {
+    return bad("--global-batch", absl::StrCat("must be at most ", kMaxGlobalBatch));
   }
   if (o.global_batch < 1 || o.global_batch % dp != 0) {
     return bad("--global-batch",

@@ -51,6 +51,9 @@ struct TrainerOptions {
   std::string checkpoint_dir;      // empty: no checkpoints
   int64_t checkpoint_every = 0;    // steps between saves; 0: only at the end and on preemption
   int keep = 3;
+  // Resume even when the checkpoint's run had other steps, seq-len, data or
+  // global batch (the resumed run then follows another curve).
+  bool allow_run_change = false;
   bool async_checkpoint = true;
   bool overlap_dp = true;     // false: all-reduce after backward (serialized)
   int tp_chunks = 2;          // collective-matmul chunks
@@ -64,7 +67,10 @@ struct TrainerOptions {
 // ranks with options' tensor parallel size `tp`.
 absl::Status ValidateTrainerOptions(const TrainerOptions& options, int world, int tp);
 
-enum class TrainOutcome { kDone, kPreempted };
+// kPreempted: a notice came and the run checkpointed (exit 75);
+// kStoppedUnsaved: a notice came and there was nowhere to checkpoint (no
+// checkpoint_dir), so nothing was saved.
+enum class TrainOutcome { kDone, kPreempted, kStoppedUnsaved };
 
 // Rank 0's JSON lines (DESIGN "sublet-train contract"); called from the
 // training thread and, for async checkpoint events, the writer thread, so it
