@@ -205,29 +205,24 @@ absl::Status Store::Write(sqlite3_stmt* s, const char* what) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<sqlite3_stmt*> Store::Prepare(const char* sql) {
+absl::StatusOr<Store::Statement> Store::PrepareOnce(const char* sql, const char* what) {
   sqlite3_stmt* s = nullptr;
-  if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK) return Error("prepare");
-  cached_.push_back(s);
-  return s;
+  if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK) return Error(what);
+  return Statement(s, sqlite3_finalize);
 }
 
-absl::StatusOr<Store::Statement> Store::PrepareOnce(const char* sql) {
-  sqlite3_stmt* s = nullptr;
-  if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK) return Error("prepare");
-  return Statement(s, sqlite3_finalize);
+absl::StatusOr<sqlite3_stmt*> Store::Prepare(const char* sql) {
+  SUBLET_ASSIGN_OR_RETURN(Statement s, PrepareOnce(sql, "prepare"));
+  cached_.push_back(s.release());
+  return cached_.back();
 }
 
 absl::Status Store::AddColumns() {
   for (const AddedColumn& c : kAddedColumns) {
-    sqlite3_stmt* s = nullptr;
     std::string probe = fmt::format("SELECT 1 FROM pragma_table_info('{}') WHERE name='{}'",
                                     c.table, c.name);
-    if (sqlite3_prepare_v2(db_, probe.c_str(), -1, &s, nullptr) != SQLITE_OK) {
-      return Error("prepare schema probe");
-    }
-    std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> guard(s, sqlite3_finalize);
-    int rc = sqlite3_step(s);
+    SUBLET_ASSIGN_OR_RETURN(Statement s, PrepareOnce(probe.c_str(), "prepare schema probe"));
+    int rc = sqlite3_step(s.get());
     if (rc == SQLITE_ROW) continue;
     if (rc != SQLITE_DONE) return Error("schema probe");
     std::string alter = fmt::format("ALTER TABLE {} ADD COLUMN {} {}", c.table, c.name, c.decl);
@@ -372,12 +367,10 @@ absl::Status Store::AppendAudit(const AuditEntry& entry) {
 }
 
 absl::StatusOr<std::vector<Store::AuditEntry>> Store::Audit() {
-  sqlite3_stmt* s = nullptr;
-  if (sqlite3_prepare_v2(db_, "SELECT time_ms, who, action, detail FROM audit ORDER BY seq", -1,
-                         &s, nullptr) != SQLITE_OK) {
-    return Error("prepare audit");
-  }
-  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> guard(s, sqlite3_finalize);
+  SUBLET_ASSIGN_OR_RETURN(Statement owned,
+                          PrepareOnce("SELECT time_ms, who, action, detail FROM audit ORDER BY seq",
+                                      "prepare audit"));
+  sqlite3_stmt* s = owned.get();
   std::vector<AuditEntry> out;
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -406,7 +399,7 @@ absl::StatusOr<Store::Snapshot> Store::Load() {
       "last_checkpoint_step, submit_ms, start_ms, end_ms, stopping, master_addr, master_port, "
       "rendezvous_port, reclaim_id, preempt_deadline_ms, preempt_why, resume_step, "
       "checkpoint_ms, checkpoint_bytes, checkpoint_persist_s, gpu_seconds, gpu_seconds_lost "
-      "FROM jobs ORDER BY id"));
+      "FROM jobs ORDER BY id", "prepare jobs"));
   sqlite3_stmt* jobs = owned_jobs.get();
   int rc;
   while ((rc = sqlite3_step(jobs)) == SQLITE_ROW) {
@@ -450,7 +443,8 @@ absl::StatusOr<Store::Snapshot> Store::Load() {
   SUBLET_RETURN_IF_ERROR(LoadRanks(snap.jobs));
 
   SUBLET_ASSIGN_OR_RETURN(Statement owned_nodes, PrepareOnce(
-      "SELECT name, state, gpus, incarnation, address, reclaim_id FROM nodes ORDER BY name"));
+      "SELECT name, state, gpus, incarnation, address, reclaim_id FROM nodes ORDER BY name",
+      "prepare nodes"));
   sqlite3_stmt* nodes = owned_nodes.get();
   while ((rc = sqlite3_step(nodes)) == SQLITE_ROW) {
     Node node;
@@ -476,7 +470,8 @@ absl::StatusOr<Store::Snapshot> Store::Load() {
 absl::Status Store::LoadReclaims(Snapshot& snap) {
   SUBLET_ASSIGN_OR_RETURN(Statement owned, PrepareOnce(
       "SELECT id, who, reason, state, requested_nodes, requested_gpus, created_ms, deadline_ms, "
-      "reclaimed_ms, released_ms, nodes, victims, warnings FROM reclaims ORDER BY id"));
+      "reclaimed_ms, released_ms, nodes, victims, warnings FROM reclaims ORDER BY id",
+      "prepare reclaims"));
   sqlite3_stmt* s = owned.get();
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -537,14 +532,12 @@ absl::Status Store::LoadRanks(std::vector<Job>& jobs) {
 }
 
 absl::StatusOr<std::vector<RankRecord>> Store::Ranks(uint64_t job_id, uint32_t attempt) {
-  sqlite3_stmt* s = nullptr;
-  if (sqlite3_prepare_v2(db_,
-                         "SELECT rank, node, incarnation, local_rank, gpus, exited, exit_code "
-                         "FROM ranks WHERE job_id=?1 AND attempt=?2 ORDER BY rank",
-                         -1, &s, nullptr) != SQLITE_OK) {
-    return Error("prepare ranks");
-  }
-  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> guard(s, sqlite3_finalize);
+  SUBLET_ASSIGN_OR_RETURN(Statement owned,
+                          PrepareOnce("SELECT rank, node, incarnation, local_rank, gpus, exited, "
+                                      "exit_code FROM ranks WHERE job_id=?1 AND attempt=?2 "
+                                      "ORDER BY rank",
+                                      "prepare ranks"));
+  sqlite3_stmt* s = owned.get();
   sqlite3_bind_int64(s, 1, static_cast<int64_t>(job_id));
   sqlite3_bind_int64(s, 2, attempt);
   std::vector<RankRecord> out;
@@ -565,14 +558,11 @@ absl::StatusOr<std::vector<RankRecord>> Store::Ranks(uint64_t job_id, uint32_t a
 }
 
 absl::StatusOr<std::vector<protocols::JobEvent>> Store::Events(uint64_t job_id) {
-  sqlite3_stmt* s = nullptr;
-  if (sqlite3_prepare_v2(db_,
-                         "SELECT time_ms, who, kind, message FROM events WHERE job_id=?1 "
-                         "ORDER BY seq",
-                         -1, &s, nullptr) != SQLITE_OK) {
-    return Error("prepare events");
-  }
-  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> guard(s, sqlite3_finalize);
+  SUBLET_ASSIGN_OR_RETURN(Statement owned,
+                          PrepareOnce("SELECT time_ms, who, kind, message FROM events WHERE "
+                                      "job_id=?1 ORDER BY seq",
+                                      "prepare events"));
+  sqlite3_stmt* s = owned.get();
   sqlite3_bind_int64(s, 1, static_cast<int64_t>(job_id));
   std::vector<protocols::JobEvent> out;
   int rc;

@@ -93,7 +93,9 @@ class Store {
   absl::Status Write(sqlite3_stmt* s, const char* what);
   // Records `status` as the transaction's failure if it is the first.
   absl::Status Fail(absl::Status status);
-  absl::StatusOr<Statement> PrepareOnce(const char* sql);
+  // A statement for one use, finalized with its holder; Prepare caches one
+  // for the store's lifetime. Failures are Error(what).
+  absl::StatusOr<Statement> PrepareOnce(const char* sql, const char* what);
   absl::Status AddColumns();
   absl::Status LoadReclaims(Snapshot& snap);
   absl::StatusOr<sqlite3_stmt*> Prepare(const char* sql);

@@ -59,6 +59,21 @@ TEST_F(ClusterTest, ASpecCannotSetAnyVariableTheServiceSets) {
   }
 }
 
+// max_jobs_per_tenant counts jobs that have not ended, across a restart: a
+// job that ends gives its place back, and another tenant is never counted.
+TEST_F(ClusterTest, TheJobLimitPerTenantFreesAPlaceWhenAJobEnds) {
+  config_.max_jobs_per_tenant = 1;
+  uint64_t first = Submit(Spec(1, 1));
+  auto refused = InTxn([&] { return cluster_->Submit("acme", Spec(1, 1)); });
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(InTxn([&] { return cluster_->Submit("globex", Spec(1, 1)); }).ok());
+  ASSERT_TRUE(cluster_->Recover().ok());
+  EXPECT_FALSE(InTxn([&] { return cluster_->Submit("acme", Spec(1, 1)); }).ok())
+      << "a restart recounts the open jobs";
+  Do([&] { return cluster_->Cancel(first, "acme"); });
+  EXPECT_TRUE(InTxn([&] { return cluster_->Submit("acme", Spec(1, 1)); }).ok());
+}
+
 TEST_F(ClusterTest, SucceedsWhenEveryRankExitsZero) {
   Report("node-a");
   uint64_t id = Submit(Spec(1, 2));

@@ -97,26 +97,6 @@ TEST_F(StoreTest, UncommittedChangesAreLostOnCrash) {
   EXPECT_THAT(store->Load()->jobs, SizeIs(1));
 }
 
-TEST_F(StoreTest, DamagedJobRowIsDataLossNotSilence) {
-  {
-    auto store = *Store::Open(path_);
-    ASSERT_TRUE(store->Begin().ok());
-    ASSERT_TRUE(store->InsertJob(SampleJob(1)).ok());
-    ASSERT_TRUE(store->Commit().ok());
-  }
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "UPDATE jobs SET spec='::not yaml: [' WHERE id=1", nullptr, nullptr,
-                         nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
-  auto store = *Store::Open(path_);
-  auto snap = store->Load();
-  ASSERT_FALSE(snap.ok());
-  EXPECT_EQ(snap.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(std::string(snap.status().message()), HasSubstr("job 1"));
-}
-
 // Damages one column of a committed row and returns what Load says.
 absl::Status LoadAfter(const std::string& path, const char* damage) {
   sqlite3* db = nullptr;
@@ -124,6 +104,19 @@ absl::Status LoadAfter(const std::string& path, const char* damage) {
   EXPECT_EQ(sqlite3_exec(db, damage, nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(db);
   return (*Store::Open(path))->Load().status();
+}
+
+TEST_F(StoreTest, DamagedJobRowIsDataLossNotSilence) {
+  {
+    auto store = *Store::Open(path_);
+    ASSERT_TRUE(store->Begin().ok());
+    ASSERT_TRUE(store->InsertJob(SampleJob(1)).ok());
+    ASSERT_TRUE(store->Commit().ok());
+  }
+  absl::Status loaded = LoadAfter(path_, "UPDATE jobs SET spec='::not yaml: [' WHERE id=1");
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(loaded.message()), HasSubstr("job 1"));
 }
 
 TEST_F(StoreTest, UnknownStatesOnLoadAreDataLossNamingTheRow) {

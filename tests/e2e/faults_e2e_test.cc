@@ -60,22 +60,40 @@ TEST(ShutdownE2eTest, CoordinatorExitsZeroOnSigtermAndSigintAndKeepsItsJobs) {
   cluster.Json({"cancel", id});
 }
 
+// Starts `sublet up ARGS` with output in dir/NAME.out and .err, and waits
+// (bounded) for the context file it writes once every node is ready.
+pid_t StartUp(const std::string& dir, const std::map<std::string, std::string>& env,
+              std::vector<std::string> args, const std::string& name) {
+  args.insert(args.begin(), {Bin("sublet"), "up"});
+  pid_t up = SpawnTo(args, env, dir + "/" + name + ".out", dir + "/" + name + ".err");
+  EXPECT_GT(up, 0);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!std::filesystem::exists(dir + "/xdg/sublet/context.yaml") &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return up;
+}
+
+// Ctrl-C to `sublet up`; true when it exited 0.
+bool StopUp(pid_t up) {
+  kill(up, SIGINT);
+  int status = 0;
+  waitpid(up, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 TEST(SubletUpE2eTest, LocalClusterRunsHelloExampleWithoutFlags) {
   std::string tmpl = ::testing::TempDir() + "/sublet-up-XXXXXX";
   std::string dir = mkdtemp(tmpl.data());
   std::map<std::string, std::string> env = {{"HOME", dir}, {"XDG_CONFIG_HOME", dir + "/xdg"}};
   // A free port, so a developer's own `sublet up` on 7700 does not interfere.
   std::string listen = "tcp://127.0.0.1:" + std::to_string(27700 + getpid() % 1000);
-  pid_t up = SpawnTo({Bin("sublet"), "up", "--workers", "2", "--gpus", "2", "--listen", listen,
-                      "--state-dir", dir + "/cluster"},
-                     env, dir + "/up.out", dir + "/up.err");
+  pid_t up = StartUp(dir, env,
+                     {"--workers", "2", "--gpus", "2", "--listen", listen, "--state-dir",
+                      dir + "/cluster"},
+                     "up");
   ASSERT_GT(up, 0);
-  // `sublet up` writes the context file once every node is ready.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (!std::filesystem::exists(dir + "/xdg/sublet/context.yaml") &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
   ASSERT_TRUE(std::filesystem::exists(dir + "/xdg/sublet/context.yaml"));
   CommandResult submit = e2e::Run({Bin("sublet"), "submit",
                               std::string(SUBLET_SOURCE_DIR) + "/examples/jobs/hello.yaml", "--wait"},
@@ -84,10 +102,7 @@ TEST(SubletUpE2eTest, LocalClusterRunsHelloExampleWithoutFlags) {
   std::string id = submit.out.substr(0, submit.out.find('\n'));
   CommandResult logs = e2e::Run({Bin("sublet"), "logs", id, "--rank", "3"}, env, dir);
   EXPECT_THAT(logs.out, HasSubstr("hello from rank 3 of 4"));
-  kill(up, SIGINT);
-  int status = 0;
-  waitpid(up, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_TRUE(StopUp(up));
   EXPECT_FALSE(std::filesystem::exists(dir + "/xdg/sublet/context.yaml"));
 }
 
@@ -98,15 +113,11 @@ TEST(SubletUpE2eTest, ASecondClusterOnATakenAddressStopsWithoutStartingWorkers) 
   std::string dir = mkdtemp(tmpl.data());
   std::map<std::string, std::string> env = {{"HOME", dir}, {"XDG_CONFIG_HOME", dir + "/xdg"}};
   std::string listen = "tcp://127.0.0.1:" + std::to_string(28700 + getpid() % 1000);
-  pid_t first = SpawnTo({Bin("sublet"), "up", "--workers", "1", "--gpus", "1", "--listen", listen,
-                         "--state-dir", dir + "/first"},
-                        env, dir + "/first.out", dir + "/first.err");
+  pid_t first = StartUp(dir, env,
+                        {"--workers", "1", "--gpus", "1", "--listen", listen, "--state-dir",
+                         dir + "/first"},
+                        "first");
   ASSERT_GT(first, 0);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (!std::filesystem::exists(dir + "/xdg/sublet/context.yaml") &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
   ASSERT_TRUE(std::filesystem::exists(dir + "/xdg/sublet/context.yaml"));
   CommandResult second = e2e::Run({Bin("sublet"), "up", "--workers", "1", "--gpus", "1", "--listen",
                                    listen, "--state-dir", dir + "/second"},
@@ -120,10 +131,7 @@ TEST(SubletUpE2eTest, ASecondClusterOnATakenAddressStopsWithoutStartingWorkers) 
   ASSERT_FALSE(doc.is_discarded()) << nodes.out << nodes.err;
   ASSERT_EQ(doc["nodes"].size(), 1u);
   EXPECT_EQ(doc["nodes"][0]["state"], "ready");
-  kill(first, SIGINT);
-  int status = 0;
-  waitpid(first, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_TRUE(StopUp(first));
 }
 
 }  // namespace

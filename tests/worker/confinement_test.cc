@@ -55,13 +55,7 @@ class FakeConfinement final : public Confinement {
 
 class ConfinedLaunchTest : public ::testing::Test {
  protected:
-  LaunchSpec Shell(const std::string& script) {
-    LaunchSpec spec;
-    spec.argv = {"/bin/sh", "-c", script};
-    spec.working_dir = dir_.path();
-    spec.log_path = dir_ / "out.log";
-    return spec;
-  }
+  LaunchSpec Shell(const std::string& script) { return testing::ShellSpec(dir_, script); }
 
   TempDir dir_;
   FakeConfinement confinement_;

@@ -22,13 +22,7 @@ using ::testing::HasSubstr;
 
 class PosixProcessLauncherTest : public ::testing::Test {
  protected:
-  LaunchSpec Shell(const std::string& script) {
-    LaunchSpec spec;
-    spec.argv = {"/bin/sh", "-c", script};
-    spec.working_dir = dir_.path();
-    spec.log_path = dir_ / "out.log";
-    return spec;
-  }
+  LaunchSpec Shell(const std::string& script) { return testing::ShellSpec(dir_, script); }
 
   // Runs `spec` to completion and returns its exit code (-1 on timeout).
   int RunToExit(const LaunchSpec& spec) {

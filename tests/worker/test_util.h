@@ -37,6 +37,15 @@ class TempDir {
   std::string path_;
 };
 
+// `/bin/sh -c script`, run in `dir` with its output in dir/out.log.
+inline LaunchSpec ShellSpec(const TempDir& dir, const std::string& script) {
+  LaunchSpec spec;
+  spec.argv = {"/bin/sh", "-c", script};
+  spec.working_dir = dir.path();
+  spec.log_path = dir / "out.log";
+  return spec;
+}
+
 inline std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream text;
