@@ -173,8 +173,7 @@ Scenario MakeScenario(const SchedBenchOptions& o, absl::Time now) {
   const uint32_t per_node[] = {1, 2, 4, 8};
   for (int j = 0; j < o.pending_jobs; ++j) {
     coordinator::SchedJob job;
-    job.id = std::to_string(j + 1);
-    job.key = static_cast<uint64_t>(j + 1);
+    job.id = static_cast<uint64_t>(j + 1);
     job.priority = static_cast<int>(rng() % 3);
     job.order = static_cast<uint64_t>(j);
     job.nodes = widths[rng() % std::size(widths)];

@@ -34,10 +34,10 @@ absl::StatusOr<Reply> Client::Roundtrip(protocols::Body body) {
       fmt::format("unexpected reply from the coordinator (body type #{})", reply->body.index()));
 }
 
-absl::StatusOr<std::string> Client::Submit(const protocols::JobSpec& spec) {
+absl::StatusOr<uint64_t> Client::Submit(const protocols::JobSpec& spec) {
   SUBLET_ASSIGN_OR_RETURN(auto reply,
                           Roundtrip<protocols::SubmitJobReply>(protocols::SubmitJobRequest{spec}));
-  return std::move(reply.job_id);
+  return reply.job_id;
 }
 
 absl::StatusOr<std::vector<protocols::JobInfo>> Client::ListJobs(bool all) {
@@ -46,13 +46,13 @@ absl::StatusOr<std::vector<protocols::JobInfo>> Client::ListJobs(bool all) {
   return std::move(reply.jobs);
 }
 
-absl::StatusOr<protocols::JobInfo> Client::GetJob(const std::string& job_id) {
+absl::StatusOr<protocols::JobInfo> Client::GetJob(uint64_t job_id) {
   SUBLET_ASSIGN_OR_RETURN(auto reply,
                           Roundtrip<protocols::JobReply>(protocols::GetJobRequest{job_id}));
   return std::move(reply.job);
 }
 
-absl::StatusOr<protocols::JobInfo> Client::Cancel(const std::string& job_id) {
+absl::StatusOr<protocols::JobInfo> Client::Cancel(uint64_t job_id) {
   SUBLET_ASSIGN_OR_RETURN(auto reply,
                           Roundtrip<protocols::JobReply>(protocols::CancelJobRequest{job_id}));
   return std::move(reply.job);
@@ -82,8 +82,7 @@ absl::StatusOr<std::vector<protocols::ReclaimInfo>> Client::Release(
   return std::move(reply.reclaims);
 }
 
-absl::StatusOr<std::vector<protocols::ReclaimInfo>> Client::ListReclaims(
-    const std::string& reclaim_id) {
+absl::StatusOr<std::vector<protocols::ReclaimInfo>> Client::ListReclaims(uint64_t reclaim_id) {
   SUBLET_ASSIGN_OR_RETURN(auto reply, Roundtrip<protocols::ReclaimListReply>(
                                           protocols::ListReclaimsRequest{reclaim_id}));
   return std::move(reply.reclaims);

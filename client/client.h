@@ -40,14 +40,14 @@ class Client {
 
   const ClientOptions& options() const { return options_; }
 
-  // Returns the new job's id (a decimal string such as "17").
-  absl::StatusOr<std::string> Submit(const protocols::JobSpec& spec);
+  // Returns the new job's id (from 1 up).
+  absl::StatusOr<uint64_t> Submit(const protocols::JobSpec& spec);
   // The caller's jobs; `all` lists every tenant's (admins only).
   absl::StatusOr<std::vector<protocols::JobInfo>> ListJobs(bool all);
   // One job with its rank placement and events.
-  absl::StatusOr<protocols::JobInfo> GetJob(const std::string& job_id);
+  absl::StatusOr<protocols::JobInfo> GetJob(uint64_t job_id);
   // Cancels the job and returns it in its new state.
-  absl::StatusOr<protocols::JobInfo> Cancel(const std::string& job_id);
+  absl::StatusOr<protocols::JobInfo> Cancel(uint64_t job_id);
   // One chunk of a rank's log, starting at `request.offset`.
   absl::StatusOr<protocols::LogsReply> ReadLogs(const protocols::ReadLogsRequest& request);
   absl::StatusOr<std::vector<protocols::NodeInfo>> ListNodes();
@@ -57,9 +57,8 @@ class Client {
   // Admin: releases nodes; returns the reclaims concerned.
   absl::StatusOr<std::vector<protocols::ReclaimInfo>> Release(
       const protocols::ReleaseRequest& request);
-  // Admin: every reclaim, or only `reclaim_id`'s (NotFound if none).
-  absl::StatusOr<std::vector<protocols::ReclaimInfo>> ListReclaims(
-      const std::string& reclaim_id = "");
+  // Admin: every reclaim (`reclaim_id` 0), or only `reclaim_id`'s (NotFound if none).
+  absl::StatusOr<std::vector<protocols::ReclaimInfo>> ListReclaims(uint64_t reclaim_id = 0);
 
  private:
   // Sends `body` and returns the reply of type `Reply`, or the error it stands for.

@@ -58,11 +58,22 @@ std::string JoinOrDash(const std::vector<std::string>& items) {
 
 std::string OrDash(const std::string& text) { return text.empty() ? "-" : text; }
 
+// Ids are integers on the wire; people and scripts see them as decimal text,
+// in JSON as strings, so `-o json` is what it was when the wire carried text.
+std::string IdText(uint64_t id) { return std::to_string(id); }
+json IdOrNull(uint64_t id) { return id == 0 ? json(nullptr) : json(IdText(id)); }
+std::vector<std::string> IdTexts(const std::vector<uint64_t>& ids) {
+  std::vector<std::string> out;
+  out.reserve(ids.size());
+  for (uint64_t id : ids) out.push_back(IdText(id));
+  return out;
+}
+
 }  // namespace
 
 json JobToJson(const JobInfo& job, bool detailed) {
   json out = {
-      {"id", job.id},
+      {"id", IdText(job.id)},
       {"name", job.name},
       {"tenant", job.tenant},
       {"state", job.state},
@@ -79,7 +90,7 @@ json JobToJson(const JobInfo& job, bool detailed) {
   if (job.last_checkpoint_step >= 0) out["last_checkpoint_step"] = job.last_checkpoint_step;
   out["gpu_seconds"] = job.gpu_seconds;
   out["gpu_seconds_lost"] = job.gpu_seconds_lost;
-  out["reclaim_id"] = job.reclaim_id.empty() ? json(nullptr) : json(job.reclaim_id);
+  out["reclaim_id"] = IdOrNull(job.reclaim_id);
   out["preempt_why"] = job.preempt_why.empty() ? json(nullptr) : json(job.preempt_why);
   out["resume_step"] = job.resume_step >= 0 ? json(job.resume_step) : json(nullptr);
   out["progress"] = nullptr;
@@ -104,10 +115,10 @@ json NodeToJson(const NodeInfo& node) {
           {"state", node.state},
           {"gpus", node.gpus},
           {"gpus_free", node.gpus_free},
-          {"jobs", node.jobs},
+          {"jobs", IdTexts(node.jobs)},
           {"address", node.address},
           {"last_heartbeat", TimeOrNull(node.last_heartbeat_unix_ms)},
-          {"reclaim_id", node.reclaim_id.empty() ? json(nullptr) : json(node.reclaim_id)}};
+          {"reclaim_id", IdOrNull(node.reclaim_id)}};
 }
 
 json ReclaimToJson(const protocols::ReclaimInfo& r) {
@@ -115,15 +126,15 @@ json ReclaimToJson(const protocols::ReclaimInfo& r) {
   for (const auto& n : r.nodes) nodes.push_back({{"name", n.name}, {"state", n.state}});
   json jobs = json::array();
   for (const auto& v : r.jobs) {
-    jobs.push_back({{"job_id", v.job_id},
-                    {"tenant", v.tenant},
-                    {"state", v.state},
-                    {"why", v.why},
-                    {"checkpoint_step", v.checkpoint_step >= 0 ? json(v.checkpoint_step) : json()},
-                    {"estimated_save_s",
-                     v.estimated_save_s >= 0 ? json(v.estimated_save_s) : json()}});
+    jobs.push_back(
+        {{"job_id", IdText(v.job_id)},
+         {"tenant", v.tenant},
+         {"state", v.state},
+         {"why", v.why},
+         {"checkpoint_step", v.checkpoint_step >= 0 ? json(v.checkpoint_step) : json()},
+         {"estimated_save_s", v.estimated_save_s >= 0 ? json(v.estimated_save_s) : json()}});
   }
-  return {{"id", r.id},
+  return {{"id", IdText(r.id)},
           {"who", r.who},
           {"reason", r.reason},
           {"state", r.state},
@@ -226,7 +237,7 @@ std::string RenderTable(const std::vector<std::string>& header,
 std::string RenderJobsTable(const std::vector<JobInfo>& jobs, absl::Time now) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& job : jobs) {
-    rows.push_back({job.id, job.name, job.tenant, job.state, JoinOrDash(job.nodes),
+    rows.push_back({IdText(job.id), job.name, job.tenant, job.state, JoinOrDash(job.nodes),
                     std::to_string(job.restarts), std::to_string(job.preemptions),
                     fmt::format("{:.0f}", job.gpu_seconds),
                     fmt::format("{:.0f}", job.gpu_seconds_lost),
@@ -251,8 +262,8 @@ std::string RenderReclaimsTable(const std::vector<protocols::ReclaimInfo>& recla
     std::vector<std::string> nodes;
     for (const auto& n : r.nodes) nodes.push_back(n.name);
     std::vector<std::string> jobs;
-    for (const auto& v : r.jobs) jobs.push_back(v.job_id);
-    rows.push_back({r.id, r.state, r.who, JoinOrDash(nodes), JoinOrDash(jobs),
+    for (const auto& v : r.jobs) jobs.push_back(IdText(v.job_id));
+    rows.push_back({IdText(r.id), r.state, r.who, JoinOrDash(nodes), JoinOrDash(jobs),
                     FormatTimestamp(r.deadline_unix_ms), FormatAge(r.created_unix_ms, now),
                     r.reason});
   }
@@ -279,7 +290,7 @@ std::string RenderReclaimDetail(const protocols::ReclaimInfo& r, absl::Time now)
   if (!r.jobs.empty()) {
     std::vector<std::vector<std::string>> jobs;
     for (const auto& v : r.jobs) {
-      jobs.push_back({v.job_id, v.tenant, v.state,
+      jobs.push_back({IdText(v.job_id), v.tenant, v.state,
                       v.checkpoint_step >= 0 ? std::to_string(v.checkpoint_step) : "-",
                       v.estimated_save_s >= 0 ? fmt::format("{:.1f}s", v.estimated_save_s) : "-",
                       v.why});
@@ -296,8 +307,8 @@ std::string RenderNodesTable(const std::vector<NodeInfo>& nodes, absl::Time now)
     std::string seen = FormatAge(node.last_heartbeat_unix_ms, now);
     if (seen != "-") seen += " ago";
     rows.push_back({node.name, node.state, std::to_string(node.gpus),
-                    std::to_string(node.gpus_free), JoinOrDash(node.jobs), OrDash(node.address),
-                    seen});
+                    std::to_string(node.gpus_free), JoinOrDash(IdTexts(node.jobs)),
+                    OrDash(node.address), seen});
   }
   return RenderTable({"NAME", "STATE", "GPUS", "FREE", "JOBS", "ADDRESS", "LAST-SEEN"}, rows);
 }

@@ -2,7 +2,6 @@
 // tenants see, cancel and read the logs of their own jobs only (another
 // tenant's job is "not found", so ids reveal nothing); admins see all jobs
 // and nodes but own no jobs; the worker token serves only the worker channel.
-#include "absl/strings/numbers.h"
 #include "common/log.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/views.h"
@@ -56,7 +55,7 @@ absl::StatusOr<Body> Coordinator::Submit(const Principal& who, protocols::Submit
         fmt::format("{} is an admin; jobs belong to tenants, submit with a tenant token", who.name));
   }
   SUBLET_ASSIGN_OR_RETURN(uint64_t id, cluster_.Submit(who.name, std::move(r.spec)));
-  return protocols::SubmitJobReply{std::to_string(id)};
+  return protocols::SubmitJobReply{id};
 }
 
 // Tenants list their own jobs, admins everyone's. Without `all`, jobs that
@@ -110,9 +109,8 @@ absl::StatusOr<Body> Coordinator::ListReclaims(const Principal& who,
         fmt::format("{} is not an admin: only admins may list reclaims", who.name));
   }
   protocols::ReclaimListReply reply;
-  if (!r.reclaim_id.empty()) {
-    uint64_t id = 0;
-    const Reclaim* found = absl::SimpleAtoi(r.reclaim_id, &id) ? cluster_.FindReclaim(id) : nullptr;
+  if (r.reclaim_id != 0) {
+    const Reclaim* found = cluster_.FindReclaim(r.reclaim_id);
     if (!found) return absl::NotFoundError(fmt::format("reclaim {} not found", r.reclaim_id));
     reply.reclaims.push_back(ReclaimView(cluster_, *found));
     return reply;
@@ -123,9 +121,9 @@ absl::StatusOr<Body> Coordinator::ListReclaims(const Principal& who,
   return reply;
 }
 
-absl::StatusOr<const Job*> Coordinator::VisibleJob(const Principal& who, const std::string& id) {
-  uint64_t n = 0;
-  const Job* job = absl::SimpleAtoi(id, &n) ? cluster_.FindJob(n) : nullptr;
+// Id 0 names no job (ids start at 1), so it is "not found" like any other.
+absl::StatusOr<const Job*> Coordinator::VisibleJob(const Principal& who, uint64_t id) {
+  const Job* job = cluster_.FindJob(id);
   if (!job || (who.role == Role::kTenant && job->tenant != who.name)) {
     return absl::NotFoundError(fmt::format("job {} not found", id));
   }
@@ -163,8 +161,8 @@ absl::Status Coordinator::ForwardLogs(const Principal& who, const protocols::Rea
                              clock_.Now() + options_.log_proxy_timeout};
   protocols::Envelope forward;
   forward.request_id = proxy_id;
-  forward.body = protocols::ReadRankLogRequest{{job->IdText(), attempt, r.rank}, r.offset,
-                                               std::min<uint32_t>(r.max_bytes, 1 << 20)};
+  forward.body = protocols::ReadRankLogRequest{
+      {job->id, attempt, r.rank}, r.offset, std::min<uint32_t>(r.max_bytes, 1 << 20)};
   outbox_.push_back({node->peer, std::move(forward)});
   return absl::OkStatus();
 }

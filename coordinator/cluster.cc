@@ -98,8 +98,8 @@ const Node* Cluster::FindNode(const std::string& name) const {
 absl::Status Cluster::Event(Job& job, const std::string& kind, const std::string& who,
                             const std::string& message) {
   protocols::JobEvent e{absl::ToUnixMillis(clock_.Now()), kind, who, message};
-  Log(LogLevel::kInfo, kind, {{"job", job.IdText()}, {"attempt", job.attempt}, {"who", who},
-                              {"msg", message}});
+  Log(LogLevel::kInfo, kind,
+      {{"job", job.id}, {"attempt", job.attempt}, {"who", who}, {"msg", message}});
   return store_.AppendEvent(job.id, e);
 }
 

@@ -1,6 +1,5 @@
 // Cluster: the worker side. Reports from workers, the desired state sent back
 // to them (with each rank's environment from rank_env.h), and lost nodes.
-#include "absl/strings/numbers.h"
 #include "common/log.h"
 #include "coordinator/cluster.h"
 #include "coordinator/rank_env.h"
@@ -54,12 +53,8 @@ absl::StatusOr<protocols::WorkerSync> Cluster::OnWorkerReport(
   std::vector<protocols::RankKey> acked;
   uint32_t strays = 0;
   for (const protocols::RankStatus& rs : report.ranks) {
-    uint64_t job_id = 0;
     Job* job = nullptr;
-    if (absl::SimpleAtoi(rs.key.job_id, &job_id)) {
-      auto j = jobs_.find(job_id);
-      if (j != jobs_.end()) job = &j->second;
-    }
+    if (auto j = jobs_.find(rs.key.job_id); j != jobs_.end()) job = &j->second;
     RankRecord* rank = nullptr;
     if (job && job->attempt == rs.key.attempt && rs.key.rank < job->ranks.size() &&
         job->ranks[rs.key.rank].node == node.name &&
@@ -130,7 +125,7 @@ protocols::WorkerSync Cluster::SyncFor(const Node& node) const {
     const bool notice = job.state == JobState::kPreempting;
     for (const RankRecord& r : job.ranks) {
       if (r.node != node.name || r.exited || r.incarnation != node.incarnation) continue;
-      protocols::RankKey key{job.IdText(), job.attempt, r.rank};
+      protocols::RankKey key{job.id, job.attempt, r.rank};
       sync.desired.push_back({key, job.spec.command, RankEnv(job, r, config_), r.gpus});
       if (notice) {
         sync.notices.push_back({key, absl::ToUnixMillis(job.preempt_deadline),

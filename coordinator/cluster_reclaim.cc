@@ -24,7 +24,6 @@
 #include <csignal>
 #include <set>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "common/duration.h"
 #include "common/log.h"
@@ -306,14 +305,13 @@ absl::Status Cluster::AdvanceReclaims() {
 
 absl::StatusOr<std::vector<uint64_t>> Cluster::Release(const std::string& who,
                                                        const protocols::ReleaseRequest& request) {
-  if (request.reclaim_id.empty() == request.nodes.empty()) {
+  if ((request.reclaim_id == 0) == request.nodes.empty()) {
     return absl::InvalidArgumentError("give either a reclaim id or --nodes (exactly one)");
   }
   std::vector<std::string> names;
-  if (!request.reclaim_id.empty()) {
-    uint64_t id = 0;
-    const Reclaim* r =
-        absl::SimpleAtoi(request.reclaim_id, &id) ? FindReclaim(id) : nullptr;
+  if (request.reclaim_id != 0) {
+    const uint64_t id = request.reclaim_id;
+    const Reclaim* r = FindReclaim(id);
     if (!r) return absl::NotFoundError(fmt::format("reclaim {} not found", request.reclaim_id));
     if (r->state == ReclaimState::kReleased) {
       return absl::FailedPreconditionError(fmt::format("reclaim {} was already released", id));
@@ -351,9 +349,11 @@ absl::StatusOr<std::vector<uint64_t>> Cluster::Release(const std::string& who,
     }
     SUBLET_RETURN_IF_ERROR(store_.SaveReclaim(r));
   }
-  SUBLET_RETURN_IF_ERROR(Audit(who, "release", fmt::format(
-      "nodes {} released ({})", absl::StrJoin(names, ","),
-      request.reclaim_id.empty() ? "by name" : "reclaim " + request.reclaim_id)));
+  SUBLET_RETURN_IF_ERROR(
+      Audit(who, "release",
+            fmt::format("nodes {} released ({})", absl::StrJoin(names, ","),
+                        request.reclaim_id == 0 ? "by name"
+                                                : fmt::format("reclaim {}", request.reclaim_id))));
   sched_dirty_ = true;
   return std::vector<uint64_t>(touched.begin(), touched.end());
 }

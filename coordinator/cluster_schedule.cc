@@ -98,15 +98,15 @@ absl::Status Cluster::Schedule() {
     if (job.state != JobState::kPending || job.stopping) continue;
     // Elastic: after a preemption the job may resume on fewer nodes.
     uint32_t min_nodes = job.preemptions > 0 ? job.spec.elastic_min_nodes : 0;
-    pending.push_back({job.IdText(), id, static_cast<int>(job.spec.priority), id, job.spec.nodes,
+    pending.push_back({id, static_cast<int>(job.spec.priority), id, job.spec.nodes,
                        job.spec.gpus_per_node, job.spec.time_limit, min_nodes});
   }
   SchedResult result = coordinator::Schedule(sched_nodes, running, std::move(pending), clock_.Now());
-  for (Waiting& w : result.waiting) jobs_.at(w.key).reason = std::move(w.reason);
+  for (Waiting& w : result.waiting) jobs_.at(w.job_id).reason = std::move(w.reason);
   for (const Placement& p : result.placements) {
     std::vector<const Node*> chosen;
     for (uint32_t n : p.nodes) chosen.push_back(node_ptrs[n]);
-    SUBLET_RETURN_IF_ERROR(StartAttempt(jobs_.at(p.key), chosen, p.gpus));
+    SUBLET_RETURN_IF_ERROR(StartAttempt(jobs_.at(p.job_id), chosen, p.gpus));
   }
   return absl::OkStatus();
 }

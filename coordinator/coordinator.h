@@ -98,7 +98,7 @@ class Coordinator {
   absl::StatusOr<protocols::Body> Release(const Principal& who, const protocols::ReleaseRequest& r);
   absl::StatusOr<protocols::Body> ListReclaims(const Principal& who,
                                                const protocols::ListReclaimsRequest& r);
-  absl::StatusOr<const Job*> VisibleJob(const Principal& who, const std::string& id);
+  absl::StatusOr<const Job*> VisibleJob(const Principal& who, uint64_t id);
   absl::Status ForwardLogs(const Principal& who, const protocols::ReadLogsRequest& r,
                            const std::string& peer, uint64_t request_id);
   void HandleWorkerReply(protocols::Envelope& reply, const std::string& peer);

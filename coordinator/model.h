@@ -92,7 +92,6 @@ struct Job {
   double gpu_seconds_lost = 0;  // to preemption: work after the resume checkpoint
   bool deadline_noted = false;  // not persisted: the deadline event was written
 
-  std::string IdText() const { return std::to_string(id); }
   bool HasLiveRanks() const {
     for (const RankRecord& r : ranks) {
       if (!r.exited) return true;

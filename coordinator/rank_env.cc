@@ -22,7 +22,7 @@ std::vector<protocols::KeyValue> RankEnv(const Job& job, const RankRecord& rank,
   std::vector<protocols::KeyValue> env;
   for (const auto& [k, v] : job.spec.env) env.push_back({k, v});
   std::vector<protocols::KeyValue> ours = {
-      {"SUBLET_JOB_ID", job.IdText()},
+      {"SUBLET_JOB_ID", std::to_string(job.id)},
       {"SUBLET_ATTEMPT", std::to_string(job.attempt)},
       {"SUBLET_RANK", std::to_string(rank.rank)},
       {"SUBLET_WORLD_SIZE", world},

@@ -12,7 +12,7 @@ namespace {
 // `nodes`; `spare[i]` is what nodes[i] can give to jobs running past shadow.
 struct Reservation {
   bool active = false;
-  std::string job_id;
+  uint64_t job_id = 0;
   uint32_t gpus_per_node = 0;
   uint32_t node_count = 0;
   absl::Time shadow;
@@ -51,13 +51,15 @@ class Pass {
     }
     if (CountFitting(job.gpus_per_node) >= job.nodes) {
       // It fits now but only by taking what the head job is promised.
-      out.waiting.push_back({job.id, job.key, fmt::format(
-          "waiting behind job {} (first in queue, needs {} nodes with {} GPUs): starting now "
-          "would delay it", reservation_.job_id, reservation_.node_count,
-          reservation_.gpus_per_node)});
+      out.waiting.push_back(
+          {job.id,
+           fmt::format(
+               "waiting behind job {} (first in queue, needs {} nodes with {} GPUs): starting now "
+               "would delay it",
+               reservation_.job_id, reservation_.node_count, reservation_.gpus_per_node)});
       return;
     }
-    out.waiting.push_back({job.id, job.key, NeedsText(job)});
+    out.waiting.push_back({job.id, NeedsText(job)});
     if (!reservation_.active) Reserve(job, out);
   }
 
@@ -88,7 +90,7 @@ class Pass {
                            job.nodes, job.gpus_per_node, job.gpus_per_node == 1 ? "" : "s",
                            big_enough, big_enough == 1 ? "" : "s");
     }
-    out.waiting.push_back({job.id, job.key, std::move(reason)});
+    out.waiting.push_back({job.id, std::move(reason)});
     return false;
   }
 
@@ -148,7 +150,6 @@ class Pass {
   void Place(const SchedJob& job, const std::vector<uint32_t>& chosen, SchedResult& out) {
     Placement p;
     p.job_id = job.id;
-    p.key = job.key;
     const bool past_shadow = reservation_.active && !EndsBeforeShadow(job);
     for (uint32_t n : chosen) {
       const std::vector<uint32_t>& free_list = nodes_[n].free_gpus;

@@ -50,8 +50,7 @@ struct SchedRunning {
 };
 
 struct SchedJob {
-  std::string id;
-  uint64_t key = 0;     // the caller's handle, copied to Placement/Waiting
+  uint64_t id = 0;      // the job id, copied to Placement/Waiting and named in reasons
   int priority = 1;     // higher first
   uint64_t order = 0;   // submit order, lower first
   uint32_t nodes = 1;
@@ -63,22 +62,20 @@ struct SchedJob {
 };
 
 struct Placement {
-  std::string job_id;
-  uint64_t key = 0;
+  uint64_t job_id = 0;
   std::vector<uint32_t> nodes;              // node indices, node rank order
   std::vector<std::vector<uint32_t>> gpus;  // per node, GPU indices
 };
 
 struct Waiting {
-  std::string job_id;
-  uint64_t key = 0;
+  uint64_t job_id = 0;
   std::string reason;
 };
 
 struct SchedResult {
   std::vector<Placement> placements;
   std::vector<Waiting> waiting;
-  std::string head_job;  // the job holding the reservation, if any
+  uint64_t head_job = 0;  // the job holding the reservation; 0: none
 };
 
 // `jobs` may be in any order; `running` describes GPUs held by live ranks.

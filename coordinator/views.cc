@@ -13,7 +13,7 @@ int64_t Ms(absl::Time t) { return t == absl::InfinitePast() ? 0 : absl::ToUnixMi
 
 absl::StatusOr<protocols::JobInfo> JobView(const Job& job, Store* events_from, absl::Time now) {
   protocols::JobInfo info;
-  info.id = job.IdText();
+  info.id = job.id;
   info.name = job.spec.name;
   info.tenant = job.tenant;
   info.state = std::string(JobStateName(job.state));
@@ -29,7 +29,7 @@ absl::StatusOr<protocols::JobInfo> JobView(const Job& job, Store* events_from, a
   if (!job.ranks.empty()) info.progress = job.ranks[0].progress;
   info.gpu_seconds = GpuSecondsUsed(job, now);
   info.gpu_seconds_lost = job.gpu_seconds_lost;
-  info.reclaim_id = job.reclaim_id ? std::to_string(job.reclaim_id) : "";
+  info.reclaim_id = job.reclaim_id;
   info.preempt_why = job.preempt_why;
   info.resume_step = job.resume_step;
   std::vector<RankRecord> ranks = job.ranks;
@@ -56,16 +56,16 @@ protocols::NodeInfo NodeView(const Cluster& cluster, const Node& node) {
   info.state = std::string(NodeStateName(node.state));
   info.gpus = static_cast<uint32_t>(node.gpus.size());
   info.gpus_free = cluster.FreeGpus(node);
-  for (uint64_t id : cluster.JobsOnNode(node.name)) info.jobs.push_back(std::to_string(id));
+  for (uint64_t id : cluster.JobsOnNode(node.name)) info.jobs.push_back(id);
   info.address = node.address;
   info.last_heartbeat_unix_ms = Ms(node.last_seen);
-  info.reclaim_id = node.reclaim_id ? std::to_string(node.reclaim_id) : "";
+  info.reclaim_id = node.reclaim_id;
   return info;
 }
 
 protocols::ReclaimInfo ReclaimView(const Cluster& cluster, const Reclaim& r) {
   protocols::ReclaimInfo info;
-  info.id = std::to_string(r.id);
+  info.id = r.id;
   info.who = r.who;
   info.reason = r.reason;
   info.state = std::string(ReclaimStateName(r.state));
@@ -82,8 +82,8 @@ protocols::ReclaimInfo ReclaimView(const Cluster& cluster, const Reclaim& r) {
     info.nodes.push_back({name, state});
   }
   for (const ReclaimVictim& v : r.victims) {
-    info.jobs.push_back({std::to_string(v.job_id), v.tenant, std::string(VictimStateName(v.state)), v.why, v.checkpoint_step,
-                         v.estimated_save_s});
+    info.jobs.push_back({v.job_id, v.tenant, std::string(VictimStateName(v.state)), v.why,
+                         v.checkpoint_step, v.estimated_save_s});
   }
   info.warnings = r.warnings;
   return info;

@@ -16,7 +16,12 @@
 
 namespace sublet::protocols {
 
-inline constexpr uint16_t kProtocolVersion = 1;
+// Checked on every frame before any body field is read. 2: job and reclaim
+// ids are integers (uint64), no longer text.
+inline constexpr uint16_t kProtocolVersion = 2;
+
+// Job and reclaim ids are assigned by the coordinator from 1 up; 0 means
+// "none" in every id field below.
 
 // ---- shared values -------------------------------------------------------
 
@@ -60,7 +65,7 @@ struct RankPlacement {
 };
 
 struct JobInfo {
-  std::string id;
+  uint64_t id = 0;
   std::string name;
   std::string tenant;
   std::string state;   // pending, running, preempting, succeeded, failed, cancelled
@@ -79,7 +84,7 @@ struct JobInfo {
   // those lost to preemption (work after the checkpoint a resume starts from).
   double gpu_seconds = 0;
   double gpu_seconds_lost = 0;
-  std::string reclaim_id;    // the reclaim preempting the job now, if any
+  uint64_t reclaim_id = 0;   // the reclaim preempting the job now; 0: none
   std::string preempt_why;   // why the last reclaim chose this job
   int64_t resume_step = -1;  // the checkpoint step the next attempt resumes from
   // Filled only by GetJob (`sublet show`).
@@ -93,16 +98,16 @@ struct NodeInfo {
   std::string state;  // ready, reclaimed, draining, lost
   uint32_t gpus = 0;
   uint32_t gpus_free = 0;
-  std::vector<std::string> jobs;
+  std::vector<uint64_t> jobs;  // ids of the jobs with ranks on the node
   std::string address;
   int64_t last_heartbeat_unix_ms = 0;
-  std::string reclaim_id;  // the reclaim that drains or holds the node
+  uint64_t reclaim_id = 0;  // the reclaim that drains or holds the node; 0: none
   bool operator==(const NodeInfo&) const = default;
 };
 
 // One job a reclaim preempts, and how far it has come.
 struct ReclaimVictim {
-  std::string job_id;
+  uint64_t job_id = 0;
   std::string tenant;
   // preempting: notice sent; acknowledged: every rank checkpointed and exited
   // 75; killed: the deadline passed first; ended: the job stopped otherwise.
@@ -120,7 +125,7 @@ struct ReclaimNode {
 };
 
 struct ReclaimInfo {
-  std::string id;
+  uint64_t id = 0;
   std::string who;     // the admin who asked
   std::string reason;  // their words
   std::string state;   // draining, reclaimed, released
@@ -140,11 +145,11 @@ struct ReclaimInfo {
 
 struct SubmitJobRequest { JobSpec spec; bool operator==(const SubmitJobRequest&) const = default; };
 struct ListJobsRequest { bool all = false; bool operator==(const ListJobsRequest&) const = default; };
-struct GetJobRequest { std::string job_id; bool operator==(const GetJobRequest&) const = default; };
-struct CancelJobRequest { std::string job_id; bool operator==(const CancelJobRequest&) const = default; };
+struct GetJobRequest { uint64_t job_id = 0; bool operator==(const GetJobRequest&) const = default; };
+struct CancelJobRequest { uint64_t job_id = 0; bool operator==(const CancelJobRequest&) const = default; };
 struct ListNodesRequest { bool operator==(const ListNodesRequest&) const = default; };
 struct ReadLogsRequest {
-  std::string job_id;
+  uint64_t job_id = 0;
   uint32_t rank = 0;
   uint32_t attempt = 0;     // 0: the current/last attempt
   uint64_t offset = 0;      // byte offset into the rank's log
@@ -162,13 +167,13 @@ struct ReclaimRequest {
 };
 // Admin: give reclaimed capacity back, by reclaim id or by node names.
 struct ReleaseRequest {
-  std::string reclaim_id;
+  uint64_t reclaim_id = 0;  // 0: release by `nodes`
   std::vector<std::string> nodes;
   bool operator==(const ReleaseRequest&) const = default;
 };
 // Admin: every reclaim, or the one named.
 struct ListReclaimsRequest {
-  std::string reclaim_id;
+  uint64_t reclaim_id = 0;  // 0: every reclaim
   bool operator==(const ListReclaimsRequest&) const = default;
 };
 
@@ -180,7 +185,7 @@ struct ErrorReply {
   std::string message;
   bool operator==(const ErrorReply&) const = default;
 };
-struct SubmitJobReply { std::string job_id; bool operator==(const SubmitJobReply&) const = default; };
+struct SubmitJobReply { uint64_t job_id = 0; bool operator==(const SubmitJobReply&) const = default; };
 struct JobListReply { std::vector<JobInfo> jobs; bool operator==(const JobListReply&) const = default; };
 struct JobReply { JobInfo job; bool operator==(const JobReply&) const = default; };
 struct NodeListReply { std::vector<NodeInfo> nodes; bool operator==(const NodeListReply&) const = default; };
@@ -206,7 +211,7 @@ struct GpuInfo {
 
 // Identifies one rank of one attempt of one job.
 struct RankKey {
-  std::string job_id;
+  uint64_t job_id = 0;
   uint32_t attempt = 0;
   uint32_t rank = 0;
   bool operator==(const RankKey&) const = default;

@@ -2,8 +2,14 @@
 # field; protocols/codec.cc is the only code that reads or writes it.
 #
 # Compatibility: add fields only at the end of a struct, with the next ordinal;
-# never renumber or retype. A change that old peers cannot ignore bumps
-# kProtocolVersion (messages.h).
+# never renumber. Retyping a field (version 2 made every job and reclaim id
+# UInt64, was Text) is allowed only together with a bump of kProtocolVersion
+# (messages.h): the codec checks the envelope's version before it reads any
+# body field (protocols/codec.cc), so a peer of another version is refused
+# with FailedPrecondition instead of misreading the retyped field. Any other
+# change that old peers cannot ignore bumps the version too.
+#
+# Job and reclaim ids are assigned from 1 up; 0 means "none".
 @0xfb27aa936562792d;
 
 using Cxx = import "/capnp/c++.capnp";
@@ -63,7 +69,7 @@ struct RankPlacement {
 }
 
 struct JobInfo {
-  id @0 :Text;
+  id @0 :UInt64;
   name @1 :Text;
   tenant @2 :Text;
   state @3 :Text;
@@ -82,7 +88,7 @@ struct JobInfo {
   progress @16 :Progress;
   gpuSeconds @17 :Float64;
   gpuSecondsLost @18 :Float64;
-  reclaimId @19 :Text;
+  reclaimId @19 :UInt64;  # 0: none
   preemptWhy @20 :Text;
   resumeStep @21 :Int64 = -1;
 }
@@ -92,14 +98,14 @@ struct NodeInfo {
   state @1 :Text;
   gpus @2 :UInt32;
   gpusFree @3 :UInt32;
-  jobs @4 :List(Text);
+  jobs @4 :List(UInt64);
   address @5 :Text;
   lastHeartbeatUnixMs @6 :Int64;
-  reclaimId @7 :Text;
+  reclaimId @7 :UInt64;  # 0: none
 }
 
 struct ReclaimVictim {
-  jobId @0 :Text;
+  jobId @0 :UInt64;
   tenant @1 :Text;
   state @2 :Text;
   why @3 :Text;
@@ -113,7 +119,7 @@ struct ReclaimNode {
 }
 
 struct ReclaimInfo {
-  id @0 :Text;
+  id @0 :UInt64;
   who @1 :Text;
   reason @2 :Text;
   state @3 :Text;
@@ -132,11 +138,11 @@ struct ReclaimInfo {
 
 struct SubmitJobRequest { spec @0 :JobSpec; }
 struct ListJobsRequest { all @0 :Bool; }
-struct GetJobRequest { jobId @0 :Text; }
-struct CancelJobRequest { jobId @0 :Text; }
+struct GetJobRequest { jobId @0 :UInt64; }
+struct CancelJobRequest { jobId @0 :UInt64; }
 struct ListNodesRequest {}
 struct ReadLogsRequest {
-  jobId @0 :Text;
+  jobId @0 :UInt64;
   rank @1 :UInt32;
   attempt @2 :UInt32;
   offset @3 :UInt64;
@@ -150,17 +156,17 @@ struct ReclaimRequest {
   reason @3 :Text;
 }
 struct ReleaseRequest {
-  reclaimId @0 :Text;
+  reclaimId @0 :UInt64;  # 0: release by node names
   nodes @1 :List(Text);
 }
-struct ListReclaimsRequest { reclaimId @0 :Text; }
+struct ListReclaimsRequest { reclaimId @0 :UInt64; }  # 0: every reclaim
 struct ReclaimListReply { reclaims @0 :List(ReclaimInfo); }
 
 struct ErrorReply {
   code @0 :UInt32;  # absl::StatusCode number
   message @1 :Text;
 }
-struct SubmitJobReply { jobId @0 :Text; }
+struct SubmitJobReply { jobId @0 :UInt64; }
 struct JobListReply { jobs @0 :List(JobInfo); }
 struct JobReply { job @0 :JobInfo; }
 struct NodeListReply { nodes @0 :List(NodeInfo); }
@@ -179,7 +185,7 @@ struct GpuInfo {
 }
 
 struct RankKey {
-  jobId @0 :Text;
+  jobId @0 :UInt64;
   attempt @1 :UInt32;
   rank @2 :UInt32;
 }

@@ -1,25 +1,44 @@
 #include "worker/control_client.h"
 
+#include <fmt/format.h>
+
 #include <cstdlib>
 
 #include "absl/strings/numbers.h"
 #include "protocols/codec.h"
+#include "protocols/ids.h"
 
 namespace sublet::worker {
 
-std::unique_ptr<ControlClient> ControlClient::FromEnvironment(zmq::context_t& context) {
+absl::StatusOr<std::unique_ptr<ControlClient>> ControlClient::FromEnvironment(
+    zmq::context_t& context) {
   const char* endpoint = std::getenv("SUBLET_CONTROL");
+  if (endpoint == nullptr) return nullptr;
   const char* token = std::getenv("SUBLET_CONTROL_TOKEN");
   const char* job = std::getenv("SUBLET_JOB_ID");
   const char* attempt = std::getenv("SUBLET_ATTEMPT");
   const char* rank = std::getenv("SUBLET_RANK");
-  protocols::RankKey key;
-  if (!endpoint || !token || !job || !attempt || !rank ||
-      !absl::SimpleAtoi(attempt, &key.attempt) || !absl::SimpleAtoi(rank, &key.rank)) {
-    return nullptr;
+  for (auto [name, value] :
+       {std::pair{"SUBLET_CONTROL_TOKEN", token}, std::pair{"SUBLET_JOB_ID", job},
+        std::pair{"SUBLET_ATTEMPT", attempt}, std::pair{"SUBLET_RANK", rank}}) {
+    if (value == nullptr) {
+      return absl::InvalidArgumentError(fmt::format("SUBLET_CONTROL is set but {} is not", name));
+    }
   }
-  key.job_id = job;
-  return std::make_unique<ControlClient>(context, endpoint, token, std::move(key));
+  protocols::RankKey key;
+  absl::StatusOr<uint64_t> job_id = protocols::ParseId("job", job);
+  if (!job_id.ok()) {
+    return absl::InvalidArgumentError(
+        fmt::format("SUBLET_JOB_ID: {}", std::string(job_id.status().message())));
+  }
+  key.job_id = *job_id;
+  if (!absl::SimpleAtoi(attempt, &key.attempt)) {
+    return absl::InvalidArgumentError(fmt::format("SUBLET_ATTEMPT: '{}' is not a number", attempt));
+  }
+  if (!absl::SimpleAtoi(rank, &key.rank)) {
+    return absl::InvalidArgumentError(fmt::format("SUBLET_RANK: '{}' is not a number", rank));
+  }
+  return std::make_unique<ControlClient>(context, endpoint, token, key);
 }
 
 ControlClient::ControlClient(zmq::context_t& context, std::string endpoint, std::string token,

@@ -31,8 +31,11 @@ inline protocols::CodecLimits ControlLimits() {
 
 class ControlClient {
  public:
-  // nullptr when the process was not started by a worker.
-  static std::unique_ptr<ControlClient> FromEnvironment(zmq::context_t& context);
+  // nullptr when the process was not started by a worker (no SUBLET_CONTROL).
+  // InvalidArgument naming the variable when SUBLET_CONTROL is set but the
+  // rank's identity is missing or malformed (SUBLET_JOB_ID must be a positive
+  // integer, SUBLET_ATTEMPT and SUBLET_RANK numbers).
+  static absl::StatusOr<std::unique_ptr<ControlClient>> FromEnvironment(zmq::context_t& context);
   ControlClient(zmq::context_t& context, std::string endpoint, std::string token,
                 protocols::RankKey key);
 

@@ -43,12 +43,10 @@ std::string LastLine(const std::string& path) {
 
 constexpr uint32_t kMaxLogReadBytes = 1 << 20;
 
-// Job ids come from the network and become path components.
-absl::Status CheckJobId(const std::string& job_id) {
-  if (job_id.empty() || job_id == "." || job_id == ".." || job_id.size() > 255 ||
-      job_id.find_first_of(std::string("/\0", 2)) != std::string::npos) {
-    return absl::InvalidArgumentError(fmt::format("bad job id '{}'", job_id));
-  }
+// Job ids come from the network and name directories and pid files; the
+// coordinator assigns them from 1 up, so 0 names no job.
+absl::Status CheckJobId(uint64_t job_id) {
+  if (job_id == 0) return absl::InvalidArgumentError("bad job id 0: ids start at 1");
   return absl::OkStatus();
 }
 

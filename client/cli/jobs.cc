@@ -3,6 +3,7 @@
 
 #include "absl/time/clock.h"
 #include "client/cli/cli.h"
+#include "protocols/ids.h"
 
 namespace sublet::client::cli {
 namespace {
@@ -21,20 +22,26 @@ int RunJobs(bool all, Session& session) {
   return 0;
 }
 
-int RunShow(const std::string& id, Session& session) {
+// The JOB argument is checked before anything is sent: a malformed id is
+// InvalidArgument (exit 2), not the coordinator's "not found".
+int RunShow(const std::string& arg, Session& session) {
+  absl::StatusOr<uint64_t> id = protocols::ParseId("job", arg);
+  if (!id.ok()) return session.Fail(id.status());
   absl::StatusOr<Client*> client = session.client();
   if (!client.ok()) return session.Fail(client.status());
-  absl::StatusOr<protocols::JobInfo> job = (*client)->GetJob(id);
+  absl::StatusOr<protocols::JobInfo> job = (*client)->GetJob(*id);
   if (!job.ok()) return session.Fail(job.status());
   if (session.json()) return session.PrintJson(JobToJson(*job, /*detailed=*/true));
   session.out() << RenderJobDetail(*job, absl::Now());
   return 0;
 }
 
-int RunCancel(const std::string& id, Session& session) {
+int RunCancel(const std::string& arg, Session& session) {
+  absl::StatusOr<uint64_t> id = protocols::ParseId("job", arg);
+  if (!id.ok()) return session.Fail(id.status());
   absl::StatusOr<Client*> client = session.client();
   if (!client.ok()) return session.Fail(client.status());
-  absl::StatusOr<protocols::JobInfo> job = (*client)->Cancel(id);
+  absl::StatusOr<protocols::JobInfo> job = (*client)->Cancel(*id);
   if (!job.ok()) return session.Fail(job.status());
   if (session.json()) return session.PrintJson(JobToJson(*job, /*detailed=*/false));
   session.out() << "job " << job->id << ": " << job->state << std::endl;

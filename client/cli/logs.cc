@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "client/cli/cli.h"
+#include "protocols/ids.h"
 
 namespace sublet::client::cli {
 namespace {
@@ -25,7 +26,8 @@ constexpr std::chrono::milliseconds kPollInterval{300};
 constexpr int kFinalGraceRounds = 10;
 
 struct LogsFlags {
-  std::string job;
+  std::string job;  // as given; parsed into job_id before anything is sent
+  uint64_t job_id = 0;
   uint32_t rank = 0;
   uint32_t attempt = 0;  // 0: the latest
   bool follow = false;
@@ -47,10 +49,10 @@ absl::StatusOr<bool> Drain(Client& client, protocols::ReadLogsRequest& request, 
 
 absl::Status Follow(Client& client, const LogsFlags& flags, const Sink& sink, std::ostream& err) {
   protocols::ReadLogsRequest request{
-      .job_id = flags.job, .rank = flags.rank, .attempt = flags.attempt};
+      .job_id = flags.job_id, .rank = flags.rank, .attempt = flags.attempt};
   int final_rounds = 0;
   while (true) {
-    SUBLET_ASSIGN_OR_RETURN(protocols::JobInfo job, client.GetJob(flags.job));
+    SUBLET_ASSIGN_OR_RETURN(protocols::JobInfo job, client.GetJob(flags.job_id));
     const bool final_state = IsFinalState(job.state);
     if (flags.attempt == 0 && job.attempt > request.attempt) {
       if (request.attempt != 0) {
@@ -71,7 +73,10 @@ absl::Status Follow(Client& client, const LogsFlags& flags, const Sink& sink, st
   }
 }
 
-int RunLogs(const LogsFlags& flags, Session& session) {
+int RunLogs(LogsFlags flags, Session& session) {
+  absl::StatusOr<uint64_t> id = protocols::ParseId("job", flags.job);
+  if (!id.ok()) return session.Fail(id.status());
+  flags.job_id = *id;
   absl::StatusOr<Client*> client = session.client();
   if (!client.ok()) return session.Fail(client.status());
   std::string collected;
@@ -88,12 +93,13 @@ int RunLogs(const LogsFlags& flags, Session& session) {
     status = Follow(**client, flags, sink, session.err());
   } else {
     protocols::ReadLogsRequest request{
-        .job_id = flags.job, .rank = flags.rank, .attempt = flags.attempt};
+        .job_id = flags.job_id, .rank = flags.rank, .attempt = flags.attempt};
     status = Drain(**client, request, sink).status();
   }
   if (!status.ok()) return session.Fail(status);
   if (session.json()) {
-    return session.PrintJson({{"job", flags.job}, {"rank", flags.rank}, {"data", collected}});
+    return session.PrintJson(
+        {{"job", std::to_string(flags.job_id)}, {"rank", flags.rank}, {"data", collected}});
   }
   return 0;
 }

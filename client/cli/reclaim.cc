@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "client/cli/cli.h"
 #include "common/duration.h"
+#include "protocols/ids.h"
 
 namespace sublet::client::cli {
 namespace {
@@ -119,8 +120,16 @@ int PrintReclaims(Session& session, const std::vector<protocols::ReclaimInfo>& r
   return 0;
 }
 
-int RunRelease(const std::string& id, const std::string& nodes, Session& session) {
-  protocols::ReleaseRequest request{id, SplitNames(nodes)};
+// The RECLAIM argument, when given, is checked before anything is sent.
+absl::StatusOr<uint64_t> ReclaimArg(const std::string& arg) {
+  if (arg.empty()) return 0;  // none given
+  return protocols::ParseId("reclaim", arg);
+}
+
+int RunRelease(const std::string& arg, const std::string& nodes, Session& session) {
+  absl::StatusOr<uint64_t> id = ReclaimArg(arg);
+  if (!id.ok()) return session.Fail(id.status());
+  protocols::ReleaseRequest request{*id, SplitNames(nodes)};
   absl::StatusOr<Client*> client = session.client();
   if (!client.ok()) return session.Fail(client.status());
   absl::StatusOr<std::vector<protocols::ReclaimInfo>> reclaims = (*client)->Release(request);
@@ -128,12 +137,14 @@ int RunRelease(const std::string& id, const std::string& nodes, Session& session
   return PrintReclaims(session, *reclaims, /*detail=*/true);
 }
 
-int RunReclaims(const std::string& id, Session& session) {
+int RunReclaims(const std::string& arg, Session& session) {
+  absl::StatusOr<uint64_t> id = ReclaimArg(arg);
+  if (!id.ok()) return session.Fail(id.status());
   absl::StatusOr<Client*> client = session.client();
   if (!client.ok()) return session.Fail(client.status());
-  absl::StatusOr<std::vector<protocols::ReclaimInfo>> reclaims = (*client)->ListReclaims(id);
+  absl::StatusOr<std::vector<protocols::ReclaimInfo>> reclaims = (*client)->ListReclaims(*id);
   if (!reclaims.ok()) return session.Fail(reclaims.status());
-  return PrintReclaims(session, *reclaims, /*detail=*/!id.empty());
+  return PrintReclaims(session, *reclaims, /*detail=*/*id != 0);
 }
 
 }  // namespace

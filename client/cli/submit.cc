@@ -40,8 +40,7 @@ std::string Progress(const protocols::JobInfo& job) {
 }
 
 // Polls the job until it is final, printing each change on stderr.
-absl::StatusOr<protocols::JobInfo> WaitForJob(Client& client, const std::string& id,
-                                              std::ostream& err) {
+absl::StatusOr<protocols::JobInfo> WaitForJob(Client& client, uint64_t id, std::ostream& err) {
   std::string last;
   while (true) {
     SUBLET_ASSIGN_OR_RETURN(protocols::JobInfo job, client.GetJob(id));
@@ -58,10 +57,10 @@ int RunSubmit(const SubmitFlags& flags, Session& session) {
   if (!spec.ok()) return session.Fail(spec.status());
   absl::StatusOr<Client*> client = session.client();
   if (!client.ok()) return session.Fail(client.status());
-  absl::StatusOr<std::string> id = (*client)->Submit(*spec);
+  absl::StatusOr<uint64_t> id = (*client)->Submit(*spec);
   if (!id.ok()) return session.Fail(id.status());
   if (!flags.wait) {
-    if (session.json()) return session.PrintJson({{"id", *id}});
+    if (session.json()) return session.PrintJson({{"id", std::to_string(*id)}});
     session.out() << *id << std::endl;
     return 0;
   }

@@ -68,7 +68,7 @@ absl::Status Read(wire::KeyValue::Reader in, const CodecLimits&, KeyValue& out) 
 }
 
 absl::Status Read(wire::RankKey::Reader in, const CodecLimits&, RankKey& out) {
-  out.job_id = ToString(in.getJobId());
+  out.job_id = in.getJobId();
   out.attempt = in.getAttempt();
   out.rank = in.getRank();
   return absl::OkStatus();
@@ -158,7 +158,7 @@ absl::Status Read(wire::PreemptNotice::Reader in, const CodecLimits& limits, Pre
 }
 
 absl::Status Read(wire::ReclaimVictim::Reader in, const CodecLimits&, ReclaimVictim& out) {
-  out.job_id = ToString(in.getJobId());
+  out.job_id = in.getJobId();
   out.tenant = ToString(in.getTenant());
   out.state = ToString(in.getState());
   out.why = ToString(in.getWhy());
@@ -174,7 +174,7 @@ absl::Status Read(wire::ReclaimNode::Reader in, const CodecLimits&, ReclaimNode&
 }
 
 absl::Status Read(wire::ReclaimInfo::Reader in, const CodecLimits& limits, ReclaimInfo& out) {
-  out.id = ToString(in.getId());
+  out.id = in.getId();
   out.who = ToString(in.getWho());
   out.reason = ToString(in.getReason());
   out.state = ToString(in.getState());
@@ -203,18 +203,18 @@ absl::Status Read(wire::ListJobsRequest::Reader in, const CodecLimits&, ListJobs
   return absl::OkStatus();
 }
 absl::Status Read(wire::GetJobRequest::Reader in, const CodecLimits&, GetJobRequest& out) {
-  out.job_id = ToString(in.getJobId());
+  out.job_id = in.getJobId();
   return absl::OkStatus();
 }
 absl::Status Read(wire::CancelJobRequest::Reader in, const CodecLimits&, CancelJobRequest& out) {
-  out.job_id = ToString(in.getJobId());
+  out.job_id = in.getJobId();
   return absl::OkStatus();
 }
 absl::Status Read(wire::ListNodesRequest::Reader, const CodecLimits&, ListNodesRequest&) {
   return absl::OkStatus();
 }
 absl::Status Read(wire::ReadLogsRequest::Reader in, const CodecLimits&, ReadLogsRequest& out) {
-  out.job_id = ToString(in.getJobId());
+  out.job_id = in.getJobId();
   out.rank = in.getRank();
   out.attempt = in.getAttempt();
   out.offset = in.getOffset();
@@ -227,7 +227,7 @@ absl::Status Read(wire::ErrorReply::Reader in, const CodecLimits&, ErrorReply& o
   return absl::OkStatus();
 }
 absl::Status Read(wire::SubmitJobReply::Reader in, const CodecLimits&, SubmitJobReply& out) {
-  out.job_id = ToString(in.getJobId());
+  out.job_id = in.getJobId();
   return absl::OkStatus();
 }
 absl::Status Read(wire::JobListReply::Reader in, const CodecLimits& limits, JobListReply& out) {
@@ -273,12 +273,12 @@ absl::Status Read(wire::ReclaimRequest::Reader in, const CodecLimits& limits, Re
   return absl::OkStatus();
 }
 absl::Status Read(wire::ReleaseRequest::Reader in, const CodecLimits& limits, ReleaseRequest& out) {
-  out.reclaim_id = ToString(in.getReclaimId());
+  out.reclaim_id = in.getReclaimId();
   return ReadTexts("ReleaseRequest.nodes", in.getNodes(), limits, out.nodes);
 }
 absl::Status Read(wire::ListReclaimsRequest::Reader in, const CodecLimits&,
                   ListReclaimsRequest& out) {
-  out.reclaim_id = ToString(in.getReclaimId());
+  out.reclaim_id = in.getReclaimId();
   return absl::OkStatus();
 }
 absl::Status Read(wire::ReclaimListReply::Reader in, const CodecLimits& limits,
@@ -333,7 +333,7 @@ absl::Status ReadJobSpec(wire::JobSpec::Reader in, const CodecLimits& limits, Jo
 }
 
 absl::Status ReadJobInfo(wire::JobInfo::Reader in, const CodecLimits& limits, JobInfo& out) {
-  out.id = ToString(in.getId());
+  out.id = in.getId();
   out.name = ToString(in.getName());
   out.tenant = ToString(in.getTenant());
   out.state = ToString(in.getState());
@@ -350,7 +350,7 @@ absl::Status ReadJobInfo(wire::JobInfo::Reader in, const CodecLimits& limits, Jo
   ReadProgress(in.getProgress(), out.progress);
   out.gpu_seconds = in.getGpuSeconds();
   out.gpu_seconds_lost = in.getGpuSecondsLost();
-  out.reclaim_id = ToString(in.getReclaimId());
+  out.reclaim_id = in.getReclaimId();
   out.preempt_why = ToString(in.getPreemptWhy());
   out.resume_step = in.getResumeStep();
   SUBLET_RETURN_IF_ERROR(
@@ -363,10 +363,10 @@ absl::Status ReadNodeInfo(wire::NodeInfo::Reader in, const CodecLimits& limits, 
   out.state = ToString(in.getState());
   out.gpus = in.getGpus();
   out.gpus_free = in.getGpusFree();
-  SUBLET_RETURN_IF_ERROR(ReadTexts("NodeInfo.jobs", in.getJobs(), limits, out.jobs));
+  SUBLET_RETURN_IF_ERROR(ReadNumbers("NodeInfo.jobs", in.getJobs(), limits, out.jobs));
   out.address = ToString(in.getAddress());
   out.last_heartbeat_unix_ms = in.getLastHeartbeatUnixMs();
-  out.reclaim_id = ToString(in.getReclaimId());
+  out.reclaim_id = in.getReclaimId();
   return absl::OkStatus();
 }
 

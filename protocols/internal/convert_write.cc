@@ -29,7 +29,7 @@ void WriteKeyValue(const std::string& key, const std::string& value, wire::KeyVa
 }
 
 void WriteRankKey(const RankKey& in, wire::RankKey::Builder out) {
-  out.setJobId(AsText(in.job_id));
+  out.setJobId(in.job_id);
   out.setAttempt(in.attempt);
   out.setRank(in.rank);
 }
@@ -76,7 +76,7 @@ void WritePreemptNotice(const PreemptNotice& in, wire::PreemptNotice::Builder ou
 }
 
 void WriteReclaimInfo(const ReclaimInfo& in, wire::ReclaimInfo::Builder out) {
-  out.setId(AsText(in.id));
+  out.setId(in.id);
   out.setWho(AsText(in.who));
   out.setReason(AsText(in.reason));
   out.setState(AsText(in.state));
@@ -94,7 +94,7 @@ void WriteReclaimInfo(const ReclaimInfo& in, wire::ReclaimInfo::Builder out) {
   auto jobs = out.initJobs(in.jobs.size());
   for (unsigned i = 0; i < in.jobs.size(); ++i) {
     const ReclaimVictim& v = in.jobs[i];
-    jobs[i].setJobId(AsText(v.job_id));
+    jobs[i].setJobId(v.job_id);
     jobs[i].setTenant(AsText(v.tenant));
     jobs[i].setState(AsText(v.state));
     jobs[i].setWhy(AsText(v.why));
@@ -144,14 +144,12 @@ struct BodyWriter {
     WriteJobSpec(in.spec, body.initSubmitJobRequest().initSpec());
   }
   void operator()(const ListJobsRequest& in) { body.initListJobsRequest().setAll(in.all); }
-  void operator()(const GetJobRequest& in) { body.initGetJobRequest().setJobId(AsText(in.job_id)); }
-  void operator()(const CancelJobRequest& in) {
-    body.initCancelJobRequest().setJobId(AsText(in.job_id));
-  }
+  void operator()(const GetJobRequest& in) { body.initGetJobRequest().setJobId(in.job_id); }
+  void operator()(const CancelJobRequest& in) { body.initCancelJobRequest().setJobId(in.job_id); }
   void operator()(const ListNodesRequest&) { body.initListNodesRequest(); }
   void operator()(const ReadLogsRequest& in) {
     auto out = body.initReadLogsRequest();
-    out.setJobId(AsText(in.job_id));
+    out.setJobId(in.job_id);
     out.setRank(in.rank);
     out.setAttempt(in.attempt);
     out.setOffset(in.offset);
@@ -162,9 +160,7 @@ struct BodyWriter {
     out.setCode(in.code);
     out.setMessage(AsText(in.message));
   }
-  void operator()(const SubmitJobReply& in) {
-    body.initSubmitJobReply().setJobId(AsText(in.job_id));
-  }
+  void operator()(const SubmitJobReply& in) { body.initSubmitJobReply().setJobId(in.job_id); }
   void operator()(const JobListReply& in) {
     auto jobs = body.initJobListReply().initJobs(in.jobs.size());
     for (unsigned i = 0; i < in.jobs.size(); ++i) WriteJobInfo(in.jobs[i], jobs[i]);
@@ -197,11 +193,11 @@ struct BodyWriter {
   }
   void operator()(const ReleaseRequest& in) {
     auto out = body.initReleaseRequest();
-    out.setReclaimId(AsText(in.reclaim_id));
+    out.setReclaimId(in.reclaim_id);
     WriteTexts(in.nodes, out.initNodes(in.nodes.size()));
   }
   void operator()(const ListReclaimsRequest& in) {
-    body.initListReclaimsRequest().setReclaimId(AsText(in.reclaim_id));
+    body.initListReclaimsRequest().setReclaimId(in.reclaim_id);
   }
   void operator()(const ReclaimListReply& in) {
     auto list = body.initReclaimListReply().initReclaims(in.reclaims.size());
@@ -237,7 +233,7 @@ void WriteJobSpec(const JobSpec& in, wire::JobSpec::Builder out) {
 }
 
 void WriteJobInfo(const JobInfo& in, wire::JobInfo::Builder out) {
-  out.setId(AsText(in.id));
+  out.setId(in.id);
   out.setName(AsText(in.name));
   out.setTenant(AsText(in.tenant));
   out.setState(AsText(in.state));
@@ -254,7 +250,7 @@ void WriteJobInfo(const JobInfo& in, wire::JobInfo::Builder out) {
   WriteProgress(in.progress, out.initProgress());
   out.setGpuSeconds(in.gpu_seconds);
   out.setGpuSecondsLost(in.gpu_seconds_lost);
-  out.setReclaimId(AsText(in.reclaim_id));
+  out.setReclaimId(in.reclaim_id);
   out.setPreemptWhy(AsText(in.preempt_why));
   out.setResumeStep(in.resume_step);
   auto ranks = out.initRanks(in.ranks.size());
@@ -268,10 +264,10 @@ void WriteNodeInfo(const NodeInfo& in, wire::NodeInfo::Builder out) {
   out.setState(AsText(in.state));
   out.setGpus(in.gpus);
   out.setGpusFree(in.gpus_free);
-  WriteTexts(in.jobs, out.initJobs(in.jobs.size()));
+  WriteNumbers(in.jobs, out.initJobs(in.jobs.size()));
   out.setAddress(AsText(in.address));
   out.setLastHeartbeatUnixMs(in.last_heartbeat_unix_ms);
-  out.setReclaimId(AsText(in.reclaim_id));
+  out.setReclaimId(in.reclaim_id);
 }
 
 void WriteEnvelope(const Envelope& in, wire::Envelope::Builder out) {

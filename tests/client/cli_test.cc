@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <tuple>
+#include <vector>
 
 #include "tests/client/fake_coordinator.h"
 
@@ -66,7 +68,7 @@ class CliTest : public ::testing::Test {
 
 Body JobReplyIn(std::string state) {
   protocols::JobInfo job;
-  job.id = "17";
+  job.id = 17;
   job.name = "hello";
   job.tenant = "acme";
   job.state = std::move(state);
@@ -110,14 +112,14 @@ TEST_F(CliTest, InvalidSpecExitsTwoNamingFileAndField) {
 }
 
 TEST_F(CliTest, SubmitPrintsTheJobId) {
-  FakeCoordinator fake([](const Envelope&) -> Body { return protocols::SubmitJobReply{"17"}; });
+  FakeCoordinator fake([](const Envelope&) -> Body { return protocols::SubmitJobReply{17}; });
   EXPECT_EQ(RunAgainst(fake, {"submit", WriteFile("hello.yaml", kHelloSpec)}), 0);
   EXPECT_EQ(out_.str(), "17\n");
   EXPECT_EQ(fake.requests().at(0).token, "acme-token");
 }
 
 TEST_F(CliTest, SubmitInJsonModePrintsAnIdDocument) {
-  FakeCoordinator fake([](const Envelope&) -> Body { return protocols::SubmitJobReply{"17"}; });
+  FakeCoordinator fake([](const Envelope&) -> Body { return protocols::SubmitJobReply{17}; });
   EXPECT_EQ(RunAgainst(fake, {"-o", "json", "submit", WriteFile("hello.yaml", kHelloSpec)}), 0);
   EXPECT_EQ(nlohmann::json::parse(out_.str()), nlohmann::json({{"id", "17"}}));
 }
@@ -125,7 +127,7 @@ TEST_F(CliTest, SubmitInJsonModePrintsAnIdDocument) {
 TEST_F(CliTest, SubmitWaitExitsOneWhenTheJobFails) {
   FakeCoordinator fake([](const Envelope& request) -> Body {
     if (std::holds_alternative<protocols::SubmitJobRequest>(request.body)) {
-      return protocols::SubmitJobReply{"17"};
+      return protocols::SubmitJobReply{17};
     }
     return JobReplyIn("failed");
   });
@@ -136,7 +138,7 @@ TEST_F(CliTest, SubmitWaitExitsOneWhenTheJobFails) {
 TEST_F(CliTest, SubmitWaitExitsZeroWhenTheJobSucceeds) {
   FakeCoordinator fake([](const Envelope& request) -> Body {
     if (std::holds_alternative<protocols::SubmitJobRequest>(request.body)) {
-      return protocols::SubmitJobReply{"17"};
+      return protocols::SubmitJobReply{17};
     }
     return JobReplyIn("succeeded");
   });
@@ -194,6 +196,62 @@ TEST_F(CliTest, LogsWritesEveryChunkInOrder) {
   EXPECT_EQ(RunAgainst(fake, {"logs", "17", "--rank", "2"}), 0);
   EXPECT_EQ(out_.str(), "hello world\n");
   EXPECT_EQ(std::get<protocols::ReadLogsRequest>(fake.requests().at(0).body).rank, 2u);
+}
+
+// A malformed JOB or RECLAIM argument is refused before anything is sent:
+// the fake coordinator would answer any request, and sees none.
+class CliBadIdTest
+    : public CliTest,
+      public ::testing::WithParamInterface<std::tuple<std::vector<std::string>, std::string>> {};
+
+TEST_P(CliBadIdTest, ExitsTwoBeforeContactingTheCoordinator) {
+  const auto& [args, message] = GetParam();
+  FakeCoordinator fake([](const Envelope&) -> Body { return JobReplyIn("running"); });
+  EXPECT_EQ(RunAgainst(fake, args), 2);
+  EXPECT_EQ(err_.str(), "sublet: " + message + "\n");
+  EXPECT_EQ(out_.str(), "");
+  EXPECT_TRUE(fake.requests().empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    JobAndReclaimArguments, CliBadIdTest,
+    ::testing::Values(std::make_tuple(std::vector<std::string>{"show", "abc"},
+                                      "invalid job id 'abc': expected a positive integer"),
+                      std::make_tuple(std::vector<std::string>{"show", "0"},
+                                      "invalid job id '0': expected a positive integer"),
+                      std::make_tuple(std::vector<std::string>{"cancel", "-1"},
+                                      "invalid job id '-1': expected a positive integer"),
+                      std::make_tuple(std::vector<std::string>{"logs", "12x"},
+                                      "invalid job id '12x': expected a positive integer"),
+                      std::make_tuple(std::vector<std::string>{"logs", "-f", "7.5"},
+                                      "invalid job id '7.5': expected a positive integer"),
+                      std::make_tuple(std::vector<std::string>{"reclaims", "abc"},
+                                      "invalid reclaim id 'abc': expected a positive integer"),
+                      std::make_tuple(std::vector<std::string>{"release", "0"},
+                                      "invalid reclaim id '0': expected a positive integer")));
+
+TEST_F(CliTest, BadJobIdInJsonModeIsAJsonInvalidArgumentDocument) {
+  EXPECT_EQ(Run({"--coordinator", "tcp://127.0.0.1:1", "-o", "json", "show", "abc"}), 2);
+  nlohmann::json error = nlohmann::json::parse(out_.str());
+  EXPECT_EQ(error["error"]["code"], "INVALID_ARGUMENT");
+  EXPECT_EQ(error["error"]["message"], "invalid job id 'abc': expected a positive integer");
+}
+
+TEST_F(CliTest, ShowSendsTheIdAsANumber) {
+  FakeCoordinator fake([](const Envelope&) -> Body { return JobReplyIn("running"); });
+  EXPECT_EQ(RunAgainst(fake, {"show", "17"}), 0);
+  EXPECT_EQ(std::get<protocols::GetJobRequest>(fake.requests().at(0).body).job_id, 17u);
+}
+
+TEST_F(CliTest, LogsInJsonModeNamesTheJobAsAString) {
+  FakeCoordinator fake([](const Envelope&) -> Body {
+    return protocols::LogsReply{"hi\n", 3, true};
+  });
+  EXPECT_EQ(RunAgainst(fake, {"-o", "json", "logs", "17"}), 0);
+  nlohmann::json logs = nlohmann::json::parse(out_.str());
+  EXPECT_EQ(logs["job"], "17");
+  EXPECT_EQ(logs["data"], "hi\n");
+  EXPECT_EQ(std::get<protocols::ReadLogsRequest>(fake.requests().at(0).body).job_id, 17u);
 }
 
 TEST_F(CliTest, LogsRejectsANonNumericRank) {

@@ -44,17 +44,17 @@ TEST(IsFinalStateTest, OnlySucceededFailedAndCancelledAreFinal) {
 }
 
 TEST(ClientTest, SubmitReturnsTheCoordinatorsJobId) {
-  FakeCoordinator fake([](const Envelope&) -> Body { return protocols::SubmitJobReply{"17"}; });
+  FakeCoordinator fake([](const Envelope&) -> Body { return protocols::SubmitJobReply{17}; });
   Client client(OptionsFor(fake));
   protocols::JobSpec spec;
   spec.name = "hello";
-  absl::StatusOr<std::string> id = client.Submit(spec);
+  absl::StatusOr<uint64_t> id = client.Submit(spec);
   ASSERT_TRUE(id.ok()) << id.status();
-  EXPECT_EQ(*id, "17");
+  EXPECT_EQ(*id, 17u);
 }
 
 TEST(ClientTest, SubmitSendsTheTokenAndTheSpec) {
-  FakeCoordinator fake([](const Envelope&) -> Body { return protocols::SubmitJobReply{"1"}; });
+  FakeCoordinator fake([](const Envelope&) -> Body { return protocols::SubmitJobReply{1}; });
   Client client(OptionsFor(fake));
   protocols::JobSpec spec;
   spec.name = "hello";
@@ -84,7 +84,7 @@ TEST(ClientTest, ReadLogsReturnsTheChunk) {
     return protocols::LogsReply{.data = "hello\n", .next_offset = 6, .complete = true};
   });
   Client client(OptionsFor(fake));
-  absl::StatusOr<protocols::LogsReply> logs = client.ReadLogs({.job_id = "3", .rank = 1});
+  absl::StatusOr<protocols::LogsReply> logs = client.ReadLogs({.job_id = 3, .rank = 1});
   ASSERT_TRUE(logs.ok()) << logs.status();
   EXPECT_EQ(logs->data, "hello\n");
   EXPECT_TRUE(logs->complete);
@@ -95,7 +95,7 @@ TEST(ClientTest, ErrorReplyBecomesTheStatusItNames) {
   FakeCoordinator fake(
       [](const Envelope&) { return Error(absl::StatusCode::kNotFound, "job 99 not found"); });
   Client client(OptionsFor(fake));
-  absl::StatusOr<protocols::JobInfo> job = client.GetJob("99");
+  absl::StatusOr<protocols::JobInfo> job = client.GetJob(99);
   EXPECT_EQ(job.status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(job.status().message(), "job 99 not found");
 }
@@ -110,7 +110,7 @@ TEST(ClientTest, RefusedTokenIsPermissionError) {
 TEST(ClientTest, ReplyOfTheWrongTypeIsInternal) {
   FakeCoordinator fake([](const Envelope&) -> Body { return protocols::NodeListReply{}; });
   Client client(OptionsFor(fake));
-  absl::StatusOr<protocols::JobInfo> job = client.Cancel("4");
+  absl::StatusOr<protocols::JobInfo> job = client.Cancel(4);
   EXPECT_EQ(job.status().code(), absl::StatusCode::kInternal);
   EXPECT_NE(job.status().message().find("unexpected reply"), absl::string_view::npos);
 }

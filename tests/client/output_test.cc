@@ -14,7 +14,7 @@ const absl::Time kNow = absl::FromUnixMillis(kSubmitMs) + absl::Minutes(5);
 
 protocols::JobInfo RunningJob() {
   protocols::JobInfo job;
-  job.id = "17";
+  job.id = 17;
   job.name = "gpt-tiny";
   job.tenant = "acme";
   job.state = "running";
@@ -46,7 +46,7 @@ protocols::NodeInfo ReadyNode() {
           .state = "ready",
           .gpus = 4,
           .gpus_free = 2,
-          .jobs = {"17"},
+          .jobs = {17},
           .address = "127.0.0.1",
           .last_heartbeat_unix_ms = kSubmitMs};
 }
@@ -100,6 +100,23 @@ TEST(NodeJsonTest, CarriesEveryRequiredKey) {
   EXPECT_EQ(node["jobs"], nlohmann::json({"17"}));
   EXPECT_EQ(node["address"], "127.0.0.1");
   EXPECT_EQ(node["last_heartbeat"], "2027-01-15T08:00:00.000Z");
+  EXPECT_TRUE(node["reclaim_id"].is_null());
+}
+
+// Ids are integers on the wire but decimal strings in JSON, as they were when
+// the wire carried text, so scripts reading `-o json` keep working.
+TEST(JsonIdsTest, IdsAreDecimalStringsAndNullWhenNone) {
+  protocols::JobInfo job = RunningJob();
+  job.id = (uint64_t{1} << 63) + 5;
+  EXPECT_EQ(JobToJson(job, false)["id"], "9223372036854775813");
+  EXPECT_TRUE(JobToJson(job, false)["reclaim_id"].is_null());
+  job.reclaim_id = 7;
+  EXPECT_EQ(JobToJson(job, false)["reclaim_id"], "7");
+  protocols::NodeInfo node = ReadyNode();
+  node.jobs = {17, 18};
+  node.reclaim_id = 7;
+  EXPECT_EQ(NodeToJson(node)["jobs"], nlohmann::json({"17", "18"}));
+  EXPECT_EQ(NodeToJson(node)["reclaim_id"], "7");
 }
 
 TEST(ErrorJsonTest, NamesTheCanonicalCodeAndMessage) {
@@ -131,7 +148,7 @@ TEST(RenderTableTest, PadsColumnsToTheWidestCell) {
 
 TEST(JobsTableTest, ShowsOneRowPerJobUnderTheHeader) {
   protocols::JobInfo pending = RunningJob();
-  pending.id = "18";
+  pending.id = 18;
   pending.state = "pending";
   pending.nodes.clear();
   pending.reason = "waiting for 4 GPUs";
@@ -163,7 +180,7 @@ TEST(JobsTableTest, TenantTotalsJsonSumsEachTenantInNameOrder) {
 
 TEST(ReclaimOutputTest, DetailShowsEveryNodeAndJobWithItsCheckpoint) {
   protocols::ReclaimInfo r;
-  r.id = "3";
+  r.id = 3;
   r.who = "infra";
   r.reason = "eval";
   r.state = "reclaimed";
@@ -171,7 +188,7 @@ TEST(ReclaimOutputTest, DetailShowsEveryNodeAndJobWithItsCheckpoint) {
   r.deadline_unix_ms = absl::ToUnixMillis(kNow) + 55000;
   r.reclaimed_unix_ms = absl::ToUnixMillis(kNow) - 2500;
   r.nodes = {{"node-2", "reclaimed"}};
-  r.jobs = {{"17", "acme", "acknowledged", "runs on node-2", 400, 1.5}};
+  r.jobs = {{17, "acme", "acknowledged", "runs on node-2", 400, 1.5}};
   r.warnings = {"job 18: too short"};
   std::string text = RenderReclaimDetail(r, kNow);
   EXPECT_THAT(text, HasSubstr("Reclaim 3: reclaimed, by infra (eval)"));
@@ -181,6 +198,8 @@ TEST(ReclaimOutputTest, DetailShowsEveryNodeAndJobWithItsCheckpoint) {
   EXPECT_THAT(text, HasSubstr("warning: job 18: too short"));
   nlohmann::json j = ReclaimToJson(r);
   EXPECT_EQ(j["seconds_to_reclaim"], 2.5);
+  EXPECT_EQ(j["id"], "3");
+  EXPECT_EQ(j["jobs"][0]["job_id"], "17");
   EXPECT_EQ(j["jobs"][0]["checkpoint_step"], 400);
   EXPECT_EQ(j["nodes"][0]["state"], "reclaimed");
 }

@@ -82,7 +82,7 @@ class ClusterTest : public ::testing::Test {
     for (const RankRecord& r : job.ranks) {
       if (r.node != node) continue;
       bool exited = codes.count(r.rank) > 0;
-      out.push_back({{job.IdText(), job.attempt, r.rank}, exited, exited ? codes[r.rank] : 0});
+      out.push_back({{job.id, job.attempt, r.rank}, exited, exited ? codes[r.rank] : 0});
     }
     return out;
   }

@@ -185,7 +185,7 @@ TEST_F(ClusterTest, RejectsMoreGpusPerNodeThanAnyNodeHas) {
 
 TEST_F(ClusterTest, StrayRankBlocksNodeUntilStopped) {
   Report("node-a");
-  std::vector<protocols::RankStatus> stray = {{{"999", 1, 0}, false, 0}};
+  std::vector<protocols::RankStatus> stray = {{{999, 1, 0}, false, 0}};
   Report("node-a", stray);
   uint64_t id = Submit(Spec(1, 1));
   Schedule();
@@ -232,7 +232,7 @@ class ClusterProgressTest : public ClusterTest {
   void ReportProgress(uint64_t id, protocols::Progress progress) {
     const Job& job = JobById(id);
     progress.time_unix_ms = absl::ToUnixMillis(clock_.Now());
-    protocols::RankStatus status{{job.IdText(), job.attempt, 0}, false, 0, progress, ""};
+    protocols::RankStatus status{{job.id, job.attempt, 0}, false, 0, progress, ""};
     Report("node-a", {status});
   }
 };

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <thread>
+#include <tuple>
 
 #include "protocols/channel.h"
 #include "protocols/codec.h"
@@ -91,12 +92,48 @@ TEST_F(CoordinatorTest, LogsOfAJobThatNeverStartedAreAFailedPrecondition) {
   spec.command = {"true"};
   auto submitted = Call(protocols::SubmitJobRequest{spec});
   ASSERT_TRUE(submitted.ok());
-  std::string id = std::get<protocols::SubmitJobReply>(submitted->body).job_id;
+  uint64_t id = std::get<protocols::SubmitJobReply>(submitted->body).job_id;
   auto logs = Call(protocols::ReadLogsRequest{id, 0, 0, 0, 1024});
   ASSERT_TRUE(logs.ok());
   absl::Status status = protocols::StatusFromReply(*logs);
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(status.message()), HasSubstr("has not started"));
+}
+
+// Ids start at 1: 0 names no job or reclaim, and like an unknown id it is
+// "not found", naming the id.
+TEST_F(CoordinatorTest, ZeroOrUnknownIdsAreNotFound) {
+  Start();
+  for (auto [body, token, message] :
+       {std::tuple<protocols::Body, std::string, std::string>{protocols::GetJobRequest{0},
+                                                              "acme-token", "job 0 not found"},
+        {protocols::GetJobRequest{7}, "acme-token", "job 7 not found"},
+        {protocols::CancelJobRequest{7}, "acme-token", "job 7 not found"},
+        {protocols::ReadLogsRequest{7, 0, 0, 0, 1024}, "acme-token", "job 7 not found"},
+        {protocols::ListReclaimsRequest{9}, "admin-token", "reclaim 9 not found"},
+        {protocols::ReleaseRequest{9, {}}, "admin-token", "reclaim 9 not found"}}) {
+    SCOPED_TRACE(message);
+    auto reply = Call(body, token);
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    absl::Status status = protocols::StatusFromReply(*reply);
+    EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+    EXPECT_EQ(status.message(), message);
+  }
+}
+
+TEST_F(CoordinatorTest, SubmittedJobIsFoundByItsNumericId) {
+  Start();
+  protocols::JobSpec spec;
+  spec.name = "x";
+  spec.command = {"true"};
+  auto submitted = Call(protocols::SubmitJobRequest{spec});
+  ASSERT_TRUE(submitted.ok());
+  uint64_t id = std::get<protocols::SubmitJobReply>(submitted->body).job_id;
+  EXPECT_EQ(id, 1u);
+  auto got = Call(protocols::GetJobRequest{id});
+  ASSERT_TRUE(got.ok());
+  ASSERT_TRUE(protocols::StatusFromReply(*got).ok()) << protocols::StatusFromReply(*got);
+  EXPECT_EQ(std::get<protocols::JobReply>(got->body).job.id, id);
 }
 
 TEST_F(CoordinatorTest, FloodingConnectionIsThrottledWhileOthersAreServed) {

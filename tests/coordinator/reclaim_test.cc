@@ -191,8 +191,9 @@ TEST_F(ReclaimTest, ReleaseMakesTheNodesSchedulableAgain) {
   EXPECT_EQ(JobById(job).state, JobState::kPending);
   EXPECT_THAT(JobById(job).reason, HasSubstr("no ready nodes"));
 
-  auto released =
-      InTxn([&] { return cluster_->Release("infra", protocols::ReleaseRequest{std::to_string(r), {}}); });
+  auto released = InTxn([&] {
+    return cluster_->Release("infra", protocols::ReleaseRequest{r, {}});
+  });
   ASSERT_TRUE(released.ok()) << released.status();
   EXPECT_EQ(ReclaimById(r).state, ReclaimState::kReleased);
   EXPECT_EQ(NodeByName("node-a").state, NodeState::kReady);
@@ -200,11 +201,11 @@ TEST_F(ReclaimTest, ReleaseMakesTheNodesSchedulableAgain) {
   EXPECT_EQ(JobById(job).state, JobState::kRunning);
   EXPECT_THAT(JobById(job).ranks, SizeIs(4)) << "capacity returned: full size again";
 
-  auto again =
-      InTxn([&] { return cluster_->Release("infra", protocols::ReleaseRequest{std::to_string(r), {}}); });
+  auto again = InTxn([&] { return cluster_->Release("infra", protocols::ReleaseRequest{r, {}}); });
   EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition);
-  auto not_held =
-      InTxn([&] { return cluster_->Release("infra", protocols::ReleaseRequest{"", {"node-a"}}); });
+  auto not_held = InTxn([&] {
+    return cluster_->Release("infra", protocols::ReleaseRequest{0, {"node-a"}});
+  });
   EXPECT_EQ(not_held.status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
@@ -243,9 +244,7 @@ TEST_F(ReclaimTest, ReclaimedNodeStaysReclaimedWhenItsWorkerGoesSilentOrReturns)
 TEST_F(ReclaimTest, EveryCallIsAudited) {
   Report("node-a");
   uint64_t r = Reclaim({"node-a"});
-  Do([&] {
-    return cluster_->Release("infra", protocols::ReleaseRequest{std::to_string(r), {}}).status();
-  });
+  Do([&] { return cluster_->Release("infra", protocols::ReleaseRequest{r, {}}).status(); });
   auto audit = store_->Audit();
   ASSERT_TRUE(audit.ok());
   std::vector<std::string> actions;

@@ -109,8 +109,8 @@ class StoreFailureTest : public ::testing::Test {
       const Job& job = *c.FindJob(id);
       for (const RankRecord& rank : job.ranks) {
         if (rank.node != node || rank.exited) continue;
-        protocols::RankStatus s{{job.IdText(), job.attempt, rank.rank}, code.has_value(),
-                                code.value_or(0)};
+        protocols::RankStatus s{
+            {job.id, job.attempt, rank.rank}, code.has_value(), code.value_or(0)};
         s.progress.step = 12;
         s.progress.checkpoint_step = 10;
         s.progress.time_unix_ms = absl::ToUnixMillis(clock_.Now());
@@ -151,7 +151,7 @@ class StoreFailureTest : public ::testing::Test {
           protocols::ReleaseRequest release;
           release.nodes = {"node-b"};
           return std::vector{Frame("admin-token", release),
-                             Frame("acme-token", protocols::CancelJobRequest{"3"})};
+                             Frame("acme-token", protocols::CancelJobRequest{3})};
         },
     };
   }

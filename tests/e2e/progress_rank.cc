@@ -19,7 +19,12 @@ int main(int argc, char** argv) {
   const int steps = std::atoi(argv[1]);
   const bool hang = argc > 2 && std::string(argv[2]) == "hang";
   zmq::context_t context;
-  auto control = sublet::worker::ControlClient::FromEnvironment(context);
+  auto found = sublet::worker::ControlClient::FromEnvironment(context);
+  if (!found.ok()) {
+    std::fprintf(stderr, "progress_rank: %s\n", std::string(found.status().message()).c_str());
+    return 2;
+  }
+  std::unique_ptr<sublet::worker::ControlClient> control = *std::move(found);
   if (!control) {
     std::fprintf(stderr, "progress_rank: not started by a worker (no SUBLET_CONTROL)\n");
     return 2;

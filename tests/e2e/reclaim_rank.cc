@@ -71,7 +71,12 @@ int main(int argc, char** argv) {
     signal(SIGTERM, OnNotice);
   }
   zmq::context_t context;
-  auto control = sublet::worker::ControlClient::FromEnvironment(context);
+  auto found = sublet::worker::ControlClient::FromEnvironment(context);
+  if (!found.ok()) {
+    std::fprintf(stderr, "reclaim_rank: %s\n", std::string(found.status().message()).c_str());
+    return 2;
+  }
+  std::unique_ptr<sublet::worker::ControlClient> control = *std::move(found);
   long committed = ReadLatest(dir);
   std::printf("resumed from step %ld (world %s)\n", committed, Env("SUBLET_WORLD_SIZE").c_str());
   std::fflush(stdout);

@@ -70,27 +70,28 @@ TEST_F(ChannelTest, CallReturnsTheReply) {
   std::string token_seen;
   ServeOne([&](ServerChannel& server, const Incoming& in) {
     token_seen = in.envelope->token;
-    EXPECT_TRUE(
-        server.Send(in.peer, ReplyTo(in.envelope->request_id, SubmitJobReply{"job-1"})).ok());
+    EXPECT_TRUE(server.Send(in.peer, ReplyTo(in.envelope->request_id, SubmitJobReply{1})).ok());
   });
   ClientChannel client(context_, server_.endpoint());
   absl::StatusOr<Envelope> reply = client.Call(Request(SubmitJobRequest{}), kGenerous);
   ASSERT_TRUE(reply.ok()) << reply.status();
-  EXPECT_EQ(reply->body, Body(SubmitJobReply{"job-1"}));
+  EXPECT_EQ(reply->body, Body(SubmitJobReply{1}));
   serving_.join();
   EXPECT_EQ(token_seen, "acme-token");
 }
 
 TEST_F(ChannelTest, CallSkipsStaleReplies) {
+  constexpr uint64_t kStaleJob = 13;
+  constexpr uint64_t kFreshJob = 14;
   ServeOne([](ServerChannel& server, const Incoming& in) {
     uint64_t id = in.envelope->request_id;
-    EXPECT_TRUE(server.Send(in.peer, ReplyTo(id - 1, SubmitJobReply{"stale"})).ok());
-    EXPECT_TRUE(server.Send(in.peer, ReplyTo(id, SubmitJobReply{"fresh"})).ok());
+    EXPECT_TRUE(server.Send(in.peer, ReplyTo(id - 1, SubmitJobReply{kStaleJob})).ok());
+    EXPECT_TRUE(server.Send(in.peer, ReplyTo(id, SubmitJobReply{kFreshJob})).ok());
   });
   ClientChannel client(context_, server_.endpoint());
   absl::StatusOr<Envelope> reply = client.Call(Request(ListJobsRequest{}), kGenerous);
   ASSERT_TRUE(reply.ok()) << reply.status();
-  EXPECT_EQ(reply->body, Body(SubmitJobReply{"fresh"}));
+  EXPECT_EQ(reply->body, Body(SubmitJobReply{kFreshJob}));
 }
 
 TEST_F(ChannelTest, CallToSilentServerIsUnavailable) {

@@ -1,5 +1,6 @@
 // Hostile frames: every one must come back as an error status (or, for random
 // bytes that happen to form a message, a valid envelope), never a crash.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -24,7 +25,7 @@ constexpr size_t kBodyTag = kEnvelopeData + 2;
 
 class CodecHostileTest : public ::testing::Test {
  protected:
-  std::string JobFrame() const { return Encode(WithBody(JobReply{SampleJob("job-1")})); }
+  std::string JobFrame() const { return Encode(WithBody(JobReply{SampleJob(1)})); }
 
   static void ExpectInvalid(const std::string& frame, const CodecLimits& limits = {},
                             const std::string& mentions = "") {
@@ -68,13 +69,31 @@ TEST_F(CodecHostileTest, RejectsFrameOverTheSizeLimit) {
 }
 
 TEST_F(CodecHostileTest, RefusesOtherProtocolVersions) {
-  Envelope envelope = WithBody(ListNodesRequest{});
-  envelope.version = kProtocolVersion + 1;
+  for (uint16_t version : {uint16_t{0}, uint16_t{kProtocolVersion + 1}}) {
+    SCOPED_TRACE(version);
+    Envelope envelope = WithBody(ListNodesRequest{});
+    envelope.version = version;
+    absl::StatusOr<Envelope> decoded = Decode(Encode(envelope));
+    ASSERT_FALSE(decoded.ok());
+    EXPECT_EQ(decoded.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_EQ(decoded.status().message(),
+              fmt::format("peer speaks protocol version {}, this build speaks version {}", version,
+                          kProtocolVersion));
+  }
+}
+
+// Version 1 carried job and reclaim ids as Text; version 2 retyped them to
+// UInt64. A version-1 frame must be refused before any body field is read,
+// or its id pointers would be misread as numbers.
+TEST_F(CodecHostileTest, RefusesVersionOneFramesWithTextIds) {
+  ASSERT_EQ(kProtocolVersion, 2);
+  Envelope envelope = WithBody(GetJobRequest{7});
+  envelope.version = 1;
   absl::StatusOr<Envelope> decoded = Decode(Encode(envelope));
   ASSERT_FALSE(decoded.ok());
   EXPECT_EQ(decoded.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(std::string(decoded.status().message()).find("version 2"), std::string::npos);
-  EXPECT_NE(std::string(decoded.status().message()).find("version 1"), std::string::npos);
+  EXPECT_EQ(decoded.status().message(),
+            "peer speaks protocol version 1, this build speaks version 2");
 }
 
 TEST_F(CodecHostileTest, RejectsUnknownBodyMember) {
@@ -116,7 +135,7 @@ TEST_F(CodecHostileTest, RejectsMessagesWithTooManyElementsInAll) {
   CodecLimits limits;
   limits.max_total_elements = 20;  // each sample job alone is under it
   JobListReply list;
-  for (int i = 0; i < 4; ++i) list.jobs.push_back(SampleJob("job-" + std::to_string(i)));
+  for (uint64_t i = 1; i <= 4; ++i) list.jobs.push_back(SampleJob(i));
   ExpectInvalid(Encode(WithBody(list)), limits, "list elements in all");
 }
 
@@ -124,7 +143,7 @@ TEST_F(CodecHostileTest, StopsAtTheTraversalLimit) {
   CodecLimits limits;
   limits.traversal_limit_words = 64;
   JobListReply list;
-  for (int i = 0; i < 50; ++i) list.jobs.push_back(SampleJob("job-" + std::to_string(i)));
+  for (uint64_t i = 1; i <= 50; ++i) list.jobs.push_back(SampleJob(i));
   ExpectInvalid(Encode(WithBody(list)), limits, "malformed frame");
 }
 

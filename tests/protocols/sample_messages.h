@@ -27,13 +27,13 @@ inline JobSpec SampleSpec() {
   return spec;
 }
 
-inline RankKey SampleKey(uint32_t rank) { return RankKey{"job-42", 3, rank}; }
+inline RankKey SampleKey(uint32_t rank) { return RankKey{42, 3, rank}; }
 
 inline Progress SampleProgress() {
   return Progress{120, 3.25, 51234.5, 100, 1'700'000'000'900, 1 << 30, 2.5};
 }
 
-inline JobInfo SampleJob(const std::string& id) {
+inline JobInfo SampleJob(uint64_t id) {
   JobInfo job;
   job.id = id;
   job.name = "gpt-tiny";
@@ -55,14 +55,14 @@ inline JobInfo SampleJob(const std::string& id) {
   job.events = {JobEvent{1'700'000'000'000, "submitted", "acme", "job submitted"}};
   job.gpu_seconds = 1234.5;
   job.gpu_seconds_lost = 12.25;
-  job.reclaim_id = "7";
+  job.reclaim_id = 7;
   job.preempt_why = "on node n2, which reclaim 7 takes";
   job.resume_step = 400;
   return job;
 }
 
 inline NodeInfo SampleNode(const std::string& name) {
-  return NodeInfo{name, "draining", 8, 6, {"job-1", "job-2"}, "10.0.0.7", 1'700'000'000'500, "7"};
+  return NodeInfo{name, "draining", 8, 6, {1, 2}, "10.0.0.7", 1'700'000'000'500, 7};
 }
 
 inline WorkerReport SampleReport() {
@@ -80,7 +80,7 @@ inline WorkerSync SampleSync() {
                     {PreemptNotice{SampleKey(1), 1'700'000'060'000, "reclaim 7"}}};
 }
 
-inline ReclaimInfo SampleReclaim(const std::string& id) {
+inline ReclaimInfo SampleReclaim(uint64_t id) {
   ReclaimInfo r;
   r.id = id;
   r.who = "infra";
@@ -93,8 +93,8 @@ inline ReclaimInfo SampleReclaim(const std::string& id) {
   r.reclaimed_unix_ms = 1'700'000'030'000;
   r.released_unix_ms = 1'700'000'090'000;
   r.nodes = {ReclaimNode{"n2", "reclaimed"}};
-  r.jobs = {ReclaimVictim{"job-1", "acme", "acknowledged", "runs on n2", 400, 3.5}};
-  r.warnings = {"job job-1 needs about 90s to save; the deadline is 60s"};
+  r.jobs = {ReclaimVictim{1, "acme", "acknowledged", "runs on n2", 400, 3.5}};
+  r.warnings = {"job 1 needs about 90s to save; the deadline is 60s"};
   return r;
 }
 
@@ -102,14 +102,14 @@ inline ReclaimInfo SampleReclaim(const std::string& id) {
 inline std::vector<Body> AllBodies() {
   return {SubmitJobRequest{SampleSpec()},
           ListJobsRequest{true},
-          GetJobRequest{"job-42"},
-          CancelJobRequest{"job-43"},
+          GetJobRequest{42},
+          CancelJobRequest{43},
           ListNodesRequest{},
-          ReadLogsRequest{"job-42", 3, 2, 4096, 65536},
-          ErrorReply{5, "job job-9 not found"},
-          SubmitJobReply{"job-44"},
-          JobListReply{{SampleJob("job-1"), SampleJob("job-2")}},
-          JobReply{SampleJob("job-3")},
+          ReadLogsRequest{42, 3, 2, 4096, 65536},
+          ErrorReply{5, "job 9 not found"},
+          SubmitJobReply{44},
+          JobListReply{{SampleJob(1), SampleJob(2)}},
+          JobReply{SampleJob(3)},
           NodeListReply{{SampleNode("n1"), SampleNode("n2")}},
           LogsReply{std::string("step 1\n\0\xff binary", 17), 8192, true},
           SampleReport(),
@@ -117,9 +117,9 @@ inline std::vector<Body> AllBodies() {
           ReadRankLogRequest{SampleKey(2), 100, 200},
           RankProgress{SampleKey(3), SampleProgress()},
           ReclaimRequest{{"n1", "n2"}, 16, 60000, "urgent eval"},
-          ReleaseRequest{"7", {"n2"}},
-          ListReclaimsRequest{"7"},
-          ReclaimListReply{{SampleReclaim("7"), SampleReclaim("8")}},
+          ReleaseRequest{7, {"n2"}},
+          ListReclaimsRequest{7},
+          ReclaimListReply{{SampleReclaim(7), SampleReclaim(8)}},
           PreemptNotice{SampleKey(0), 1'700'000'060'000, "reclaim 7"}};
 }
 

@@ -40,7 +40,7 @@ class LeftoverRanksTest : public ::testing::Test {
 };
 
 TEST_F(LeftoverRanksTest, KillsARankRecordedByAPreviousWorker) {
-  const int pid = StartLeftover("job-1.1.0.pid");
+  const int pid = StartLeftover("1.1.0.pid");
   ASSERT_GT(pid, 0);
   EXPECT_EQ(KillLeftoverRanks(ranks_dir()), 1);
   EXPECT_EQ(WaitForExit(previous_worker_, pid), 128 + SIGKILL);
@@ -48,11 +48,11 @@ TEST_F(LeftoverRanksTest, KillsARankRecordedByAPreviousWorker) {
 }
 
 TEST_F(LeftoverRanksTest, SparesAProcessWhoseStartTimeDiffers) {
-  const int pid = StartLeftover("job-1.1.0.pid");
+  const int pid = StartLeftover("1.1.0.pid");
   ASSERT_GT(pid, 0);
   // The pid was "reused": same number, different process.
   const uint64_t start_time = ProcessStartTime(pid).value();
-  WriteFile(ranks_dir() + "/job-1.1.0.pid",
+  WriteFile(ranks_dir() + "/1.1.0.pid",
             std::to_string(pid) + " " + std::to_string(start_time + 1) + "\n");
   EXPECT_EQ(KillLeftoverRanks(ranks_dir()), 0);
   EXPECT_TRUE(std::filesystem::is_empty(ranks_dir()));

@@ -14,7 +14,7 @@ using ::testing::IsEmpty;
 
 constexpr char kIncarnation[] = "abc123";
 
-RankKey Key(uint32_t rank, const std::string& job = "job-1", uint32_t attempt = 1) {
+RankKey Key(uint32_t rank, uint64_t job = 1, uint32_t attempt = 1) {
   return RankKey{.job_id = job, .attempt = attempt, .rank = rank};
 }
 
@@ -216,10 +216,10 @@ TEST_F(RankTableTest, IgnoresExitOfUnknownPid) {
 }
 
 TEST_F(RankTableTest, KeepsRanksOfDifferentAttemptsApart) {
-  ApplyAndLaunch(Sync({Key(0, "job-1", 1)}));
+  ApplyAndLaunch(Sync({Key(0, 1, 1)}));
   table_.RecordExit(100, 75);
-  SyncPlan plan = table_.ApplySync(Sync({Key(0, "job-1", 2)})).value();
-  EXPECT_THAT(Keys(plan.launch), ElementsAre(Key(0, "job-1", 2)));
+  SyncPlan plan = table_.ApplySync(Sync({Key(0, 1, 2)})).value();
+  EXPECT_THAT(Keys(plan.launch), ElementsAre(Key(0, 1, 2)));
 }
 
 }  // namespace

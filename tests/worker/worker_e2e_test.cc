@@ -30,7 +30,7 @@ using protocols::WorkerReport;
 using protocols::WorkerSync;
 using ::testing::HasSubstr;
 
-RankKey Key(uint32_t rank) { return RankKey{.job_id = "job-9", .attempt = 1, .rank = rank}; }
+RankKey Key(uint32_t rank) { return RankKey{.job_id = 9, .attempt = 1, .rank = rank}; }
 
 RankLaunch ShellRank(uint32_t rank, const std::string& script) {
   return RankLaunch{.key = Key(rank),
@@ -105,8 +105,8 @@ TEST_F(WorkerProcessTest, RankSeesItsDevicesControlEndpointAndPathPrefix) {
   const std::string log = testing::ReadFile(peer_.LogPath(Key(1)));
   EXPECT_THAT(log, HasSubstr("1|1|ipc://" + dir_.path() + "/control.sock\n"));
   EXPECT_THAT(log, HasSubstr("\n/opt/sublet-test/bin:"));
-  EXPECT_THAT(log, HasSubstr("/jobs/job-9/attempt-1\n"));
-  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/ranks/job-9.1.1.pid"));
+  EXPECT_THAT(log, HasSubstr("/jobs/9/attempt-1\n"));
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/ranks/9.1.1.pid"));
 }
 
 TEST_F(WorkerProcessTest, ReportsExitCodesAndSignalDeaths) {
@@ -281,7 +281,7 @@ TEST_F(WorkerEndToEndTest, AnswersAReadOfAMissingLogWithNotFound) {
   ASSERT_TRUE(reply.has_value());
   absl::Status status = protocols::StatusFromReply(*reply);
   EXPECT_TRUE(absl::IsNotFound(status)) << status;
-  EXPECT_THAT(std::string(status.message()), HasSubstr("no log for job job-9 attempt 1 rank 5"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("no log for job 9 attempt 1 rank 5"));
 }
 
 TEST_F(WorkerEndToEndTest, ForgetsAckedExitsInLaterReports) {

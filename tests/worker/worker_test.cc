@@ -51,7 +51,7 @@ class FakeLauncher final : public ProcessLauncher {
   std::vector<ProcessExit> exits;
 };
 
-RankKey Key(uint32_t rank) { return RankKey{.job_id = "job-7", .attempt = 2, .rank = rank}; }
+RankKey Key(uint32_t rank) { return RankKey{.job_id = 7, .attempt = 2, .rank = rank}; }
 
 class WorkerTest : public ::testing::Test {
  protected:
@@ -101,10 +101,10 @@ TEST_F(WorkerTest, LaunchesARankWithItsEnvironmentDevicesAndFiles) {
   EXPECT_THAT(EnvOf(spec), Contains(Pair("SUBLET_RANK", "1")));
   EXPECT_THAT(EnvOf(spec), Contains(Pair("CUDA_VISIBLE_DEVICES", "2,3")));
   EXPECT_THAT(EnvOf(spec), Contains(Pair("SUBLET_CONTROL", "ipc://" + dir_.path() + "/control.sock")));
-  EXPECT_EQ(spec.working_dir, dir_.path() + "/jobs/job-7/attempt-2");
+  EXPECT_EQ(spec.working_dir, dir_.path() + "/jobs/7/attempt-2");
   EXPECT_TRUE(std::filesystem::is_directory(spec.working_dir));
-  EXPECT_EQ(spec.log_path, dir_.path() + "/jobs/job-7/attempt-2/rank-1.log");
-  EXPECT_EQ(spec.pid_file, dir_.path() + "/ranks/job-7.2.1.pid");
+  EXPECT_EQ(spec.log_path, dir_.path() + "/jobs/7/attempt-2/rank-1.log");
+  EXPECT_EQ(spec.pid_file, dir_.path() + "/ranks/7.2.1.pid");
   EXPECT_TRUE(peer_.ranks().IsLive(Key(1)));
 }
 
@@ -121,7 +121,7 @@ TEST_F(WorkerTest, TakesARelativeCheckpointDirectoryFromTheRanksWorkingDirectory
   WorkerSync sync = Sync({0});
   sync.desired[0].env.push_back({"SUBLET_CHECKPOINT_DIR", "ckpt"});
   peer_.HandleSync(sync);
-  EXPECT_TRUE(std::filesystem::is_directory(dir_ / "jobs/job-7/attempt-2/ckpt"));
+  EXPECT_TRUE(std::filesystem::is_directory(dir_ / "jobs/7/attempt-2/ckpt"));
 }
 
 TEST_F(WorkerTest, LaunchesEvenWhenTheCheckpointDirectoryCannotBeCreated) {
@@ -240,9 +240,10 @@ TEST_F(WorkerTest, AFailedLaunchIsReportedAsExit127) {
               ElementsAre(RankStatus{.key = Key(0), .exited = true, .exit_code = 127}));
 }
 
-TEST_F(WorkerTest, RefusesAJobIdThatWouldEscapeTheWorkDirectory) {
+// Ids start at 1; 0 names no job, so nothing is launched for it.
+TEST_F(WorkerTest, RefusesJobIdZero) {
   WorkerSync sync = Sync({0});
-  sync.desired[0].key.job_id = "../../etc";
+  sync.desired[0].key.job_id = 0;
   peer_.HandleSync(sync);
   EXPECT_THAT(launcher_.launches, IsEmpty());
   EXPECT_THAT(peer_.BuildReport().ranks, ElementsAre(::testing::Field(&RankStatus::exit_code, 127)));
@@ -274,7 +275,7 @@ TEST_F(WorkerTest, ShutdownUsesTheLastGraceTheCoordinatorSent) {
 class WorkerLogTest : public WorkerTest {
  protected:
   void WriteLog(uint32_t rank, const std::string& text) {
-    std::filesystem::create_directories(dir_.path() + "/jobs/job-7/attempt-2");
+    std::filesystem::create_directories(dir_.path() + "/jobs/7/attempt-2");
     testing::WriteFile(peer_.LogPath(Key(rank)), text);
   }
   absl::StatusOr<protocols::LogsReply> Read(uint32_t rank, uint64_t offset, uint32_t max_bytes) {
@@ -327,13 +328,14 @@ TEST_F(WorkerLogTest, AnOffsetPastTheEndReadsNothing) {
 TEST_F(WorkerLogTest, AMissingLogIsNotFoundNamingTheRank) {
   absl::StatusOr<protocols::LogsReply> reply = Read(3, 0, 100);
   EXPECT_TRUE(absl::IsNotFound(reply.status()));
-  EXPECT_EQ(reply.status().message(), "no log for job job-7 attempt 2 rank 3 on node node-a");
+  EXPECT_EQ(reply.status().message(), "no log for job 7 attempt 2 rank 3 on node node-a");
 }
 
-TEST_F(WorkerLogTest, RefusesAJobIdThatWouldEscapeTheWorkDirectory) {
+TEST_F(WorkerLogTest, RefusesJobIdZero) {
   absl::StatusOr<protocols::LogsReply> reply =
-      peer_.ReadRankLog({.key = {.job_id = "..", .attempt = 1, .rank = 0}});
+      peer_.ReadRankLog({.key = {.job_id = 0, .attempt = 1, .rank = 0}});
   EXPECT_TRUE(absl::IsInvalidArgument(reply.status()));
+  EXPECT_EQ(reply.status().message(), "bad job id 0: ids start at 1");
 }
 
 }  // namespace

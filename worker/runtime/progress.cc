@@ -4,8 +4,15 @@
 
 namespace sublet::worker {
 
-ProgressReporter::ProgressReporter(absl::Duration interval)
-    : context_(1), client_(ControlClient::FromEnvironment(context_)), interval_(interval) {}
+ProgressReporter::ProgressReporter(absl::Duration interval) : context_(1), interval_(interval) {
+  absl::StatusOr<std::unique_ptr<ControlClient>> client = ControlClient::FromEnvironment(context_);
+  if (client.ok()) {
+    client_ = *std::move(client);
+  } else {
+    Log(LogLevel::kWarn, "progress_reporting_off",
+        {{"error", std::string(client.status().message())}});
+  }
+}
 
 void ProgressReporter::Report(int64_t step, double loss, double tokens_per_s,
                               int64_t checkpoint_step, bool force) {

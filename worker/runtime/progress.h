@@ -20,7 +20,8 @@ namespace sublet::worker {
 
 class ProgressReporter {
  public:
-  // Reads SUBLET_CONTROL and friends; reporting is off without them.
+  // Reads SUBLET_CONTROL and friends; reporting is off without them, and off
+  // with a warning logged when they are malformed.
   explicit ProgressReporter(absl::Duration interval = absl::Seconds(1));
 
   bool enabled() const { return client_ != nullptr; }
