@@ -8,6 +8,7 @@
 
 #include "bench/ckpt_bench.h"
 #include "bench/collectives_bench.h"
+#include "bench/launch_bench.h"
 #include "bench/reclaim_bench.h"
 #include "bench/sched_bench.h"
 #include "bench/train_bench.h"
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   areas.push_back(sublet::bench::AddCkptCommand(app));
   areas.push_back(sublet::bench::AddReclaimCommand(app));
   areas.push_back(sublet::bench::AddTrainCommand(app));
+  areas.push_back(sublet::bench::AddLaunchCommand(app));
 
   try {
     app.parse(argc, argv);

@@ -88,6 +88,12 @@ absl::StatusOr<std::vector<protocols::ReclaimInfo>> Client::ListReclaims(uint64_
   return std::move(reply.reclaims);
 }
 
+absl::StatusOr<std::vector<protocols::AuditEntry>> Client::ListAudit(
+    const protocols::ListAuditRequest& request) {
+  SUBLET_ASSIGN_OR_RETURN(auto reply, Roundtrip<protocols::AuditListReply>(request));
+  return std::move(reply.entries);
+}
+
 bool IsFinalState(const std::string& state) {
   return state == "succeeded" || state == "failed" || state == "cancelled";
 }

@@ -59,6 +59,9 @@ class Client {
       const protocols::ReleaseRequest& request);
   // Admin: every reclaim (`reclaim_id` 0), or only `reclaim_id`'s (NotFound if none).
   absl::StatusOr<std::vector<protocols::ReclaimInfo>> ListReclaims(uint64_t reclaim_id = 0);
+  // Admin: the audit log, oldest first (protocols::ListAuditRequest).
+  absl::StatusOr<std::vector<protocols::AuditEntry>> ListAudit(
+      const protocols::ListAuditRequest& request);
 
  private:
   // Sends `body` and returns the reply of type `Reply`, or the error it stands for.

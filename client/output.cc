@@ -3,11 +3,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <string>
 
 #include "absl/strings/str_join.h"
 #include "common/duration.h"
+#include "common/plural.h"
 #include "protocols/job_spec.h"
 
 namespace sublet::client {
@@ -118,7 +120,8 @@ json NodeToJson(const NodeInfo& node) {
           {"jobs", IdTexts(node.jobs)},
           {"address", node.address},
           {"last_heartbeat", TimeOrNull(node.last_heartbeat_unix_ms)},
-          {"reclaim_id", IdOrNull(node.reclaim_id)}};
+          {"reclaim_id", IdOrNull(node.reclaim_id)},
+          {"isolation", node.isolation.empty() ? json(nullptr) : json(node.isolation)}};
 }
 
 json ReclaimToJson(const protocols::ReclaimInfo& r) {
@@ -182,6 +185,13 @@ json TenantTotalsToJson(const std::vector<JobInfo>& jobs) {
   return out;
 }
 
+json AuditEntryToJson(const protocols::AuditEntry& entry) {
+  return {{"time", FormatTimestamp(entry.time_unix_ms)},
+          {"who", entry.who},
+          {"action", entry.action},
+          {"detail", entry.detail}};
+}
+
 json ErrorToJson(const absl::Status& status) {
   return {{"error",
            {{"code", absl::StatusCodeToString(status.code())},
@@ -237,7 +247,9 @@ std::string RenderTable(const std::vector<std::string>& header,
 std::string RenderJobsTable(const std::vector<JobInfo>& jobs, absl::Time now) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& job : jobs) {
-    rows.push_back({IdText(job.id), job.name, job.tenant, job.state, JoinOrDash(job.nodes),
+    // A pending job holds no nodes: `nodes` is where its last attempt ran.
+    const std::string nodes = job.state == "pending" ? "-" : JoinOrDash(job.nodes);
+    rows.push_back({IdText(job.id), job.name, job.tenant, job.state, nodes,
                     std::to_string(job.restarts), std::to_string(job.preemptions),
                     fmt::format("{:.0f}", job.gpu_seconds),
                     fmt::format("{:.0f}", job.gpu_seconds_lost),
@@ -301,6 +313,14 @@ std::string RenderReclaimDetail(const protocols::ReclaimInfo& r, absl::Time now)
   return out;
 }
 
+std::string RenderAuditTable(const std::vector<protocols::AuditEntry>& entries) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& e : entries) {
+    rows.push_back({FormatTimestamp(e.time_unix_ms), e.who, e.action, e.detail});
+  }
+  return RenderTable({"TIME", "WHO", "ACTION", "DETAIL"}, rows);
+}
+
 std::string RenderNodesTable(const std::vector<NodeInfo>& nodes, absl::Time now) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& node : nodes) {
@@ -308,9 +328,10 @@ std::string RenderNodesTable(const std::vector<NodeInfo>& nodes, absl::Time now)
     if (seen != "-") seen += " ago";
     rows.push_back({node.name, node.state, std::to_string(node.gpus),
                     std::to_string(node.gpus_free), JoinOrDash(IdTexts(node.jobs)),
-                    OrDash(node.address), seen});
+                    OrDash(node.address), seen, OrDash(node.isolation)});
   }
-  return RenderTable({"NAME", "STATE", "GPUS", "FREE", "JOBS", "ADDRESS", "LAST-SEEN"}, rows);
+  return RenderTable(
+      {"NAME", "STATE", "GPUS", "FREE", "JOBS", "ADDRESS", "LAST-SEEN", "ISOLATION"}, rows);
 }
 
 }  // namespace sublet::client
@@ -319,17 +340,77 @@ namespace sublet::client {
 namespace {
 
 std::string SpecSummary(const protocols::JobSpec& spec) {
-  return fmt::format("{} nodes x {} GPUs, tensor {}, priority {}, max_restarts {}, time_limit {}",
-                     spec.nodes, spec.gpus_per_node, spec.tensor_parallel,
-                     protocols::PriorityName(spec.priority), spec.max_restarts,
-                     spec.time_limit > absl::ZeroDuration()
-                         ? sublet::FormatDuration(spec.time_limit)
-                         : std::string("none"));
+  return fmt::format(
+      "{} x {}, tensor {}, priority {}, max_restarts {}, time_limit {}", Plural(spec.nodes, "node"),
+      Plural(spec.gpus_per_node, "GPU"), spec.tensor_parallel,
+      protocols::PriorityName(spec.priority), spec.max_restarts,
+      spec.time_limit > absl::ZeroDuration() ? sublet::FormatDuration(spec.time_limit)
+                                             : std::string("none"));
+}
+
+std::string CheckpointSettings(const protocols::JobSpec& spec) {
+  const std::string every = spec.checkpoint_every_steps == 0
+                                ? std::string("at the trainer's default interval")
+                                : "every " + Plural(spec.checkpoint_every_steps, "step");
+  return fmt::format("{}, keeping the newest {}", every,
+                     Plural(spec.checkpoint_keep, "checkpoint"));
+}
+
+// Keys only: values may hold credentials.
+std::string EnvKeys(const protocols::JobSpec& spec) {
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : spec.env) keys.push_back(key);
+  return keys.empty() ? "-" : absl::StrJoin(keys, ", ") + " (values not shown)";
+}
+
+// Where the job runs now. A pending job runs nowhere: the nodes it carries
+// are its last attempt's.
+std::string NodesLine(const JobInfo& job) {
+  if (job.state != "pending") return JoinOrDash(job.nodes);
+  if (job.nodes.empty() || job.attempt == 0) return "- (not placed)";
+  return fmt::format("- (not placed; attempt {} ran on {})", job.attempt, JoinOrDash(job.nodes));
 }
 
 std::string TimeLine(int64_t unix_ms, absl::Time now) {
   if (unix_ms == 0) return "-";
   return fmt::format("{} ({} ago)", FormatTimestamp(unix_ms), FormatAge(unix_ms, now));
+}
+
+struct AttemptStart {
+  uint32_t attempt = 0;
+  int64_t time_unix_ms = 0;
+  std::string where;  // "node-1,node-2 (4 ranks)..." as the event says
+};
+
+// Each attempt's start, from the job's "started" events, whose message is
+// "attempt N on NODES (...)". Without events (a listing, not `show`), only
+// the current attempt's start is known.
+std::vector<AttemptStart> AttemptStarts(const JobInfo& job) {
+  std::vector<AttemptStart> out;
+  for (const auto& event : job.events) {
+    if (event.kind != "started") continue;
+    AttemptStart start{static_cast<uint32_t>(out.size() + 1), event.time_unix_ms, event.message};
+    unsigned number = 0;
+    int consumed = 0;
+    if (std::sscanf(event.message.c_str(), "attempt %u on %n", &number, &consumed) == 1 &&
+        consumed > 0) {
+      start.attempt = number;
+      start.where = event.message.substr(static_cast<size_t>(consumed));
+    }
+    out.push_back(std::move(start));
+  }
+  if (out.empty() && job.start_time_unix_ms != 0) {
+    out.push_back({job.attempt, job.start_time_unix_ms, JoinOrDash(job.nodes)});
+  }
+  return out;
+}
+
+std::string AttemptsTable(const std::vector<AttemptStart>& starts, absl::Time now) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& s : starts) {
+    rows.push_back({std::to_string(s.attempt), TimeLine(s.time_unix_ms, now), OrDash(s.where)});
+  }
+  return RenderTable({"ATTEMPT", "STARTED", "ON"}, rows);
 }
 
 std::string PlacementTable(const std::vector<protocols::RankPlacement>& ranks) {
@@ -352,43 +433,86 @@ std::string EventsTable(const std::vector<protocols::JobEvent>& events) {
   return RenderTable({"TIME", "WHO", "KIND", "MESSAGE"}, rows);
 }
 
-}  // namespace
+using Field = std::pair<std::string, std::string>;
 
-std::string RenderJobDetail(const JobInfo& job, absl::Time now) {
-  const std::string checkpoint = job.last_checkpoint_step >= 0
-                                     ? fmt::format("step {}", job.last_checkpoint_step)
-                                     : std::string("none");
-  std::vector<std::vector<std::string>> fields = {
-      {"Job:", fmt::format("{} ({})", job.id, job.name)},
-      {"Tenant:", job.tenant},
-      {"State:", job.state},
-      {"Reason:", OrDash(job.reason)},
-      {"Spec:", SpecSummary(job.spec)},
-      {"Attempt:",
-       fmt::format("{} (restarts {}, preemptions {})", job.attempt, job.restarts, job.preemptions)},
-      {"Checkpoint:", checkpoint},
+// What the tenant asked for.
+std::vector<Field> SpecFields(const protocols::JobSpec& spec) {
+  std::vector<Field> fields = {
+      {"Spec:", SpecSummary(spec)},
+      {"Checkpointing:", CheckpointSettings(spec)},
+      {"Env:", EnvKeys(spec)},
+  };
+  if (spec.elastic_min_nodes > 0) {
+    fields.push_back({"Elastic:", fmt::format("may run on {} to {}", spec.elastic_min_nodes,
+                                              Plural(spec.nodes, "node"))});
+  }
+  if (spec.progress_timeout > absl::ZeroDuration()) {
+    fields.push_back({"Progress timeout:", sublet::FormatDuration(spec.progress_timeout)});
+  }
+  if (!spec.preemption_signal.empty()) {
+    fields.push_back({"Preemption:", "notice by " + spec.preemption_signal});
+  }
+  return fields;
+}
+
+// Where the job stands.
+std::vector<Field> StatusFields(const JobInfo& job, int64_t first_start_ms, absl::Time now) {
+  std::vector<Field> fields = {
+      {"Attempt:", fmt::format("{} ({}, {})", job.attempt, Plural(job.restarts, "restart"),
+                               Plural(job.preemptions, "preemption"))},
+      {"Last checkpoint:", job.last_checkpoint_step >= 0
+                               ? fmt::format("step {}", job.last_checkpoint_step)
+                               : std::string("none")},
       {"GPU-seconds:", fmt::format("{:.1f} used, {:.1f} lost to preemption", job.gpu_seconds,
                                    job.gpu_seconds_lost)},
-      {"Progress:", job.progress.step < 0
-                        ? std::string("-")
-                        : fmt::format("step {}, loss {:.4g}, {:.0f} tokens/s ({})",
-                                      job.progress.step, job.progress.loss,
-                                      job.progress.tokens_per_s,
-                                      TimeLine(job.progress.time_unix_ms, now))},
-      {"Nodes:", JoinOrDash(job.nodes)},
+      {"Progress:",
+       job.progress.step < 0
+           ? std::string("-")
+           : fmt::format("step {}, loss {:.4g}, {:.0f} tokens/s ({})", job.progress.step,
+                         job.progress.loss, job.progress.tokens_per_s,
+                         TimeLine(job.progress.time_unix_ms, now))},
+      {"Nodes:", NodesLine(job)},
       {"Submitted:", TimeLine(job.submit_time_unix_ms, now)},
-      {"Started:", TimeLine(job.start_time_unix_ms, now)},
+      {"First start:", TimeLine(first_start_ms, now)},
       {"Ended:", TimeLine(job.end_time_unix_ms, now)},
   };
-  if (!job.preempt_why.empty()) {
-    fields.push_back({"Preempted:", job.preempt_why});
-  }
+  if (!job.preempt_why.empty()) fields.push_back({"Preempted:", job.preempt_why});
   if (job.resume_step >= 0) {
     fields.push_back({"Resumes:", fmt::format("from step {}", job.resume_step)});
   }
+  return fields;
+}
+
+// "Label:" padded to the longest label, then the value.
+std::string RenderFields(const std::vector<Field>& fields) {
+  size_t width = 0;
+  for (const auto& [label, value] : fields) width = std::max(width, label.size());
   std::string out;
-  for (const auto& field : fields) out += fmt::format("{:<14}{}\n", field[0], field[1]);
-  out += "\nPlacement:\n";
+  for (const auto& [label, value] : fields) {
+    out += fmt::format("{:<{}}{}\n", label, width + 2, value);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string RenderJobDetail(const JobInfo& job, absl::Time now) {
+  const std::vector<AttemptStart> starts = AttemptStarts(job);
+  std::vector<Field> fields = {{"Job:", fmt::format("{} ({})", job.id, job.name)},
+                               {"Tenant:", job.tenant},
+                               {"State:", job.state},
+                               {"Reason:", OrDash(job.reason)}};
+  for (auto& f : SpecFields(job.spec)) fields.push_back(std::move(f));
+  for (auto& f : StatusFields(job, starts.empty() ? 0 : starts.front().time_unix_ms, now)) {
+    fields.push_back(std::move(f));
+  }
+  std::string out = RenderFields(fields);
+  out += "\nAttempts:\n";
+  out += starts.empty() ? "  (not started)\n" : AttemptsTable(starts, now);
+  // A pending job's ranks are its last attempt's, which ended.
+  out += job.state == "pending" && !job.ranks.empty()
+             ? fmt::format("\nLast placement (attempt {}, ended):\n", job.attempt)
+             : std::string("\nPlacement:\n");
   out += job.ranks.empty() ? "  (not placed)\n" : PlacementTable(job.ranks);
   out += "\nEvents:\n";
   out += job.events.empty() ? "  (none)\n" : EventsTable(job.events);

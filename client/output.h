@@ -32,6 +32,8 @@ nlohmann::json NodeToJson(const protocols::NodeInfo& node);
 nlohmann::json ReclaimToJson(const protocols::ReclaimInfo& reclaim);
 // Per tenant over `jobs`: [{tenant, jobs, gpu_seconds, gpu_seconds_lost}].
 nlohmann::json TenantTotalsToJson(const std::vector<protocols::JobInfo>& jobs);
+// time (ISO 8601 UTC), who, action, detail.
+nlohmann::json AuditEntryToJson(const protocols::AuditEntry& entry);
 // {"error": {"code": "NOT_FOUND", "message": "..."}}
 nlohmann::json ErrorToJson(const absl::Status& status);
 // One document, two-space indented, newline-terminated; invalid UTF-8 (log
@@ -49,12 +51,18 @@ std::string FormatAge(int64_t unix_ms, absl::Time now);
 std::string RenderTable(const std::vector<std::string>& header,
                         const std::vector<std::vector<std::string>>& rows);
 
-// ID NAME TENANT STATE NODES RESTARTS PREEMPT AGE REASON
+// ID NAME TENANT STATE NODES RESTARTS PREEMPT AGE REASON (a pending job's
+// NODES is "-": it holds none).
 std::string RenderJobsTable(const std::vector<protocols::JobInfo>& jobs, absl::Time now);
 // NAME STATE GPUS FREE JOBS ADDRESS LAST-SEEN
 std::string RenderNodesTable(const std::vector<protocols::NodeInfo>& nodes, absl::Time now);
-// `sublet show`: state, spec summary, placement, counters, checkpoint, events.
+// `sublet show`: state, spec summary with checkpoint settings, env keys (not
+// values), progress_timeout and preemption.signal when set; counters,
+// checkpoint, the first start and each attempt's start (from the "started"
+// events), placement (for a pending job: its last attempt's, said so), events.
 std::string RenderJobDetail(const protocols::JobInfo& job, absl::Time now);
+// TIME WHO ACTION DETAIL, oldest first as given.
+std::string RenderAuditTable(const std::vector<protocols::AuditEntry>& entries);
 // ID STATE WHO NODES JOBS DEADLINE AGE REASON
 std::string RenderReclaimsTable(const std::vector<protocols::ReclaimInfo>& reclaims,
                                 absl::Time now);

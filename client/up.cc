@@ -1,9 +1,15 @@
 #include "client/up.h"
 
 #include <fmt/format.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 #include <fstream>
@@ -16,6 +22,7 @@
 #include "client/context.h"
 #include "client/internal/child_process.h"
 #include "client/output.h"
+#include "common/plural.h"
 
 extern char** environ;
 
@@ -76,20 +83,57 @@ std::vector<std::string> ChildEnv(const std::string& bin_dir) {
   return env;
 }
 
-// Writes the context file unless one for another coordinator exists.
-// Returns whether it wrote it.
-bool ClaimContext(const std::string& path, const std::string& listen, std::ostream& err) {
+// Writes `text` to `path`, readable by its owner only (tokens are in it).
+absl::Status WritePrivateFile(const std::string& path, const std::string& text) {
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return absl::InternalError(fmt::format("create {}: {}", path, strerror(errno)));
+  const bool wrote = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  const bool tightened = fchmod(fd, 0600) == 0;
+  close(fd);
+  if (!wrote || !tightened) {
+    return absl::InternalError(fmt::format("write {}: {}", path, strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+// 128 bits from the kernel's CSPRNG, as 32 hex digits.
+absl::StatusOr<std::string> RandomToken() {
+  unsigned char bytes[16];
+  if (getrandom(bytes, sizeof(bytes), 0) != static_cast<ssize_t>(sizeof(bytes))) {
+    return absl::InternalError(fmt::format("getrandom: {}", strerror(errno)));
+  }
+  std::string hex;
+  for (unsigned char b : bytes) hex += fmt::format("{:02x}", b);
+  return hex;
+}
+
+absl::Status CheckTenantName(const std::string& name) {
+  const bool safe = !name.empty() && name.size() <= 64 && name[0] != '.' &&
+                    name.find_first_not_of(
+                        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                        "0123456789._-") == std::string::npos;
+  if (safe) return absl::OkStatus();
+  return absl::InvalidArgumentError(fmt::format(
+      "--tenants: '{}' is not a tenant name (ASCII letters, digits and ._-, at most 64 bytes, "
+      "not starting with .)",
+      name));
+}
+
+// Writes the context file, with `token`, unless one for another coordinator
+// exists. Returns whether it wrote it.
+bool ClaimContext(const std::string& path, const std::string& listen, const std::string& token,
+                  std::ostream& err) {
   if (path.empty()) return false;
   absl::StatusOr<std::optional<ContextFile>> existing = ReadContextFile(path);
   if (!existing.ok() || (existing->has_value() && (*existing)->coordinator != listen)) {
     err << fmt::format(
                "sublet up: leaving {} alone (it is for another cluster); use "
                "--coordinator {} --token {}",
-               path, listen, kTenantToken)
+               path, listen, token)
         << std::endl;
     return false;
   }
-  absl::Status written = WriteContextFile(path, {listen, kTenantToken});
+  absl::Status written = WriteContextFile(path, {listen, token});
   if (!written.ok()) err << "sublet up: " << written.message() << std::endl;
   return written.ok();
 }
@@ -104,9 +148,10 @@ void ReleaseContext(const std::string& path, const std::string& listen) {
 
 class LocalCluster {
  public:
-  LocalCluster(const UpOptions& options, std::string state_dir, std::string bin_dir,
-               std::ostream& err)
+  LocalCluster(const UpOptions& options, std::vector<UpTenant> tenants, std::string state_dir,
+               std::string bin_dir, std::ostream& err)
       : options_(options),
+        tenants_(std::move(tenants)),
         state_dir_(std::move(state_dir)),
         bin_dir_(std::move(bin_dir)),
         err_(err) {}
@@ -128,6 +173,7 @@ class LocalCluster {
   absl::StatusOr<int> ReadyNodes(Client& client);
 
   const UpOptions& options_;
+  const std::vector<UpTenant> tenants_;
   const std::string state_dir_;
   const std::string bin_dir_;
   std::ostream& err_;
@@ -146,7 +192,9 @@ absl::Status LocalCluster::Spawn(const std::string& name, std::vector<std::strin
 
 absl::Status LocalCluster::Start(StopSignals& signals) {
   const std::string config = state_dir_ + "/coordinator.yaml";
-  std::ofstream(config) << RenderUpCoordinatorConfig(state_dir_);
+  const std::string token_file = state_dir_ + "/node-token";
+  SUBLET_RETURN_IF_ERROR(WritePrivateFile(config, RenderUpCoordinatorConfig(state_dir_, tenants_)));
+  SUBLET_RETURN_IF_ERROR(WritePrivateFile(token_file, std::string(kNodeToken) + "\n"));
   std::error_code ec;
   fs::create_directories(state_dir_ + "/storage", ec);
   const std::string ready_file = state_dir_ + "/coordinator.ready";
@@ -156,11 +204,19 @@ absl::Status LocalCluster::Start(StopSignals& signals) {
                                 state_dir_ + "/coordinator", "--config", config, "--ready-file",
                                 ready_file}));
   SUBLET_RETURN_IF_ERROR(WaitForCoordinator(signals, ready_file));
+  const bool isolate = !options_.no_isolation && geteuid() == 0;
+  if (!isolate && !options_.no_isolation) {
+    err_ << "sublet up: not running as root, so ranks run unconfined (--no-isolation)"
+         << std::endl;
+  }
   for (int i = 1; i <= options_.workers; ++i) {
     const std::string name = fmt::format("node-{}", i);
-    SUBLET_RETURN_IF_ERROR(Spawn(name, {"--coordinator", options_.listen, "--name", name, "--gpus",
-                                        std::to_string(options_.gpus), "--work-dir",
-                                        state_dir_ + "/" + name, "--token", kNodeToken}));
+    std::vector<std::string> args = {"--coordinator", options_.listen,  "--name",
+                                     name,            "--gpus",          std::to_string(options_.gpus),
+                                     "--work-dir",    state_dir_ + "/" + name, "--token-file",
+                                     token_file};
+    if (!isolate) args.push_back("--no-isolation");
+    SUBLET_RETURN_IF_ERROR(Spawn(name, args));
   }
   return absl::OkStatus();
 }
@@ -247,11 +303,14 @@ void LocalCluster::Stop() {
   }
 }
 
-void PrintBanner(const UpOptions& options, const std::string& state_dir, bool wrote_context,
-                 std::ostream& out) {
+void PrintBanner(const UpOptions& options, const std::vector<UpTenant>& tenants,
+                 const std::string& state_dir, bool wrote_context, std::ostream& out) {
   if (options.json) {
+    nlohmann::json listed = nlohmann::json::array();
+    for (const UpTenant& t : tenants) listed.push_back({{"name", t.name}, {"token", t.token}});
     out << DumpJson({{"coordinator", options.listen},
-                     {"token", kTenantToken},
+                     {"token", tenants.front().token},
+                     {"tenants", listed},
                      {"admin_token", kAdminToken},
                      {"nodes", options.workers},
                      {"gpus_per_node", options.gpus},
@@ -261,44 +320,70 @@ void PrintBanner(const UpOptions& options, const std::string& state_dir, bool wr
         << std::flush;
     return;
   }
-  out << fmt::format("cluster ready: {} node{} × {} GPUs at {}\n", options.workers,
-                     options.workers == 1 ? "" : "s", options.gpus, options.listen);
-  out << (wrote_context ? "  try: sublet submit examples/jobs/hello.yaml\n"
+  out << fmt::format("cluster ready: {} × {} at {}\n", Plural(options.workers, "node"),
+                     Plural(options.gpus, "GPU"), options.listen);
+  out << (wrote_context ? fmt::format("  try: sublet submit examples/jobs/hello.yaml (as {})\n",
+                                      tenants.front().name)
                         : fmt::format("  try: sublet --coordinator {} --token {} submit "
                                       "examples/jobs/hello.yaml\n",
-                                      options.listen, kTenantToken));
-  out << fmt::format("  tenant token: {}; admin token: {}\n", kTenantToken, kAdminToken);
+                                      options.listen, tenants.front().token));
+  for (const UpTenant& t : tenants) {
+    out << fmt::format("  tenant {}: token {}\n", t.name, t.token);
+  }
+  out << fmt::format("  admin token: {}\n", kAdminToken);
   out << fmt::format("  logs in {}\n  Ctrl-C stops the cluster\n", state_dir) << std::flush;
 }
 
 }  // namespace
 
-std::string RenderUpCoordinatorConfig(const std::string& state_dir) {
+absl::StatusOr<std::vector<UpTenant>> MakeUpTenants(const std::vector<std::string>& names) {
+  if (names.empty()) return std::vector<UpTenant>{{"dev", kTenantToken}};
+  std::vector<UpTenant> tenants;
+  for (const std::string& name : names) {
+    SUBLET_RETURN_IF_ERROR(CheckTenantName(name));
+    for (const UpTenant& t : tenants) {
+      if (t.name == name) {
+        return absl::InvalidArgumentError(fmt::format("--tenants: '{}' is named twice", name));
+      }
+    }
+    SUBLET_ASSIGN_OR_RETURN(std::string token, RandomToken());
+    tenants.push_back({name, std::move(token)});
+  }
+  return tenants;
+}
+
+std::string RenderUpCoordinatorConfig(const std::string& state_dir,
+                                      const std::vector<UpTenant>& tenants) {
+  std::string listed;
+  for (const UpTenant& t : tenants) {
+    listed += fmt::format("  - {{name: {}, token: \"{}\"}}\n", t.name, t.token);
+  }
   return fmt::format(
       "storage_root: {}/storage\n"
       "heartbeat_timeout: 10s\n"
       "tenants:\n"
-      "  - {{name: dev, token: \"{}\"}}\n"
+      "{}"
       "admins:\n"
       "  - {{name: admin, token: \"{}\"}}\n"
       "workers: {{token: \"{}\"}}\n",
-      state_dir, kTenantToken, kAdminToken, kNodeToken);
+      state_dir, listed, kAdminToken, kNodeToken);
 }
 
 absl::Status RunUp(const UpOptions& options, std::ostream& out, std::ostream& err) {
   if (options.workers < 1) return absl::InvalidArgumentError("--workers: must be at least 1");
   if (options.gpus < 1) return absl::InvalidArgumentError("--gpus: must be at least 1");
+  SUBLET_ASSIGN_OR_RETURN(std::vector<UpTenant> tenants, MakeUpTenants(options.tenants));
   SUBLET_ASSIGN_OR_RETURN(const std::string bin_dir, FindBinDir(options.bin_dir));
   SUBLET_ASSIGN_OR_RETURN(const std::string state_dir, PrepareStateDir(options.state_dir));
 
   StopSignals signals;  // before any thread or child exists
-  LocalCluster cluster(options, state_dir, bin_dir, err);
+  LocalCluster cluster(options, tenants, state_dir, bin_dir, err);
   absl::Status status = cluster.Start(signals);
   if (status.ok()) status = cluster.WaitUntilReady(signals);
   bool wrote_context = false;
   if (status.ok()) {
-    wrote_context = ClaimContext(options.context_path, options.listen, err);
-    PrintBanner(options, state_dir, wrote_context, out);
+    wrote_context = ClaimContext(options.context_path, options.listen, tenants.front().token, err);
+    PrintBanner(options, tenants, state_dir, wrote_context, out);
     status = cluster.RunUntilStopped(signals);
   }
   err << "sublet up: stopping the cluster" << std::endl;

@@ -1,7 +1,10 @@
 // `sublet up`: a whole local cluster in the foreground, for trying Sublet and
 // for the demo. It
-//   1. writes DIR/coordinator.yaml (one tenant "dev", one admin, the worker
-//      token) and starts sublet-coordinator and N sublet-worker daemons from
+//   1. writes DIR/coordinator.yaml (one tenant "dev", or with --tenants one
+//      per name with a random token; one admin; the worker token; mode
+//      0600) and DIR/node-token (0600, read by the workers with
+//      --token-file, so no token is on a command line), and starts
+//      sublet-coordinator and N sublet-worker daemons from
 //      the directory `sublet` itself lives in, each logging to DIR/<name>.log;
 //   2. waits until all N nodes report `ready` (a child that dies first fails
 //      the command with the tail of its log);
@@ -15,6 +18,7 @@
 #include <chrono>
 #include <iosfwd>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -30,10 +34,31 @@ struct UpOptions {
   std::chrono::seconds ready_timeout{60};  // for all nodes to become ready
   std::chrono::seconds stop_grace{15};     // SIGTERM -> SIGKILL
   bool json = false;                       // print the ready banner as JSON
+  // Workers sandbox ranks (sublet-worker, worker/sandboxes.h) when run as
+  // root, unless this is set; not as root they cannot and run with
+  // --no-isolation.
+  bool no_isolation = false;
+  // Tenant names (--tenants acme,globex), each given a random token; empty:
+  // the one tenant "dev" with token dev-token.
+  std::vector<std::string> tenants;
 };
 
+struct UpTenant {
+  std::string name;
+  std::string token;
+  bool operator==(const UpTenant&) const = default;
+};
+
+// The tenants `sublet up` configures: "dev" (token dev-token) when `names` is
+// empty, else one per name, in order, each with a random 128-bit token (32
+// hex digits). InvalidArgument naming --tenants for an empty or repeated
+// name, or one that is not ASCII letters, digits and `._-` (at most 64 bytes,
+// not starting with `.`): a tenant's name is a directory of the storage.
+absl::StatusOr<std::vector<UpTenant>> MakeUpTenants(const std::vector<std::string>& names);
+
 // The coordinator config `sublet up` runs with.
-std::string RenderUpCoordinatorConfig(const std::string& state_dir);
+std::string RenderUpCoordinatorConfig(const std::string& state_dir,
+                                      const std::vector<UpTenant>& tenants);
 
 // Runs the cluster until it is stopped. OK after SIGINT/SIGTERM;
 // InvalidArgument for bad options; FailedPrecondition when the daemons'

@@ -2,6 +2,7 @@
 // tenants see, cancel and read the logs of their own jobs only (another
 // tenant's job is "not found", so ids reveal nothing); admins see all jobs
 // and nodes but own no jobs; the worker token serves only the worker channel.
+#include "absl/strings/str_join.h"
 #include "common/log.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/views.h"
@@ -9,6 +10,14 @@
 #include "protocols/codec.h"
 
 namespace sublet::coordinator {
+namespace {
+
+constexpr uint32_t kDefaultAuditEntries = 100;
+constexpr uint32_t kMaxAuditEntries = 10'000;
+// Well under the 16 MiB frame a client accepts.
+constexpr size_t kMaxAuditReplyBytes = 8 << 20;
+
+}  // namespace
 
 using protocols::Body;
 
@@ -41,6 +50,7 @@ absl::StatusOr<Body> Coordinator::HandleApi(const Principal& who, protocols::Env
   if (auto* r = std::get_if<protocols::ReclaimRequest>(&body)) return StartReclaim(who, *r);
   if (auto* r = std::get_if<protocols::ReleaseRequest>(&body)) return Release(who, *r);
   if (auto* r = std::get_if<protocols::ListReclaimsRequest>(&body)) return ListReclaims(who, *r);
+  if (auto* r = std::get_if<protocols::ListAuditRequest>(&body)) return ListAudit(who, *r);
   if (auto* r = std::get_if<protocols::ReadLogsRequest>(&body)) {
     SUBLET_RETURN_IF_ERROR(ForwardLogs(who, *r, peer, request.request_id));
     deferred = true;
@@ -73,13 +83,29 @@ absl::StatusOr<Body> Coordinator::ListJobs(const Principal& who,
   return reply;
 }
 
-// Reclaim and release are admin-only; every call, refused or not, is in the
-// audit log with who asked and why.
+// Reclaim and release are admin-only. Every call is in the audit log with
+// who asked and why, a refused one too (a tenant asking, a node that does
+// not exist, more GPUs than there are), with the reason it was refused.
+// Refusals go through Cluster::NoteRefusal, so they are written after the
+// request's savepoint ended and survive whatever the refusal undid; a store
+// failure is not a refusal (the whole turn is retried).
 absl::StatusOr<Body> Coordinator::StartReclaim(const Principal& who,
                                                const protocols::ReclaimRequest& r) {
+  absl::StatusOr<Body> reply = TryStartReclaim(who, r);
+  if (!reply.ok() && store_->failure().ok()) {
+    const std::string asked = r.nodes.empty() ? fmt::format("--gpus {}", r.gpus)
+                                              : "--nodes " + absl::StrJoin(r.nodes, ",");
+    cluster_.NoteRefusal(
+        who.name, "reclaim_refused",
+        fmt::format("{} (asked: {}; reason given: {})", std::string(reply.status().message()),
+                    asked, r.reason.empty() ? "none" : r.reason));
+  }
+  return reply;
+}
+
+absl::StatusOr<Body> Coordinator::TryStartReclaim(const Principal& who,
+                                                  const protocols::ReclaimRequest& r) {
   if (who.role != Role::kAdmin) {
-    SUBLET_RETURN_IF_ERROR(cluster_.Audit(who.name, "reclaim_refused",
-                                          fmt::format("not an admin; reason given: {}", r.reason)));
     return absl::PermissionDeniedError(
         fmt::format("{} is not an admin: only admins may reclaim capacity", who.name));
   }
@@ -91,14 +117,53 @@ absl::StatusOr<Body> Coordinator::StartReclaim(const Principal& who,
 
 absl::StatusOr<Body> Coordinator::Release(const Principal& who,
                                           const protocols::ReleaseRequest& r) {
+  absl::StatusOr<Body> reply = TryRelease(who, r);
+  if (!reply.ok() && store_->failure().ok()) {
+    const std::string asked = r.reclaim_id != 0 ? fmt::format("reclaim {}", r.reclaim_id)
+                                                : "--nodes " + absl::StrJoin(r.nodes, ",");
+    cluster_.NoteRefusal(
+        who.name, "release_refused",
+        fmt::format("{} (asked: {})", std::string(reply.status().message()), asked));
+  }
+  return reply;
+}
+
+absl::StatusOr<Body> Coordinator::TryRelease(const Principal& who,
+                                             const protocols::ReleaseRequest& r) {
   if (who.role != Role::kAdmin) {
-    SUBLET_RETURN_IF_ERROR(cluster_.Audit(who.name, "release_refused", "not an admin"));
     return absl::PermissionDeniedError(
         fmt::format("{} is not an admin: only admins may release capacity", who.name));
   }
   SUBLET_ASSIGN_OR_RETURN(std::vector<uint64_t> ids, cluster_.Release(who.name, r));
   protocols::ReclaimListReply reply;
   for (uint64_t id : ids) reply.reclaims.push_back(ReclaimView(cluster_, *cluster_.FindReclaim(id)));
+  return reply;
+}
+
+// The newest entries that fit kMaxAuditReplyBytes, oldest first.
+absl::StatusOr<Body> Coordinator::ListAudit(const Principal& who,
+                                            const protocols::ListAuditRequest& r) {
+  if (who.role != Role::kAdmin) {
+    return absl::PermissionDeniedError(
+        fmt::format("{} is not an admin: only admins may read the audit log", who.name));
+  }
+  if (r.since_ms < 0) return absl::InvalidArgumentError("--since: must not be negative");
+  const uint32_t limit = r.limit == 0 ? kDefaultAuditEntries : std::min(r.limit, kMaxAuditEntries);
+  const int64_t since = r.since_ms == 0 ? 0 : absl::ToUnixMillis(clock_.Now()) - r.since_ms;
+  SUBLET_ASSIGN_OR_RETURN(std::vector<Store::AuditEntry> entries, store_->Audit(since, limit));
+  size_t first = entries.size(), bytes = 0;
+  while (first > 0) {
+    const Store::AuditEntry& e = entries[first - 1];
+    bytes += e.who.size() + e.action.size() + e.detail.size() + 32;
+    if (bytes > kMaxAuditReplyBytes) break;
+    --first;
+  }
+  protocols::AuditListReply reply;
+  for (size_t i = first; i < entries.size(); ++i) {
+    Store::AuditEntry& e = entries[i];
+    reply.entries.push_back(
+        {e.time_unix_ms, std::move(e.who), std::move(e.action), std::move(e.detail)});
+  }
   return reply;
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/log.h"
+#include "common/plural.h"
 #include "coordinator/accounting.h"
 #include "fmt/format.h"
 
@@ -12,6 +13,13 @@ Cluster::Cluster(Store& store, const Clock& clock, const Config& config)
     : store_(store), clock_(clock), config_(config) {}
 
 absl::Status Cluster::Recover() {
+  std::vector<std::string> tenants;
+  for (const auto& [token, principal] : config_.tokens) {
+    if (principal.role == Role::kTenant) tenants.push_back(principal.name);
+  }
+  std::sort(tenants.begin(), tenants.end());
+  tenants.erase(std::unique(tenants.begin(), tenants.end()), tenants.end());
+  SUBLET_ASSIGN_OR_RETURN(tenant_numbers_, store_.NumberTenants(tenants));
   SUBLET_ASSIGN_OR_RETURN(Store::Snapshot snap, store_.Load());
   jobs_.clear();
   nodes_.clear();
@@ -69,6 +77,7 @@ absl::Status Cluster::Reload() {
     node.last_seen = it->second.last_seen;
     node.free_ports = it->second.free_ports;
     node.gpus = it->second.gpus;
+    node.isolation = it->second.isolation;
   }
   for (auto& [id, job] : jobs_) {
     auto it = old_jobs.find(id);
@@ -130,9 +139,9 @@ absl::StatusOr<uint64_t> Cluster::Submit(const std::string& tenant, protocols::J
   }
   uint32_t largest = LargestNodeGpus();
   if (largest > 0 && spec.gpus_per_node > largest) {
-    return absl::InvalidArgumentError(fmt::format(
-        "resources.gpus_per_node: {} is more than any node has (largest: {} GPUs)",
-        spec.gpus_per_node, largest));
+    return absl::InvalidArgumentError(
+        fmt::format("resources.gpus_per_node: {} is more than any node has (largest: {})",
+                    spec.gpus_per_node, Plural(largest, "GPU")));
   }
   Job job;
   job.id = next_job_id_;
@@ -142,8 +151,8 @@ absl::StatusOr<uint64_t> Cluster::Submit(const std::string& tenant, protocols::J
   job.reason = "waiting for the scheduler";
   SUBLET_RETURN_IF_ERROR(store_.InsertJob(job));
   SUBLET_RETURN_IF_ERROR(Event(job, "submitted", tenant,
-                               fmt::format("{} nodes x {} GPUs, priority {}", job.spec.nodes,
-                                           job.spec.gpus_per_node,
+                               fmt::format("{} x {}, priority {}", Plural(job.spec.nodes, "node"),
+                                           Plural(job.spec.gpus_per_node, "GPU"),
                                            protocols::PriorityName(job.spec.priority))));
   ++next_job_id_;
   ++open_jobs_[tenant];
@@ -200,7 +209,9 @@ absl::Status Cluster::OnRankExit(Job& job, RankRecord& rank, int32_t code, const
       if (!r.exited || r.exit_code != 0) return Save(job);
     }
     SUBLET_RETURN_IF_ERROR(Event(job, "succeeded", who,
-                                 fmt::format("all {} ranks exited 0", job.ranks.size())));
+                                 job.ranks.size() == 1
+                                     ? std::string("the rank exited 0")
+                                     : fmt::format("all {} ranks exited 0", job.ranks.size())));
     return Finish(job, JobState::kSucceeded, "all ranks exited 0");
   }
   return EndAttempt(job, rank, code, who);

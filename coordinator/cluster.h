@@ -74,7 +74,16 @@ class Cluster {
   // Gives nodes back to tenants; returns the reclaims concerned.
   absl::StatusOr<std::vector<uint64_t>> Release(const std::string& who,
                                                 const protocols::ReleaseRequest& request);
+  // Appends to the audit log (Store::AppendAudit) in the caller's
+  // transaction; a detail over 2000 bytes is cut there.
   absl::Status Audit(const std::string& who, const std::string& action, const std::string& detail);
+  // Refusals (a reclaim or release refused, a worker registration refused)
+  // are audited outside the request refused: NoteRefusal queues the entry,
+  // and WriteRefusals, which the event loop calls once the request's
+  // savepoint has ended (kept or rolled back), writes the queue. So nothing
+  // that undoes a refused request can undo its audit entry.
+  void NoteRefusal(const std::string& who, const std::string& action, const std::string& detail);
+  absl::Status WriteRefusals();
   const std::map<uint64_t, Reclaim>& reclaims() const { return reclaims_; }
   const Reclaim* FindReclaim(uint64_t id) const;
 
@@ -143,6 +152,11 @@ class Cluster {
   std::map<std::string, uint32_t> stray_ranks_;  // per node: running ranks we did not ask for
   std::set<std::string> dirty_nodes_;
   std::map<uint64_t, Reclaim> reclaims_;
+  std::map<std::string, uint32_t> tenant_numbers_;  // Store::NumberTenants
+  std::vector<Store::AuditEntry> refusals_;         // NoteRefusal, until WriteRefusals
+  // Per node: the worker instance whose refused registration was audited
+  // last, so a refused worker that keeps reporting is audited once.
+  std::map<std::string, std::string> refused_instances_;
   uint64_t next_job_id_ = 1;
   uint64_t next_reclaim_id_ = 1;
   bool sched_dirty_ = true;

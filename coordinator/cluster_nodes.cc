@@ -23,11 +23,36 @@ absl::StatusOr<protocols::WorkerSync> Cluster::OnWorkerReport(
   if (report.node.empty() || report.incarnation.empty()) {
     return absl::InvalidArgumentError("worker report: node and incarnation are required");
   }
+  if (auto known = nodes_.find(report.node);
+      known != nodes_.end() && known->second.state != NodeState::kLost &&
+      !known->second.instance.empty() && known->second.instance != report.instance) {
+    // Another worker claims a node that is connected: refuse it, or it would
+    // take over the node and restart the jobs running there.
+    Log(LogLevel::kWarn, "registration_refused",
+        {{"node", report.node}, {"instance", report.instance},
+         {"connected_instance", known->second.instance}});
+    absl::Status refused = absl::FailedPreconditionError(fmt::format(
+        "node {} is connected from another worker (instance {}); this worker (instance {}) "
+        "must use another --name, or wait until that one has been gone for the heartbeat "
+        "timeout",
+        report.node, known->second.instance, report.instance.empty() ? "none" : report.instance));
+    // Audited once per claiming instance, however often it reports.
+    std::string& audited = refused_instances_[report.node];
+    if (audited != report.instance) {
+      audited = report.instance;
+      NoteRefusal("worker:" + report.node, "registration_refused",
+                  fmt::format("refused: {}; the refused worker gives address {}",
+                              std::string(refused.message()),
+                              report.address.empty() ? "none" : report.address));
+    }
+    return refused;
+  }
   auto [it, inserted] = nodes_.try_emplace(report.node);
   Node& node = it->second;
   bool restarted = !inserted && node.incarnation != report.incarnation;
   bool changed = inserted || restarted || node.gpus.size() != report.gpus.size() ||
-                 node.address != report.address || node.state == NodeState::kLost;
+                 node.address != report.address || node.state == NodeState::kLost ||
+                 node.instance != report.instance;
   if (restarted) {
     Log(LogLevel::kWarn, "worker_restarted", {{"node", report.node}});
     SUBLET_RETURN_IF_ERROR(FailRanksOnNode(report.node, "its worker restarted"));
@@ -42,6 +67,8 @@ absl::StatusOr<protocols::WorkerSync> Cluster::OnWorkerReport(
   node.incarnation = report.incarnation;
   node.gpus = report.gpus;
   node.address = report.address;
+  node.instance = report.instance;
+  node.isolation = report.isolation;
   node.peer = peer;
   node.last_seen = clock_.Now();
   node.free_ports = report.free_ports;
@@ -126,10 +153,15 @@ protocols::WorkerSync Cluster::SyncFor(const Node& node) const {
     for (const RankRecord& r : job.ranks) {
       if (r.node != node.name || r.exited || r.incarnation != node.incarnation) continue;
       protocols::RankKey key{job.id, job.attempt, r.rank};
-      sync.desired.push_back({key, job.spec.command, RankEnv(job, r, config_), r.gpus});
+      auto number = tenant_numbers_.find(job.tenant);
+      sync.desired.push_back({key, job.spec.command, RankEnv(job, r, config_), r.gpus,
+                              job.tenant, number == tenant_numbers_.end() ? 0 : number->second,
+                              config_.storage_root});
       if (notice) {
-        sync.notices.push_back({key, absl::ToUnixMillis(job.preempt_deadline),
-                                fmt::format("reclaim {}", job.reclaim_id)});
+        sync.notices.push_back(
+            {key, absl::ToUnixMillis(job.preempt_deadline),
+             fmt::format("reclaim {}", job.reclaim_id),
+             static_cast<uint32_t>(protocols::PreemptionSignalNumber(job.spec.preemption_signal))});
       }
     }
   }

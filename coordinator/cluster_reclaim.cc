@@ -27,6 +27,7 @@
 #include "absl/strings/str_join.h"
 #include "common/duration.h"
 #include "common/log.h"
+#include "common/plural.h"
 #include "coordinator/accounting.h"
 #include "coordinator/cluster.h"
 #include "coordinator/victims.h"
@@ -36,6 +37,17 @@ namespace sublet::coordinator {
 namespace {
 
 constexpr absl::Duration kMaxDeadline = absl::Hours(24);
+// An audit detail quotes what a caller wrote (a reclaim's reason): bounded,
+// so the log and `sublet audit`'s reply stay small.
+constexpr size_t kMaxAuditDetail = 2000;
+
+// `text` cut to kMaxAuditDetail bytes at a UTF-8 character boundary.
+std::string Clip(const std::string& text) {
+  if (text.size() <= kMaxAuditDetail) return text;
+  size_t end = kMaxAuditDetail;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  return text.substr(0, end) + "...";
+}
 
 std::string Seconds(absl::Duration d) {
   const int64_t tenths = absl::ToInt64Milliseconds(d + absl::Milliseconds(50)) / 100;
@@ -52,7 +64,22 @@ const Reclaim* Cluster::FindReclaim(uint64_t id) const {
 absl::Status Cluster::Audit(const std::string& who, const std::string& action,
                             const std::string& detail) {
   Log(LogLevel::kInfo, "audit", {{"who", who}, {"action", action}, {"detail", detail}});
-  return store_.AppendAudit({absl::ToUnixMillis(clock_.Now()), who, action, detail});
+  return store_.AppendAudit({absl::ToUnixMillis(clock_.Now()), who, action, Clip(detail)});
+}
+
+void Cluster::NoteRefusal(const std::string& who, const std::string& action,
+                          const std::string& detail) {
+  refusals_.push_back({absl::ToUnixMillis(clock_.Now()), who, action, detail});
+}
+
+absl::Status Cluster::WriteRefusals() {
+  std::vector<Store::AuditEntry> refusals = std::move(refusals_);
+  refusals_.clear();
+  for (const Store::AuditEntry& e : refusals) {
+    Log(LogLevel::kInfo, "audit", {{"who", e.who}, {"action", e.action}, {"detail", e.detail}});
+    SUBLET_RETURN_IF_ERROR(store_.AppendAudit({e.time_unix_ms, e.who, e.action, Clip(e.detail)}));
+  }
+  return absl::OkStatus();
 }
 
 // The nodes a request takes. For a GPU count, `why` receives each victim's
@@ -118,10 +145,12 @@ absl::StatusOr<uint64_t> Cluster::StartReclaim(const std::string& who,
   r.created = now;
   r.deadline = now + absl::Milliseconds(request.deadline_ms);
   r.nodes = names;
-  SUBLET_RETURN_IF_ERROR(Audit(who, "reclaim", fmt::format(
-      "reclaim {}: nodes {} ({}), deadline {}, reason: {}", r.id, absl::StrJoin(names, ","),
-      request.gpus ? fmt::format("for {} GPUs", request.gpus) : "named",
-      Seconds(r.deadline - now), r.reason)));
+  SUBLET_RETURN_IF_ERROR(
+      Audit(who, "reclaim",
+            fmt::format("reclaim {}: nodes {} ({}), deadline {}, reason: {}", r.id,
+                        absl::StrJoin(names, ","),
+                        request.gpus ? "for " + Plural(request.gpus, "GPU") : "named",
+                        Seconds(r.deadline - now), r.reason)));
   ++next_reclaim_id_;
   Reclaim& stored = reclaims_.emplace(r.id, std::move(r)).first->second;
 

@@ -6,6 +6,7 @@
 
 #include "common/duration.h"
 #include "common/log.h"
+#include "common/plural.h"
 #include "coordinator/cluster.h"
 #include "coordinator/scheduler.h"
 #include "fmt/format.h"
@@ -140,12 +141,13 @@ absl::Status Cluster::StartAttempt(Job& job, const std::vector<const Node*>& nod
   for (const std::string& n : names) joined += (joined.empty() ? "" : ",") + n;
   std::string resume =
       job.resume_step >= 0 ? fmt::format("; resumes from checkpoint step {}", job.resume_step) : "";
-  std::string fewer = nodes.size() < job.spec.nodes
-                          ? fmt::format("; elastic: {} of {} nodes", nodes.size(), job.spec.nodes)
-                          : "";
+  std::string fewer =
+      nodes.size() < job.spec.nodes
+          ? fmt::format("; elastic: {} of {}", nodes.size(), Plural(job.spec.nodes, "node"))
+          : "";
   return Event(job, "started", "scheduler",
-               fmt::format("attempt {} on {} ({} ranks){}{}", job.attempt, joined,
-                           job.ranks.size(), fewer, resume));
+               fmt::format("attempt {} on {} ({}){}{}", job.attempt, joined,
+                           Plural(job.ranks.size(), "rank"), fewer, resume));
 }
 
 // The job's store and MASTER_ADDR live on its first node, at ports that

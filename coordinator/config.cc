@@ -58,6 +58,12 @@ absl::StatusOr<Config> ParseRoot(const YAML::Node& root) {
       ""));
   Config config;
   SUBLET_ASSIGN_OR_RETURN(config.storage_root, RequiredString(root["storage_root"], "storage_root"));
+  // Workers bind it into each job's sandbox, so it must mean the same
+  // directory to every process on every node.
+  if (!config.storage_root.starts_with("/")) {
+    return absl::InvalidArgumentError(fmt::format(
+        "storage_root: must be an absolute path, got '{}'", config.storage_root));
+  }
   for (auto [key, target] : {std::pair{"heartbeat_timeout", &config.heartbeat_timeout},
                              std::pair{"stop_grace", &config.stop_grace}}) {
     if (!root[key]) continue;

@@ -41,6 +41,10 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOpti
     return absl::UnavailableError(
         fmt::format("cannot create state dir {}: {}", options.state_dir, ec.message()));
   }
+  // The state names every tenant's jobs and commands: the coordinator's
+  // user alone may read it.
+  std::filesystem::permissions(options.state_dir, std::filesystem::perms::owner_all,
+                               std::filesystem::perm_options::replace, ec);
   SUBLET_ASSIGN_OR_RETURN(std::unique_ptr<Store> store,
                           Store::Open(options.state_dir + "/state.db"));
   std::unique_ptr<Coordinator> c(new Coordinator(std::move(options), context, clock,
@@ -193,6 +197,8 @@ void Coordinator::Dispatch(protocols::Incoming& in) {
     Reply(in.peer, env.request_id,
           protocols::ErrorEnvelope(0, absl::InternalError("internal error")).body);
   }
+  // After the savepoint, kept or undone: a refusal's audit entry stays.
+  Note(cluster_.WriteRefusals());
   Note(store_->failure());
 }
 

@@ -12,6 +12,8 @@
 // request runs in a store savepoint, and one that throws is rolled back and
 // the state reloaded. The batch is rolled back only when the store itself
 // failed (Store::failure), never because a handler refused a caller.
+// Refusals to audit (Cluster::NoteRefusal) are written after the request's
+// savepoint has ended, so they outlive the request's own rollback.
 #pragma once
 
 #include <atomic>
@@ -95,7 +97,13 @@ class Coordinator {
   absl::StatusOr<protocols::Body> ListJobs(const Principal& who, const protocols::ListJobsRequest& r);
   absl::StatusOr<protocols::Body> StartReclaim(const Principal& who,
                                                const protocols::ReclaimRequest& r);
+  absl::StatusOr<protocols::Body> TryStartReclaim(const Principal& who,
+                                                  const protocols::ReclaimRequest& r);
   absl::StatusOr<protocols::Body> Release(const Principal& who, const protocols::ReleaseRequest& r);
+  absl::StatusOr<protocols::Body> TryRelease(const Principal& who,
+                                             const protocols::ReleaseRequest& r);
+  absl::StatusOr<protocols::Body> ListAudit(const Principal& who,
+                                            const protocols::ListAuditRequest& r);
   absl::StatusOr<protocols::Body> ListReclaims(const Principal& who,
                                                const protocols::ListReclaimsRequest& r);
   absl::StatusOr<const Job*> VisibleJob(const Principal& who, uint64_t id);

@@ -1,5 +1,7 @@
 // sublet-coordinator: wires config, store, clock and socket together and runs
 // the event loop until SIGINT/SIGTERM.
+#include <sys/stat.h>
+
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -11,6 +13,7 @@
 
 #include "common/log.h"
 #include "coordinator/coordinator.h"
+#include "fmt/format.h"
 
 namespace {
 std::atomic<bool> g_stop{false};
@@ -44,6 +47,13 @@ int main(int argc, char** argv) {
   if (!config.ok()) {
     std::cerr << "sublet-coordinator: " << config.status().message() << "\n";
     return 2;
+  }
+  // It holds every token (or its hash): readable by its owner only.
+  if (struct stat st {}; stat(config_path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    sublet::Log(sublet::LogLevel::kWarn, "config_readable_by_others",
+                {{"config", config_path},
+                 {"mode", fmt::format("{:o}", st.st_mode & 07777)},
+                 {"fix", fmt::format("chmod 600 {}", config_path)}});
   }
   sublet::coordinator::CoordinatorOptions options;
   options.listen = listen;

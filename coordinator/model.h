@@ -110,11 +110,13 @@ struct Node {
   std::vector<protocols::GpuInfo> gpus;
   std::string incarnation;
   std::string address;
+  std::string instance;  // the worker instance that registered the node
   // Not persisted: refreshed by every report.
   std::string peer;  // ZeroMQ routing id of the worker's connection
   absl::Time last_seen = absl::InfinitePast();
   std::vector<uint32_t> free_ports;
   uint64_t reclaim_id = 0;  // the reclaim draining or holding the node; 0: none
+  std::string isolation;    // from the last report: "sandbox" or "none"
 };
 
 // One job a reclaim preempts.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "common/plural.h"
 #include "fmt/format.h"
 
 namespace sublet::coordinator {
@@ -53,10 +54,10 @@ class Pass {
       // It fits now but only by taking what the head job is promised.
       out.waiting.push_back(
           {job.id,
-           fmt::format(
-               "waiting behind job {} (first in queue, needs {} nodes with {} GPUs): starting now "
-               "would delay it",
-               reservation_.job_id, reservation_.node_count, reservation_.gpus_per_node)});
+           fmt::format("waiting behind job {} (first in queue, needs {} with {}): starting now "
+                       "would delay it",
+                       reservation_.job_id, Plural(reservation_.node_count, "node"),
+                       Plural(reservation_.gpus_per_node, "GPU"))});
       return;
     }
     out.waiting.push_back({job.id, NeedsText(job)});
@@ -83,12 +84,12 @@ class Pass {
     if (ready == 0) {
       reason = "no ready nodes in the cluster";
     } else if (big_enough == 0) {
-      reason = fmt::format("needs {} GPUs per node; no ready node has that many (largest: {})",
-                           job.gpus_per_node, LargestReadyNode());
+      reason = fmt::format("needs {} per node; no ready node has that many (largest: {})",
+                           Plural(job.gpus_per_node, "GPU"), LargestReadyNode());
     } else {
-      reason = fmt::format("needs {} nodes with {} GPU{}; the cluster has {} such ready node{}",
-                           job.nodes, job.gpus_per_node, job.gpus_per_node == 1 ? "" : "s",
-                           big_enough, big_enough == 1 ? "" : "s");
+      reason = fmt::format("needs {} with {}; the cluster has {} such ready node{}",
+                           Plural(job.nodes, "node"), Plural(job.gpus_per_node, "GPU"), big_enough,
+                           big_enough == 1 ? "" : "s");
     }
     out.waiting.push_back({job.id, std::move(reason)});
     return false;

@@ -68,6 +68,9 @@ CREATE TABLE IF NOT EXISTS reclaims (
   nodes TEXT NOT NULL,
   victims TEXT NOT NULL,
   warnings TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tenant_numbers (
+  name TEXT PRIMARY KEY,
+  number INTEGER NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS audit (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   time_ms INTEGER NOT NULL,
@@ -94,6 +97,7 @@ constexpr AddedColumn kAddedColumns[] = {
     {"jobs", "gpu_seconds", "REAL NOT NULL DEFAULT 0"},
     {"jobs", "gpu_seconds_lost", "REAL NOT NULL DEFAULT 0"},
     {"nodes", "reclaim_id", "INTEGER NOT NULL DEFAULT 0"},
+    {"nodes", "instance", "TEXT NOT NULL DEFAULT ''"},
 };
 
 int64_t ToMs(absl::Time t) { return t == absl::InfinitePast() ? 0 : absl::ToUnixMillis(t); }
@@ -159,8 +163,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
       "INSERT OR REPLACE INTO ranks (job_id, attempt, rank, node, incarnation, local_rank, gpus, "
       "exited, exit_code) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"));
   SUBLET_ASSIGN_OR_RETURN(store->put_node_, store->Prepare(
-      "INSERT OR REPLACE INTO nodes (name, state, gpus, incarnation, address, reclaim_id) "
-      "VALUES (?1,?2,?3,?4,?5,?6)"));
+      "INSERT OR REPLACE INTO nodes (name, state, gpus, incarnation, address, reclaim_id, "
+      "instance) VALUES (?1,?2,?3,?4,?5,?6,?7)"));
   SUBLET_ASSIGN_OR_RETURN(store->put_reclaim_, store->Prepare(
       "INSERT OR REPLACE INTO reclaims (id, who, reason, state, requested_nodes, requested_gpus, "
       "created_ms, deadline_ms, reclaimed_ms, released_ms, nodes, victims, warnings) "
@@ -325,6 +329,7 @@ absl::Status Store::SaveNode(const Node& node) {
   BindText(s, 4, node.incarnation);
   BindText(s, 5, node.address);
   sqlite3_bind_int64(s, 6, static_cast<int64_t>(node.reclaim_id));
+  BindText(s, 7, node.instance);
   SUBLET_RETURN_IF_ERROR(Write(s, "save node"));
   return absl::OkStatus();
 }
@@ -366,11 +371,51 @@ absl::Status Store::AppendAudit(const AuditEntry& entry) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<Store::AuditEntry>> Store::Audit() {
-  SUBLET_ASSIGN_OR_RETURN(Statement owned,
-                          PrepareOnce("SELECT time_ms, who, action, detail FROM audit ORDER BY seq",
-                                      "prepare audit"));
+absl::StatusOr<std::map<std::string, uint32_t>> Store::NumberTenants(
+    const std::vector<std::string>& tenants) {
+  std::map<std::string, uint32_t> numbers;
+  uint32_t highest = 0;
+  {
+    SUBLET_ASSIGN_OR_RETURN(
+        Statement owned,
+        PrepareOnce("SELECT name, number FROM tenant_numbers", "prepare tenant numbers"));
+    sqlite3_stmt* s = owned.get();
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      const int64_t number = sqlite3_column_int64(s, 1);
+      if (number < 1 || number > UINT32_MAX) {
+        return absl::DataLossError(fmt::format("store: tenant {} has number {}", Text(s, 0), number));
+      }
+      numbers[Text(s, 0)] = static_cast<uint32_t>(number);
+      highest = std::max(highest, static_cast<uint32_t>(number));
+    }
+    if (rc != SQLITE_DONE) return Error("load tenant numbers");
+  }
+  for (const std::string& tenant : tenants) {
+    if (numbers.count(tenant)) continue;
+    SUBLET_ASSIGN_OR_RETURN(
+        Statement owned,
+        PrepareOnce("INSERT INTO tenant_numbers (name, number) VALUES (?, ?)",
+                    "prepare tenant number"));
+    sqlite3_stmt* s = owned.get();
+    BindText(s, 1, tenant);
+    sqlite3_bind_int64(s, 2, ++highest);
+    SUBLET_RETURN_IF_ERROR(Write(s, "number a tenant"));
+    numbers[tenant] = highest;
+  }
+  return numbers;
+}
+
+absl::StatusOr<std::vector<Store::AuditEntry>> Store::Audit(int64_t since_unix_ms, size_t limit) {
+  SUBLET_ASSIGN_OR_RETURN(
+      Statement owned,
+      PrepareOnce("SELECT time_ms, who, action, detail FROM ("
+                  "  SELECT seq, time_ms, who, action, detail FROM audit WHERE time_ms >= ?1"
+                  "  ORDER BY seq DESC LIMIT ?2) ORDER BY seq",
+                  "prepare audit"));
   sqlite3_stmt* s = owned.get();
+  sqlite3_bind_int64(s, 1, since_unix_ms);
+  sqlite3_bind_int64(s, 2, limit == 0 ? -1 : static_cast<int64_t>(limit));  // -1: no limit
   std::vector<AuditEntry> out;
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -443,7 +488,8 @@ absl::StatusOr<Store::Snapshot> Store::Load() {
   SUBLET_RETURN_IF_ERROR(LoadRanks(snap.jobs));
 
   SUBLET_ASSIGN_OR_RETURN(Statement owned_nodes, PrepareOnce(
-      "SELECT name, state, gpus, incarnation, address, reclaim_id FROM nodes ORDER BY name",
+      "SELECT name, state, gpus, incarnation, address, reclaim_id, instance FROM nodes "
+      "ORDER BY name",
       "prepare nodes"));
   sqlite3_stmt* nodes = owned_nodes.get();
   while ((rc = sqlite3_step(nodes)) == SQLITE_ROW) {
@@ -460,6 +506,7 @@ absl::StatusOr<Store::Snapshot> Store::Load() {
     node.incarnation = Text(nodes, 3);
     node.address = Text(nodes, 4);
     node.reclaim_id = static_cast<uint64_t>(sqlite3_column_int64(nodes, 5));
+    node.instance = Text(nodes, 6);
     snap.nodes.push_back(std::move(node));
   }
   if (rc != SQLITE_DONE) return Error("load nodes");

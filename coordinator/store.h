@@ -13,6 +13,7 @@
 // Thread-compatible: one thread (the event loop) uses a Store.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -67,7 +68,16 @@ class Store {
     std::string detail;
   };
   absl::Status AppendAudit(const AuditEntry& entry);
-  absl::StatusOr<std::vector<AuditEntry>> Audit();
+
+  // Every tenant's number, which nodes turn into the uid its ranks run as
+  // (worker/sandboxes.h): each of `tenants` without one gets the next free
+  // number (1, 2, ...); a number, once given, is never given to another
+  // tenant, even after its tenant left the config. Returns all of them.
+  absl::StatusOr<std::map<std::string, uint32_t>> NumberTenants(
+      const std::vector<std::string>& tenants);
+  // The audit log, oldest first: the newest `limit` entries (0: every one)
+  // written at or after `since_unix_ms`.
+  absl::StatusOr<std::vector<AuditEntry>> Audit(int64_t since_unix_ms = 0, size_t limit = 0);
 
   struct Snapshot {
     std::vector<Job> jobs;  // with the ranks of each job's current attempt

@@ -4,6 +4,7 @@
 #include <set>
 #include <tuple>
 
+#include "common/plural.h"
 #include "fmt/format.h"
 
 namespace sublet::coordinator {
@@ -42,8 +43,9 @@ absl::StatusOr<VictimChoice> ChooseVictims(const std::vector<VictimNode>& nodes,
   for (const VictimNode& n : nodes) available += n.gpus;
   if (available < gpus) {
     return absl::InvalidArgumentError(fmt::format(
-        "--gpus {}: only {} GPUs are on nodes that can be reclaimed (ready or lost, not held by "
-        "another reclaim)", gpus, available));
+        "--gpus {}: only {} {} on nodes that can be reclaimed (ready or lost, not held by "
+        "another reclaim)",
+        gpus, Plural(available, "GPU"), available == 1 ? "is" : "are"));
   }
   VictimChoice out;
   std::set<uint64_t> touched;
@@ -71,10 +73,10 @@ absl::StatusOr<VictimChoice> ChooseVictims(const std::vector<VictimNode>& nodes,
       auto it = jobs.find(id);
       double work = it == jobs.end() ? 0 : it->second.work_since_checkpoint;
       out.why[id] = fmt::format(
-          "runs on {}, taken to free {} GPUs (nodes are chosen to touch the fewest jobs, then "
+          "runs on {}, taken to free {} (nodes are chosen to touch the fewest jobs, then "
           "the lowest priority, then the least work since the last checkpoint; this job had "
           "{:.0f} GPU-seconds since its last checkpoint)",
-          node.name, gpus, work);
+          node.name, Plural(gpus, "GPU"), work);
     }
   }
   return out;

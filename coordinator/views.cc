@@ -60,6 +60,7 @@ protocols::NodeInfo NodeView(const Cluster& cluster, const Node& node) {
   info.address = node.address;
   info.last_heartbeat_unix_ms = Ms(node.last_seen);
   info.reclaim_id = node.reclaim_id;
+  info.isolation = node.isolation;
   return info;
 }
 

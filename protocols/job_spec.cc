@@ -2,7 +2,10 @@
 // rendering back to YAML. The parser lives in job_spec_yaml.cc.
 #include "protocols/job_spec.h"
 
+#include <signal.h>
+
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -165,6 +168,11 @@ absl::Status ValidatePolicy(const JobSpec& spec, const SpecLimits& limits) {
     return FieldError("priority", fmt::format("unknown value {}", static_cast<int>(spec.priority)));
   }
   SUBLET_RETURN_IF_ERROR(CheckRange("max_restarts", spec.max_restarts, 0, limits.max_restarts));
+  if (PreemptionSignalNumber(spec.preemption_signal) == 0) {
+    return FieldError("preemption.signal",
+                      fmt::format("'{}' is not one of {}", spec.preemption_signal,
+                                  fmt::join(PreemptionSignalNames(), ", ")));
+  }
   for (auto [field, value] : {std::pair{"time_limit", spec.time_limit},
                               std::pair{"progress_timeout", spec.progress_timeout}}) {
     if (value < absl::ZeroDuration()) return FieldError(field, "must not be negative");
@@ -189,6 +197,21 @@ std::string_view PriorityName(Priority p) {
       return "high";
   }
   return "unknown";
+}
+
+const std::vector<std::string_view>& PreemptionSignalNames() {
+  static const std::vector<std::string_view> names = {"SIGUSR1", "SIGUSR2", "SIGTERM", "SIGINT",
+                                                      "SIGHUP"};
+  return names;
+}
+
+int PreemptionSignalNumber(std::string_view name) {
+  if (name.empty() || name == "SIGUSR1") return SIGUSR1;
+  if (name == "SIGUSR2") return SIGUSR2;
+  if (name == "SIGTERM") return SIGTERM;
+  if (name == "SIGINT") return SIGINT;
+  if (name == "SIGHUP") return SIGHUP;
+  return 0;
 }
 
 absl::Status ValidateJobSpec(const JobSpec& spec, const SpecLimits& limits) {
@@ -225,6 +248,10 @@ std::string JobSpecToYaml(const JobSpec& spec) {
   if (spec.progress_timeout != absl::ZeroDuration()) {
     out << YAML::Key << "progress_timeout" << YAML::Value
         << sublet::FormatDuration(spec.progress_timeout);
+  }
+  if (!spec.preemption_signal.empty()) {
+    out << YAML::Key << "preemption" << YAML::Value << YAML::Flow << YAML::BeginMap;
+    out << YAML::Key << "signal" << YAML::Value << spec.preemption_signal << YAML::EndMap;
   }
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";

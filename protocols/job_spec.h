@@ -34,10 +34,20 @@ struct JobSpec {
   // Restart the gang when no rank has reported progress for this long (the
   // job's ranks must report through SUBLET_CONTROL); zero: never.
   absl::Duration progress_timeout = absl::ZeroDuration();
+  // The signal a preemption notice sends to every process of the job on a
+  // node ("preemption: {signal: SIGTERM}" for launchers such as torchrun that
+  // forward SIGTERM and ignore SIGUSR1). "": SIGUSR1. One of
+  // PreemptionSignalNames().
+  std::string preemption_signal;
 
   uint32_t WorldSize() const { return nodes * gpus_per_node; }
   bool operator==(const JobSpec&) const = default;
 };
+
+// The signals `preemption.signal` may name, and the number of one ("" is
+// SIGUSR1); 0 for a name not in the list.
+const std::vector<std::string_view>& PreemptionSignalNames();
+int PreemptionSignalNumber(std::string_view name);
 
 // Limits on what a spec may ask for; anything beyond is refused with the field
 // named. They bound the work and memory one submission can cost the service.

@@ -185,6 +185,15 @@ absl::Status ReadTopLevel(const YAML::Node& root, const SpecLimits& limits, JobS
           return ReadIntSection(value, field, {{"min_nodes", &spec.elastic_min_nodes}}, false);
         if (key == "time_limit") return ReadDuration(value, field, spec.time_limit);
         if (key == "progress_timeout") return ReadDuration(value, field, spec.progress_timeout);
+        if (key == "preemption") {
+          std::set<std::string> seen_here;
+          return ForEachField(value, field, seen_here,
+                              [&](const std::string& k, const std::string& f,
+                                  const YAML::Node& v) -> absl::Status {
+                                if (k == "signal") return ReadString(v, f, spec.preemption_signal);
+                                return FieldError(f, "unknown field");
+                              });
+        }
         return FieldError(field, "unknown field");
       }));
   return RequireFields("", seen, {"name", "resources", "command"});

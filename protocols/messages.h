@@ -102,6 +102,9 @@ struct NodeInfo {
   std::string address;
   int64_t last_heartbeat_unix_ms = 0;
   uint64_t reclaim_id = 0;  // the reclaim that drains or holds the node; 0: none
+  // How the node confines ranks: "sandbox" (worker/sandboxes.h) or "none"
+  // (the worker runs with --no-isolation). "" before the node reported.
+  std::string isolation;
   bool operator==(const NodeInfo&) const = default;
 };
 
@@ -177,6 +180,16 @@ struct ListReclaimsRequest {
   bool operator==(const ListReclaimsRequest&) const = default;
 };
 
+// Admin: the coordinator's audit log (who asked for what, refusals
+// included), oldest first: the newest `limit` entries (0: 100; the
+// coordinator gives at most 10000) from the last `since_ms` milliseconds by
+// the coordinator's clock (0: from the beginning).
+struct ListAuditRequest {
+  int64_t since_ms = 0;
+  uint32_t limit = 0;
+  bool operator==(const ListAuditRequest&) const = default;
+};
+
 // ---- API replies (coordinator -> client) ---------------------------------
 
 // Canonical absl status code number plus a message naming the cause.
@@ -198,6 +211,18 @@ struct LogsReply {
   uint64_t next_offset = 0;  // where the next read starts
   bool complete = false;     // the rank has exited and everything was read
   bool operator==(const LogsReply&) const = default;
+};
+
+struct AuditEntry {
+  int64_t time_unix_ms = 0;
+  std::string who;     // admin or tenant name, "scheduler", "worker:<node>"
+  std::string action;  // "reclaim", "reclaim_refused", "release", "handover", ...
+  std::string detail;  // a sentence a person understands
+  bool operator==(const AuditEntry&) const = default;
+};
+struct AuditListReply {
+  std::vector<AuditEntry> entries;  // oldest first
+  bool operator==(const AuditListReply&) const = default;
 };
 
 // ---- worker channel ------------------------------------------------------
@@ -245,6 +270,11 @@ struct WorkerReport {
   std::vector<GpuInfo> gpus;
   std::vector<uint32_t> free_ports;  // probed free TCP ports for MASTER_PORT etc.
   std::vector<RankStatus> ranks;     // running ranks and exits not yet acknowledged
+  std::string isolation;             // "sandbox" or "none", as in NodeInfo
+  // The worker instance: random, made once per work directory and kept
+  // there, so a restart of the same worker keeps it while another worker
+  // claiming the same node name does not have it.
+  std::string instance;
   bool operator==(const WorkerReport&) const = default;
 };
 
@@ -256,6 +286,12 @@ struct RankLaunch {
   std::vector<std::string> command;
   std::vector<KeyValue> env;
   std::vector<uint32_t> gpus;
+  // Who the rank runs for: a sandboxing worker runs it as the uid of the
+  // tenant's number (worker/sandboxes.h) and lets it see only
+  // <storage_root>/<tenant>/<job> of the shared storage.
+  std::string tenant;
+  uint32_t tenant_number = 0;  // from 1; assigned once by the coordinator
+  std::string storage_root;
   bool operator==(const RankLaunch&) const = default;
 };
 
@@ -266,6 +302,7 @@ struct PreemptNotice {
   RankKey key;
   int64_t deadline_unix_ms = 0;
   std::string reason;
+  uint32_t signal = 0;  // the job's preemption.signal; 0: SIGUSR1
   bool operator==(const PreemptNotice&) const = default;
 };
 
@@ -304,7 +341,9 @@ using Body = std::variant<
     // rank control endpoint
     RankProgress,
     // reclaim (admin API), and the notice a worker passes to a rank
-    ReclaimRequest, ReleaseRequest, ListReclaimsRequest, ReclaimListReply, PreemptNotice>;
+    ReclaimRequest, ReleaseRequest, ListReclaimsRequest, ReclaimListReply, PreemptNotice,
+    // audit log (admin API)
+    ListAuditRequest, AuditListReply>;
 
 struct Envelope {
   uint16_t version = kProtocolVersion;

@@ -40,6 +40,7 @@ struct JobSpec {
   elasticMinNodes @10 :UInt32;
   timeLimitNanos @11 :Int64;  # 0: no limit
   progressTimeoutNanos @12 :Int64;  # 0: never
+  preemptionSignal @13 :Text;  # "": SIGUSR1
 }
 
 struct Progress {
@@ -102,6 +103,7 @@ struct NodeInfo {
   address @5 :Text;
   lastHeartbeatUnixMs @6 :Int64;
   reclaimId @7 :UInt64;  # 0: none
+  isolation @8 :Text;
 }
 
 struct ReclaimVictim {
@@ -162,6 +164,18 @@ struct ReleaseRequest {
 struct ListReclaimsRequest { reclaimId @0 :UInt64; }  # 0: every reclaim
 struct ReclaimListReply { reclaims @0 :List(ReclaimInfo); }
 
+struct ListAuditRequest {
+  sinceMs @0 :Int64;  # 0: from the beginning
+  limit @1 :UInt32;   # 0: 100
+}
+struct AuditEntry {
+  timeUnixMs @0 :Int64;
+  who @1 :Text;
+  action @2 :Text;
+  detail @3 :Text;
+}
+struct AuditListReply { entries @0 :List(AuditEntry); }
+
 struct ErrorReply {
   code @0 :UInt32;  # absl::StatusCode number
   message @1 :Text;
@@ -210,6 +224,8 @@ struct WorkerReport {
   gpus @3 :List(GpuInfo);
   freePorts @4 :List(UInt32);
   ranks @5 :List(RankStatus);
+  isolation @6 :Text;
+  instance @7 :Text;
 }
 
 struct RankLaunch {
@@ -217,12 +233,16 @@ struct RankLaunch {
   command @1 :List(Text);
   env @2 :List(KeyValue);
   gpus @3 :List(UInt32);
+  tenant @4 :Text;
+  tenantNumber @5 :UInt32;
+  storageRoot @6 :Text;
 }
 
 struct PreemptNotice {
   key @0 :RankKey;
   deadlineUnixMs @1 :Int64;
   reason @2 :Text;
+  signal @3 :UInt32;  # 0: SIGUSR1
 }
 
 struct WorkerSync {
@@ -267,5 +287,7 @@ struct Envelope {
     listReclaimsRequest @21 :ListReclaimsRequest;
     reclaimListReply @22 :ReclaimListReply;
     preemptNotice @23 :PreemptNotice;
+    listAuditRequest @24 :ListAuditRequest;
+    auditListReply @25 :AuditListReply;
   }
 }

@@ -27,6 +27,9 @@
 #include "worker/launch_spec.h"
 
 namespace sublet::worker {
+namespace internal {
+struct SeccompProgram;  // worker/internal/rank_sandbox.h
+}
 
 // The outcome of one step in the child. It owns nothing: `step` is a string
 // literal or a string the parent built before fork.
@@ -55,6 +58,36 @@ class Confinement {
 class NoConfinement final : public Confinement {
  public:
   absl::StatusOr<std::unique_ptr<PreparedConfinement>> Prepare(const LaunchSpec& spec) override;
+};
+
+// Puts each rank into its job's sandbox (worker/job_sandbox.h, named by
+// LaunchSpec::sandbox; a spec without one is refused: FailedPrecondition).
+// In the child, Apply():
+//   1. joins the sandbox's IPC, mount and PID namespaces;
+//   2. forks: the new process, in the job's PID namespace, is the rank. The
+//      first process stays outside as its shim: it ignores the signals the
+//      worker sends its process group (the rank gets them as a member of the
+//      group), waits for the rank and exits with its exit code, or
+//      ExitCodeForSignal(N) when the rank was killed by signal N, so the
+//      launcher sees what it would without a sandbox;
+//   3. in the rank: drops to the sandbox's uid/gid with no supplementary
+//      groups, an empty capability bounding set and no_new_privs, takes
+//      SIGKILL as its parent-death signal (a killed shim takes its rank
+//      along), closes every fd above 2 and loads the seccomp filter
+//      (worker/internal/rank_sandbox.h); Apply returns there and the
+//      launcher enters the working directory and execs.
+class SandboxConfinement final : public Confinement {
+ public:
+  // Builds the seccomp filter once. Errors: libseccomp failed (Internal).
+  static absl::StatusOr<std::unique_ptr<SandboxConfinement>> Create();
+
+  ~SandboxConfinement() override;
+
+  absl::StatusOr<std::unique_ptr<PreparedConfinement>> Prepare(const LaunchSpec& spec) override;
+
+ private:
+  explicit SandboxConfinement(std::unique_ptr<internal::SeccompProgram> seccomp);
+  std::unique_ptr<internal::SeccompProgram> seccomp_;
 };
 
 }  // namespace sublet::worker

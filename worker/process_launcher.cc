@@ -15,6 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "common/exit_codes.h"
+#include "worker/internal/child_io.h"
+#include "worker/internal/rank_sandbox.h"
 #include "worker/pid_file.h"
 
 extern char** environ;
@@ -23,6 +25,7 @@ namespace sublet::worker {
 namespace {
 
 using internal::UniqueFd;
+using internal::WriteFailure;
 
 // SIGCHLD is process-wide, launchers are not: the handler writes one byte to
 // the self-pipe of every live launcher (a fixed table of write ends, +1 so
@@ -64,30 +67,6 @@ void UnregisterWakeupPipe(int write_fd) {
     int expected = write_fd + 1;
     if (slot.compare_exchange_strong(expected, 0)) return;
   }
-}
-
-// write(2) the whole buffer, ignoring errors: used in the child after fork.
-void WriteAll(int fd, const char* data, size_t size) {
-  while (size > 0) {
-    const ssize_t n = write(fd, data, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    data += n;
-    size -= static_cast<size_t>(n);
-  }
-}
-
-void WriteCString(int fd, const char* text) { WriteAll(fd, text, strlen(text)); }
-
-// "<prefix><what>: <strerror>\n", or "<prefix><what>\n" without an errno.
-void WriteFailure(int fd, const char* prefix, const char* what, int error) {
-  WriteCString(fd, prefix);
-  WriteCString(fd, what);
-  if (error != 0) {
-    WriteCString(fd, ": ");
-    WriteCString(fd, strerrordesc_np(error));
-  }
-  WriteCString(fd, "\n");
 }
 
 // Everything the child needs, prepared before fork: between fork and exec the
@@ -243,11 +222,15 @@ absl::StatusOr<Pipe> MakePipe(absl::string_view what) {
   return ends;
 }
 
-ChildPlan MakeChildPlan(const LaunchSpec& spec, const std::string& path_prefix) {
+ChildPlan MakeChildPlan(const LaunchSpec& spec, const std::string& path_prefix,
+                        PosixProcessLauncher::Options::Environment environment) {
   ChildPlan plan;
   std::vector<std::string> base;
   for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
     base.emplace_back(*entry);
+  }
+  if (environment == PosixProcessLauncher::Options::Environment::kAllowList) {
+    base = internal::AllowListedEnvironment(base);
   }
   plan.env_strings = MergeEnvironment(base, spec.env, path_prefix);
   plan.args = spec.argv;
@@ -332,7 +315,7 @@ absl::StatusOr<int> PosixProcessLauncher::Launch(const LaunchSpec& spec) {
   }
   SUBLET_ASSIGN_OR_RETURN(std::unique_ptr<PreparedConfinement> confinement,
                           confinement_->Prepare(spec));
-  ChildPlan plan = MakeChildPlan(spec, options_.path_prefix);
+  ChildPlan plan = MakeChildPlan(spec, options_.path_prefix, options_.environment);
   SUBLET_ASSIGN_OR_RETURN(UniqueFd log_fd,
                           Open(spec.log_path, O_WRONLY | O_CREAT | O_APPEND, "log"));
   SUBLET_ASSIGN_OR_RETURN(UniqueFd null_fd, Open("/dev/null", O_RDONLY, "stdin"));

@@ -68,6 +68,11 @@ class PosixProcessLauncher final : public ProcessLauncher {
     // Applied to every launched process (worker/confinement.h); not owned,
     // must outlive the launcher. nullptr confines nothing (NoConfinement).
     Confinement* confinement = nullptr;
+    // What of the launcher's own environment a process inherits, beneath
+    // LaunchSpec::env: everything but SUBLET_* (MergeEnvironment), or only
+    // the allow-list of worker/internal/rank_sandbox.h (confined ranks).
+    enum class Environment { kWorkerMinusSublet, kAllowList };
+    Environment environment = Environment::kWorkerMinusSublet;
   };
 
   explicit PosixProcessLauncher(Options options);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <system_error>
 
@@ -65,6 +66,7 @@ Worker::Worker(Options options, Clock& clock, ProcessLauncher& launcher, zmq::co
       context_(context),
       control_endpoint_("ipc://" + options_.work_dir + "/control.sock"),
       table_(NewIncarnation()),
+      sandboxes_(options_.isolation, options_.work_dir, options_.work_dir + "/control.sock"),
       stop_grace_(options_.stop_grace) {}
 
 Worker::~Worker() { CloseSockets(); }
@@ -79,6 +81,18 @@ absl::Status Worker::Prepare() {
     }
   }
   KillLeftoverRanks((fs::path(options_.work_dir) / "ranks").string());
+  const std::string instance_file = options_.work_dir + "/instance";
+  std::ifstream(instance_file) >> instance_;
+  if (instance_.empty()) {
+    instance_ = NewIncarnation();
+    const std::string tmp = instance_file + ".tmp";
+    std::ofstream(tmp) << instance_ << "\n";
+    fs::rename(tmp, instance_file, error);
+    if (error) {
+      return absl::InternalError(
+          fmt::format("cannot write {}: {}", instance_file, error.message()));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -108,7 +122,14 @@ void Worker::HandleSync(const protocols::WorkerSync& sync) {
   }
   stop_grace_ = absl::Milliseconds(sync.stop_grace_ms);
   for (const RankKey& key : plan->stop) StopRank(key);
-  for (const protocols::RankLaunch& launch : plan->launch) LaunchRank(launch);
+  std::map<std::pair<uint64_t, uint32_t>, std::vector<uint32_t>> attempt_gpus;
+  for (const protocols::RankLaunch& launch : sync.desired) {
+    std::vector<uint32_t>& gpus = attempt_gpus[{launch.key.job_id, launch.key.attempt}];
+    gpus.insert(gpus.end(), launch.gpus.begin(), launch.gpus.end());
+  }
+  for (const protocols::RankLaunch& launch : plan->launch) {
+    LaunchRank(launch, attempt_gpus[{launch.key.job_id, launch.key.attempt}]);
+  }
   for (const protocols::PreemptNotice& notice : sync.notices) {
     const RankRecord* record =
         table_.RecordNotice(notice.key, absl::FromUnixMillis(notice.deadline_unix_ms));
@@ -118,17 +139,36 @@ void Worker::HandleSync(const protocols::WorkerSync& sync) {
     Log(LogLevel::kDebug, "rank_forgotten",
         {{"job", key.job_id}, {"attempt", key.attempt}, {"rank", key.rank}});
   }
+  CollectSandboxes();
 }
 
-void Worker::LaunchRank(const protocols::RankLaunch& launch) {
+void Worker::CollectSandboxes() {
+  if (sandboxes_.size() == 0) return;
+  const std::vector<RankRecord> live = table_.LiveRanks();
+  for (const std::string& gone : sandboxes_.Collect([&live](uint64_t job, uint32_t attempt) {
+         for (const RankRecord& r : live) {
+           if (r.key.job_id == job && r.key.attempt == attempt) return true;
+         }
+         return false;
+       })) {
+    Log(LogLevel::kInfo, "sandbox_destroyed", {{"sandbox", gone}});
+  }
+}
+
+void Worker::LaunchRank(const protocols::RankLaunch& launch,
+                        const std::vector<uint32_t>& attempt_gpus) {
   const RankKey& key = launch.key;
   const std::string token = NewControlToken();
-  absl::StatusOr<int> pid = StartRank(launch, token);
+  absl::StatusOr<int> pid = StartRank(launch, attempt_gpus, token);
   if (!pid.ok()) {
     Log(LogLevel::kError, "rank_launch_failed",
         {{"job", key.job_id}, {"attempt", key.attempt}, {"rank", key.rank},
          {"error", pid.status().ToString()}});
-    table_.RecordLaunchFailure(key, kExitCommandNotFound);
+    // A rank that cannot be confined never runs: it fails like one whose
+    // set-up failed, and says why.
+    table_.RecordLaunchFailure(key, sandboxes_.enabled() ? kExitCannotExecute
+                                                         : kExitCommandNotFound);
+    table_.RecordExitMessage(key, std::string(pid.status().message()));
     report_due_ = true;
     return;
   }
@@ -146,19 +186,28 @@ std::string Worker::NewControlToken() {
 }
 
 absl::StatusOr<int> Worker::StartRank(const protocols::RankLaunch& launch,
+                                      const std::vector<uint32_t>& attempt_gpus,
                                       const std::string& control_token) {
   SUBLET_RETURN_IF_ERROR(CheckJobId(launch.key.job_id));
   const std::string dir = AttemptDir(launch.key);
   std::error_code error;
   fs::create_directories(dir, error);
   if (error) return absl::InternalError(fmt::format("cannot create {}: {}", dir, error.message()));
-  CreateCheckpointDir(launch);
   LaunchSpec spec;
   spec.argv = launch.command;
   spec.working_dir = dir;
   spec.log_path = LogPath(launch.key);
   spec.pid_file = PidPath(launch.key);
   for (const protocols::KeyValue& entry : launch.env) spec.env.emplace_back(entry.key, entry.value);
+  if (sandboxes_.enabled()) {
+    // The sandbox makes the job's storage itself, race-free, as the tenant's.
+    SUBLET_ASSIGN_OR_RETURN(const JobSandbox* sandbox, sandboxes_.For(launch, attempt_gpus));
+    spec.sandbox = &sandbox->handle();
+    spec.working_dir = sandboxes_.RankDir(launch.key);
+    spec.env.emplace_back("HOME", spec.working_dir);
+  } else {
+    CreateCheckpointDir(launch);
+  }
   spec.env.emplace_back("CUDA_VISIBLE_DEVICES", absl::StrJoin(launch.gpus, ","));
   spec.env.emplace_back("SUBLET_CONTROL", control_endpoint_);
   spec.env.emplace_back("SUBLET_CONTROL_TOKEN", control_token);
@@ -201,14 +250,21 @@ void Worker::StopRank(const RankKey& key) {
 // (it checkpoints and exits kExitPreempted); FireDueKills ends it at the
 // deadline.
 void Worker::DeliverNotice(const RankRecord& record, const protocols::PreemptNotice& notice) {
-  absl::Status sent = launcher_.Signal(record.pid, SIGUSR1);
+  const int signal = notice.signal != 0 ? static_cast<int>(notice.signal) : SIGUSR1;
+  absl::Status sent = absl::OkStatus();
+  if (sandboxes_.enabled()) {
+    // Every process of the attempt on this node: a launcher's children too.
+    if (!sandboxes_.NotifyOnce(record.key, signal)) sent = absl::AlreadyExistsError("sent");
+  } else {
+    sent = launcher_.Signal(record.pid, signal);
+  }
   SendControl(record, notice);
   Log(LogLevel::kInfo, "rank_notified",
       {{"job", notice.key.job_id}, {"attempt", notice.key.attempt}, {"rank", notice.key.rank},
        {"reason", notice.reason},
        {"deadline_in_ms",
         notice.deadline_unix_ms - absl::ToUnixMillis(clock_.Now())},
-       {"signal_sent", sent.ok() ? "yes" : sent.ToString()}});
+       {"signal", signal}, {"signal_sent", sent.ok() ? "yes" : sent.ToString()}});
 }
 
 void Worker::FireDueKills() {
@@ -237,6 +293,7 @@ void Worker::HandleExits(const std::vector<ProcessExit>& exits) {
         {{"job", key->job_id}, {"attempt", key->attempt}, {"rank", key->rank},
          {"code", exit.exit_code}, {"last_line", last_words}});
   }
+  CollectSandboxes();
 }
 
 void Worker::BeginShutdown() {
@@ -252,6 +309,10 @@ protocols::WorkerReport Worker::BuildReport() const {
   report.node = options_.node;
   report.incarnation = table_.incarnation();
   report.address = options_.address;
+  report.instance = instance_;
+  report.isolation = !sandboxes_.enabled() ? "none"
+                     : sandboxes_.cgroups()  ? "sandbox"
+                                             : "sandbox, no cgroup limits";
   report.gpus = options_.gpus;
   report.ranks = table_.Statuses();
   absl::StatusOr<std::vector<uint32_t>> ports =

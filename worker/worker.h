@@ -27,7 +27,15 @@
 //   DIR/jobs/<job>/attempt-<a>/            the rank's working directory
 //   DIR/jobs/<job>/attempt-<a>/rank-<r>.log its stdout and stderr
 //   DIR/ranks/<job>.<a>.<r>.pid             pid and start time while it runs
+//   DIR/jobs/<job>/attempt-<a>/work/       the ranks' working directory when
+//                                           sandboxed (owned by the tenant's uid)
+//   DIR/ranks/sandbox.<job>.<a>.pid          the attempt's sandbox holder
 //   DIR/control.sock                        the control endpoint (ZeroMQ ROUTER)
+//   DIR/instance                            this worker's instance, made once
+//
+// Isolation (worker/sandboxes.h): with options.isolation.enabled every rank
+// runs in its attempt's sandbox, as its tenant's uid, and a preemption
+// notice's signal goes to every process of the attempt on this node.
 //
 // Thread-safety: none. Run() must be called from one thread, which then owns
 // the worker's sockets.
@@ -48,6 +56,7 @@
 #include "protocols/messages.h"
 #include "worker/process_launcher.h"
 #include "worker/rank_table.h"
+#include "worker/sandboxes.h"
 
 namespace sublet::worker {
 
@@ -64,6 +73,8 @@ class Worker {
     absl::Duration stop_grace = absl::Seconds(10);   // until a sync names another
     int free_ports = 8;                              // ports probed for each report
     absl::Duration max_poll_wait = absl::Milliseconds(100);  // stop-flag latency
+    IsolationOptions isolation;  // enabled: ranks run sandboxed (the launcher
+                                 // must then have a SandboxConfinement)
   };
 
   // The dependencies must outlive the worker.
@@ -87,7 +98,8 @@ class Worker {
 
   // ---- the steps Run is made of --------------------------------------------
 
-  // Creates the work directory layout and kills leftover ranks.
+  // Creates the work directory layout, reads (or makes) the instance and
+  // kills leftover ranks and sandboxes.
   absl::Status Prepare();
   // Step 3 of the protocol. Ignored while shutting down.
   void HandleSync(const protocols::WorkerSync& sync);
@@ -104,10 +116,14 @@ class Worker {
       const protocols::ReadRankLogRequest& request) const;
 
   // worker.cc: ranks.
-  void LaunchRank(const protocols::RankLaunch& launch);
+  // `attempt_gpus`: every GPU the rank's attempt is given on this node.
+  void LaunchRank(const protocols::RankLaunch& launch, const std::vector<uint32_t>& attempt_gpus);
   std::string NewControlToken();
   absl::StatusOr<int> StartRank(const protocols::RankLaunch& launch,
+                                const std::vector<uint32_t>& attempt_gpus,
                                 const std::string& control_token);
+  // Destroys the sandboxes of attempts with no live rank left.
+  void CollectSandboxes();
   void StopRank(const RankKey& key);
   void DeliverNotice(const RankRecord& record, const protocols::PreemptNotice& notice);
   void SendControl(const RankRecord& record, const protocols::PreemptNotice& notice);
@@ -136,6 +152,8 @@ class Worker {
   std::string control_endpoint_;
 
   RankTable table_;
+  Sandboxes sandboxes_;
+  std::string instance_;
   absl::Duration stop_grace_;
   bool shutting_down_ = false;
   bool report_due_ = false;

@@ -1,10 +1,12 @@
 // Worker: the event loop. One thread polls the coordinator channel, the
 // control socket and the launcher's exit wake-up fd, and runs the timers
 // (heartbeat, SIGKILL deadlines) from the Clock; nothing here sleeps.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <exception>
 #include <type_traits>
 
@@ -65,6 +67,13 @@ absl::Status Worker::OpenSockets() {
     return absl::UnavailableError(
         fmt::format("cannot bind control endpoint {}: {}", control_endpoint_, e.what()));
   }
+  // Sandboxed ranks run as their tenants' uids and must be able to connect;
+  // each speaks only with its own control token (and sees the socket only
+  // through its own sandbox).
+  if (chmod(path.c_str(), 0666) != 0) {
+    return absl::UnavailableError(
+        fmt::format("cannot open control socket {} to ranks: {}", path, strerror(errno)));
+  }
   return absl::OkStatus();
 }
 
@@ -119,6 +128,10 @@ void Worker::Dispatch(const protocols::Envelope& envelope) {
     HandleSync(*sync);
   } else if (const auto* request = std::get_if<protocols::ReadRankLogRequest>(&envelope.body)) {
     ServeLogRequest(envelope, *request);
+  } else if (const auto* error = std::get_if<protocols::ErrorReply>(&envelope.body)) {
+    // The coordinator refused a report, e.g. another worker holds our name.
+    Log(LogLevel::kError, "report_refused",
+        {{"error", protocols::StatusFromReply(envelope).ToString()}, {"code", error->code}});
   } else {
     Log(LogLevel::kDebug, "unexpected_message", {{"body_index", envelope.body.index()}});
   }

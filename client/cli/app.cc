@@ -75,6 +75,7 @@ int RunCli(int argc, const char* const* argv, EnvLookup env, std::ostream& out, 
   AddUpCommand(app, &chosen);
   AddCkptCommands(app, &chosen);
   AddReclaimCommands(app, &chosen);
+  AddAuditCommand(app, &chosen);
 
   try {
     app.parse(argc, argv);

@@ -1,6 +1,13 @@
-// `sublet jobs`, `sublet show JOB`, `sublet cancel JOB`.
+// `sublet jobs [--all] [--state S] [--name GLOB]`, `sublet show JOB`,
+// `sublet cancel (JOB | --name GLOB)`. The filters are applied here, to the
+// list the coordinator returns.
+#include <fmt/format.h>
+#include <fnmatch.h>
+
+#include <algorithm>
 #include <memory>
 
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "client/cli/cli.h"
 #include "protocols/ids.h"
@@ -8,17 +15,50 @@
 namespace sublet::client::cli {
 namespace {
 
-int RunJobs(bool all, Session& session) {
+constexpr const char* kJobStates[] = {"pending",   "running", "preempting",
+                                      "succeeded", "failed",  "cancelled"};
+
+struct JobFilter {
+  std::vector<std::string> states;  // empty: any (CLI11 splits "a,b" and repeats)
+  std::string name_glob;            // empty: any (fnmatch(3) pattern)
+};
+
+// InvalidArgument naming the first state that is not a job state.
+absl::Status CheckStates(const std::vector<std::string>& states) {
+  for (const std::string& state : states) {
+    if (std::find(std::begin(kJobStates), std::end(kJobStates), state) == std::end(kJobStates)) {
+      return absl::InvalidArgumentError(
+          fmt::format("--state: '{}' is not a job state (one of {})", state,
+                      absl::StrJoin(std::begin(kJobStates), std::end(kJobStates), ", ")));
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool Matches(const JobFilter& filter, const protocols::JobInfo& job) {
+  if (!filter.states.empty() &&
+      std::find(filter.states.begin(), filter.states.end(), job.state) == filter.states.end()) {
+    return false;
+  }
+  return filter.name_glob.empty() || fnmatch(filter.name_glob.c_str(), job.name.c_str(), 0) == 0;
+}
+
+int RunJobs(bool all, const JobFilter& filter, Session& session) {
+  if (absl::Status bad = CheckStates(filter.states); !bad.ok()) return session.Fail(bad);
   absl::StatusOr<Client*> client = session.client();
   if (!client.ok()) return session.Fail(client.status());
-  absl::StatusOr<std::vector<protocols::JobInfo>> jobs = (*client)->ListJobs(all);
-  if (!jobs.ok()) return session.Fail(jobs.status());
+  absl::StatusOr<std::vector<protocols::JobInfo>> listed = (*client)->ListJobs(all);
+  if (!listed.ok()) return session.Fail(listed.status());
+  std::vector<protocols::JobInfo> jobs;
+  for (auto& job : *listed) {
+    if (Matches(filter, job)) jobs.push_back(std::move(job));
+  }
   if (session.json()) {
     nlohmann::json list = nlohmann::json::array();
-    for (const auto& job : *jobs) list.push_back(JobToJson(job, /*detailed=*/false));
-    return session.PrintJson({{"jobs", list}, {"tenants", TenantTotalsToJson(*jobs)}});
+    for (const auto& job : jobs) list.push_back(JobToJson(job, /*detailed=*/false));
+    return session.PrintJson({{"jobs", list}, {"tenants", TenantTotalsToJson(jobs)}});
   }
-  session.out() << RenderJobsTable(*jobs, absl::Now());
+  session.out() << RenderJobsTable(jobs, absl::Now());
   return 0;
 }
 
@@ -36,48 +76,117 @@ int RunShow(const std::string& arg, Session& session) {
   return 0;
 }
 
-int RunCancel(const std::string& arg, Session& session) {
-  absl::StatusOr<uint64_t> id = protocols::ParseId("job", arg);
-  if (!id.ok()) return session.Fail(id.status());
+int RunCancelOne(uint64_t id, Session& session) {
   absl::StatusOr<Client*> client = session.client();
   if (!client.ok()) return session.Fail(client.status());
-  absl::StatusOr<protocols::JobInfo> job = (*client)->Cancel(*id);
+  absl::StatusOr<protocols::JobInfo> job = (*client)->Cancel(id);
   if (!job.ok()) return session.Fail(job.status());
   if (session.json()) return session.PrintJson(JobToJson(*job, /*detailed=*/false));
   session.out() << "job " << job->id << ": " << job->state << std::endl;
   return 0;
 }
 
+// Cancels every unfinished job `sublet jobs` lists for the caller (a
+// tenant's own; an admin's: everyone's) whose name matches. A job that ended
+// between the listing and its cancel is reported and skipped; any other
+// failure is reported and decides the exit code once the rest are done.
+int RunCancelByName(const std::string& glob, Session& session) {
+  absl::StatusOr<Client*> client = session.client();
+  if (!client.ok()) return session.Fail(client.status());
+  absl::StatusOr<std::vector<protocols::JobInfo>> listed = (*client)->ListJobs(/*all=*/false);
+  if (!listed.ok()) return session.Fail(listed.status());
+  JobFilter filter{.states = {}, .name_glob = glob};
+  nlohmann::json cancelled = nlohmann::json::array();
+  absl::Status first_error;
+  int matched = 0;
+  for (const protocols::JobInfo& job : *listed) {
+    if (IsFinalState(job.state) || !Matches(filter, job)) continue;
+    ++matched;
+    absl::StatusOr<protocols::JobInfo> now = (*client)->Cancel(job.id);
+    if (!now.ok()) {
+      if (!session.json()) {
+        session.err() << fmt::format("sublet: job {}: {}", job.id,
+                                     std::string(now.status().message()))
+                      << std::endl;
+      }
+      if (!absl::IsFailedPrecondition(now.status()) && first_error.ok()) {
+        first_error = now.status();
+      }
+      continue;
+    }
+    if (session.json()) {
+      cancelled.push_back(JobToJson(*now, /*detailed=*/false));
+    } else {
+      session.out() << "job " << now->id << ": " << now->state << std::endl;
+    }
+  }
+  if (matched == 0) {
+    return session.Fail(absl::NotFoundError(
+        fmt::format("no unfinished job has a name matching --name '{}'", glob)));
+  }
+  if (!first_error.ok()) {
+    return session.json() ? session.Fail(first_error) : ExitCodeFor(first_error);
+  }
+  if (session.json()) return session.PrintJson({{"jobs", cancelled}});
+  return 0;
+}
+
+int RunCancel(const std::string& arg, const std::string& glob, Session& session) {
+  if (arg.empty() == glob.empty()) {
+    return session.Fail(absl::InvalidArgumentError("give either JOB or --name GLOB (exactly one)"));
+  }
+  if (!glob.empty()) return RunCancelByName(glob, session);
+  absl::StatusOr<uint64_t> id = protocols::ParseId("job", arg);
+  if (!id.ok()) return session.Fail(id.status());
+  return RunCancelOne(*id, session);
+}
+
 }  // namespace
 
 void AddJobCommands(CLI::App& app, Command* chosen) {
   auto all = std::make_shared<bool>(false);
+  auto filter = std::make_shared<JobFilter>();
   CLI::App* jobs = app.add_subcommand(
       "jobs",
       "List your jobs: id, name, tenant, state, nodes, restarts, preemptions, age, "
-      "reason. Admins see everyone's with --all.");
-  jobs->add_flag("--all", *all, "Every tenant's jobs (admin token only)");
-  jobs->callback(
-      [chosen, all] { *chosen = [all](Session& session) { return RunJobs(*all, session); }; });
+      "reason (admins: every tenant's). Jobs that ended more than an hour ago only with --all.");
+  jobs->add_flag("--all", *all, "Also jobs that ended more than an hour ago");
+  jobs->add_option("--state", filter->states,
+                   "Only jobs in these states (repeat it or give a comma list): pending, "
+                   "running, preempting, succeeded, failed, cancelled")
+      ->delimiter(',');
+  jobs->add_option("--name", filter->name_glob,
+                   "Only jobs whose name matches this shell glob, e.g. 'sweep-*'");
+  jobs->callback([chosen, all, filter] {
+    *chosen = [all, filter](Session& session) { return RunJobs(*all, *filter, session); };
+  });
 
   auto show_id = std::make_shared<std::string>();
   CLI::App* show =
       app.add_subcommand("show",
-                         "Show one job: state and reason, spec summary, placement of each rank, "
-                         "attempts, restarts, preemptions, last checkpoint and its event history.");
+                         "Show one job: state and reason, spec summary (checkpointing, env keys, "
+                         "progress timeout, preemption signal), the first start and each "
+                         "attempt's, placement of each rank, restarts, preemptions, last "
+                         "checkpoint and its event history.");
   show->add_option("job", *show_id, "Job id")->required();
   show->callback([chosen, show_id] {
     *chosen = [show_id](Session& session) { return RunShow(*show_id, session); };
   });
 
   auto cancel_id = std::make_shared<std::string>();
-  CLI::App* cancel =
-      app.add_subcommand("cancel",
-                         "Cancel a job (its ranks get SIGTERM, then SIGKILL after a grace period) "
-                         "and print its new state.");
-  cancel->add_option("job", *cancel_id, "Job id")->required();
-  cancel->callback([chosen, cancel_id] {
-    *chosen = [cancel_id](Session& session) { return RunCancel(*cancel_id, session); };
+  auto cancel_glob = std::make_shared<std::string>();
+  CLI::App* cancel = app.add_subcommand(
+      "cancel",
+      "Cancel a job, or with --name every unfinished job whose name matches (its ranks get "
+      "SIGTERM, then SIGKILL after a grace period), and print each one's new state. "
+      "Exit 3 when --name matches none.");
+  cancel->add_option("job", *cancel_id, "Job id");
+  cancel->add_option("--name", *cancel_glob,
+                     "Cancel every unfinished job whose name matches this shell glob");
+  cancel->callback([chosen, cancel_id, cancel_glob] {
+    *chosen = [cancel_id, cancel_glob](Session& session) {
+      return RunCancel(*cancel_id, *cancel_glob, session);
+    };
   });
 }
 

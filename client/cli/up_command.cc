@@ -11,7 +11,8 @@ void AddUpCommand(CLI::App& app, Command* chosen) {
   CLI::App* cmd = app.add_subcommand(
       "up",
       "Run a local cluster in the foreground: a coordinator and N workers with emulated "
-      "GPUs, with a tenant token (dev-token) and an admin token (admin-token). Writes "
+      "GPUs, with a tenant token (dev-token, or one per --tenants name) and an admin token "
+      "(admin-token). Writes "
       "the context file so other sublet commands find it; Ctrl-C stops it.");
   cmd->add_option("--workers", options->workers, "Number of worker nodes (default 2)")
       ->check(CLI::PositiveNumber);
@@ -22,6 +23,14 @@ void AddUpCommand(CLI::App& app, Command* chosen) {
   cmd->add_option("--state-dir", options->state_dir,
                   "Directory for config, state, logs and storage (default: a fresh "
                   "directory under /tmp)");
+  cmd->add_option("--tenants", options->tenants,
+                  "Tenants to configure, comma-separated (e.g. acme,globex), each with a random "
+                  "token printed in the banner; the context file gets the first one's. "
+                  "Default: one tenant, dev (token dev-token)")
+      ->delimiter(',');
+  cmd->add_flag("--no-isolation", options->no_isolation,
+                "Run ranks unconfined, as your user (the default when not root; as root "
+                "each job runs sandboxed as its tenant's uid)");
   cmd->callback([chosen, options] {
     *chosen = [options](Session& session) {
       options->context_path = ContextFilePath(session.env());

@@ -137,13 +137,18 @@ absl::Status Read(wire::RankLaunch::Reader in, const CodecLimits& limits, RankLa
   SUBLET_RETURN_IF_ERROR(
       ReadList("RankLaunch.env", in.getEnv(), limits, out.env,
                [&](auto kv, KeyValue& value) { return Read(kv, limits, value); }));
-  return ReadNumbers("RankLaunch.gpus", in.getGpus(), limits, out.gpus);
+  SUBLET_RETURN_IF_ERROR(ReadNumbers("RankLaunch.gpus", in.getGpus(), limits, out.gpus));
+  out.tenant = ToString(in.getTenant());
+  out.tenant_number = in.getTenantNumber();
+  out.storage_root = ToString(in.getStorageRoot());
+  return absl::OkStatus();
 }
 
 absl::Status Read(wire::PreemptNotice::Reader in, const CodecLimits& limits, PreemptNotice& out);
 absl::Status Read(wire::ReclaimVictim::Reader in, const CodecLimits&, ReclaimVictim& out);
 absl::Status Read(wire::ReclaimNode::Reader in, const CodecLimits&, ReclaimNode& out);
 absl::Status Read(wire::ReclaimInfo::Reader in, const CodecLimits& limits, ReclaimInfo& out);
+absl::Status Read(wire::AuditEntry::Reader in, const CodecLimits&, AuditEntry& out);
 
 // Adapts the overloads above for ReadList.
 auto ReadOne(const CodecLimits& limits) {
@@ -154,6 +159,7 @@ absl::Status Read(wire::PreemptNotice::Reader in, const CodecLimits& limits, Pre
   SUBLET_RETURN_IF_ERROR(Read(in.getKey(), limits, out.key));
   out.deadline_unix_ms = in.getDeadlineUnixMs();
   out.reason = ToString(in.getReason());
+  out.signal = in.getSignal();
   return absl::OkStatus();
 }
 
@@ -254,6 +260,8 @@ absl::Status Read(wire::WorkerReport::Reader in, const CodecLimits& limits, Work
       ReadList("WorkerReport.gpus", in.getGpus(), limits, out.gpus, ReadOne(limits)));
   SUBLET_RETURN_IF_ERROR(
       ReadNumbers("WorkerReport.freePorts", in.getFreePorts(), limits, out.free_ports));
+  out.isolation = ToString(in.getIsolation());
+  out.instance = ToString(in.getInstance());
   return ReadList("WorkerReport.ranks", in.getRanks(), limits, out.ranks, ReadOne(limits));
 }
 absl::Status Read(wire::WorkerSync::Reader in, const CodecLimits& limits, WorkerSync& out) {
@@ -294,6 +302,22 @@ absl::Status Read(wire::ReadRankLogRequest::Reader in, const CodecLimits& limits
   return absl::OkStatus();
 }
 
+absl::Status Read(wire::ListAuditRequest::Reader in, const CodecLimits&, ListAuditRequest& out) {
+  out.since_ms = in.getSinceMs();
+  out.limit = in.getLimit();
+  return absl::OkStatus();
+}
+absl::Status Read(wire::AuditEntry::Reader in, const CodecLimits&, AuditEntry& out) {
+  out.time_unix_ms = in.getTimeUnixMs();
+  out.who = ToString(in.getWho());
+  out.action = ToString(in.getAction());
+  out.detail = ToString(in.getDetail());
+  return absl::OkStatus();
+}
+absl::Status Read(wire::AuditListReply::Reader in, const CodecLimits& limits, AuditListReply& out) {
+  return ReadList("AuditListReply.entries", in.getEntries(), limits, out.entries, ReadOne(limits));
+}
+
 template <typename T, typename Reader>
 absl::Status ReadBody(Reader in, const CodecLimits& limits, Body& out) {
   T value;
@@ -329,6 +353,7 @@ absl::Status ReadJobSpec(wire::JobSpec::Reader in, const CodecLimits& limits, Jo
   out.elastic_min_nodes = in.getElasticMinNodes();
   out.time_limit = absl::Nanoseconds(in.getTimeLimitNanos());
   out.progress_timeout = absl::Nanoseconds(in.getProgressTimeoutNanos());
+  out.preemption_signal = ToString(in.getPreemptionSignal());
   return absl::OkStatus();
 }
 
@@ -367,6 +392,7 @@ absl::Status ReadNodeInfo(wire::NodeInfo::Reader in, const CodecLimits& limits, 
   out.address = ToString(in.getAddress());
   out.last_heartbeat_unix_ms = in.getLastHeartbeatUnixMs();
   out.reclaim_id = in.getReclaimId();
+  out.isolation = ToString(in.getIsolation());
   return absl::OkStatus();
 }
 
@@ -420,6 +446,10 @@ absl::Status ReadEnvelope(wire::Envelope::Reader in, const CodecLimits& limits, 
       return ReadBody<ReclaimListReply>(body.getReclaimListReply(), limits, out.body);
     case W::PREEMPT_NOTICE:
       return ReadBody<PreemptNotice>(body.getPreemptNotice(), limits, out.body);
+    case W::LIST_AUDIT_REQUEST:
+      return ReadBody<ListAuditRequest>(body.getListAuditRequest(), limits, out.body);
+    case W::AUDIT_LIST_REPLY:
+      return ReadBody<AuditListReply>(body.getAuditListReply(), limits, out.body);
   }
   return absl::InvalidArgumentError(
       fmt::format("unknown message body {}", static_cast<uint16_t>(body.which())));

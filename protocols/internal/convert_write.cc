@@ -57,6 +57,9 @@ void WriteRankLaunch(const RankLaunch& in, wire::RankLaunch::Builder out) {
   for (unsigned i = 0; i < in.env.size(); ++i)
     WriteKeyValue(in.env[i].key, in.env[i].value, env[i]);
   WriteNumbers(in.gpus, out.initGpus(in.gpus.size()));
+  out.setTenant(AsText(in.tenant));
+  out.setTenantNumber(in.tenant_number);
+  out.setStorageRoot(AsText(in.storage_root));
 }
 
 void WriteProgress(const Progress& in, wire::Progress::Builder out) {
@@ -73,6 +76,7 @@ void WritePreemptNotice(const PreemptNotice& in, wire::PreemptNotice::Builder ou
   WriteRankKey(in.key, out.initKey());
   out.setDeadlineUnixMs(in.deadline_unix_ms);
   out.setReason(AsText(in.reason));
+  out.setSignal(in.signal);
 }
 
 void WriteReclaimInfo(const ReclaimInfo& in, wire::ReclaimInfo::Builder out) {
@@ -115,6 +119,8 @@ void WriteWorkerReport(const WorkerReport& in, wire::WorkerReport::Builder out) 
     gpus[i].setMemoryMib(in.gpus[i].memory_mib);
   }
   WriteNumbers(in.free_ports, out.initFreePorts(in.free_ports.size()));
+  out.setIsolation(AsText(in.isolation));
+  out.setInstance(AsText(in.instance));
   auto ranks = out.initRanks(in.ranks.size());
   for (unsigned i = 0; i < in.ranks.size(); ++i) {
     WriteRankKey(in.ranks[i].key, ranks[i].initKey());
@@ -204,6 +210,20 @@ struct BodyWriter {
     for (unsigned i = 0; i < in.reclaims.size(); ++i) WriteReclaimInfo(in.reclaims[i], list[i]);
   }
   void operator()(const PreemptNotice& in) { WritePreemptNotice(in, body.initPreemptNotice()); }
+  void operator()(const ListAuditRequest& in) {
+    auto out = body.initListAuditRequest();
+    out.setSinceMs(in.since_ms);
+    out.setLimit(in.limit);
+  }
+  void operator()(const AuditListReply& in) {
+    auto entries = body.initAuditListReply().initEntries(in.entries.size());
+    for (unsigned i = 0; i < in.entries.size(); ++i) {
+      entries[i].setTimeUnixMs(in.entries[i].time_unix_ms);
+      entries[i].setWho(AsText(in.entries[i].who));
+      entries[i].setAction(AsText(in.entries[i].action));
+      entries[i].setDetail(AsText(in.entries[i].detail));
+    }
+  }
   void operator()(const ReadRankLogRequest& in) {
     auto out = body.initReadRankLogRequest();
     WriteRankKey(in.key, out.initKey());
@@ -230,6 +250,7 @@ void WriteJobSpec(const JobSpec& in, wire::JobSpec::Builder out) {
   out.setElasticMinNodes(in.elastic_min_nodes);
   out.setTimeLimitNanos(absl::ToInt64Nanoseconds(in.time_limit));
   out.setProgressTimeoutNanos(absl::ToInt64Nanoseconds(in.progress_timeout));
+  out.setPreemptionSignal(AsText(in.preemption_signal));
 }
 
 void WriteJobInfo(const JobInfo& in, wire::JobInfo::Builder out) {
@@ -268,6 +289,7 @@ void WriteNodeInfo(const NodeInfo& in, wire::NodeInfo::Builder out) {
   out.setAddress(AsText(in.address));
   out.setLastHeartbeatUnixMs(in.last_heartbeat_unix_ms);
   out.setReclaimId(in.reclaim_id);
+  out.setIsolation(AsText(in.isolation));
 }
 
 void WriteEnvelope(const Envelope& in, wire::Envelope::Builder out) {

@@ -5,75 +5,18 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <tuple>
 #include <vector>
 
-#include "tests/client/fake_coordinator.h"
+#include "tests/client/cli_fixture.h"
 
 namespace sublet::client::cli {
 namespace {
 
-namespace fs = std::filesystem;
 using protocols::Body;
 using protocols::Envelope;
 using testing::FakeCoordinator;
 using ::testing::HasSubstr;
-
-constexpr char kHelloSpec[] =
-    "name: hello\nresources: {nodes: 1, gpus_per_node: 1}\ncommand: [echo, hi]\n";
-
-class CliTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "sublet-cli-XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string WriteFile(const std::string& name, const std::string& text) {
-    const std::string path = dir_ + "/" + name;
-    std::ofstream(path) << text;
-    return path;
-  }
-
-  // Runs `sublet args...` with only XDG_CONFIG_HOME set (to an empty dir).
-  int Run(std::vector<std::string> args) {
-    args.insert(args.begin(), "sublet");
-    std::vector<const char*> argv;
-    for (const auto& arg : args) argv.push_back(arg.c_str());
-    out_.str("");
-    err_.str("");
-    EnvLookup env = [this](const std::string& name) -> std::optional<std::string> {
-      if (name == "XDG_CONFIG_HOME") return dir_;
-      return std::nullopt;
-    };
-    return RunCli(static_cast<int>(argv.size()), argv.data(), env, out_, err_);
-  }
-
-  // Runs against `fake` with a tenant token.
-  int RunAgainst(const FakeCoordinator& fake, std::vector<std::string> args) {
-    args.insert(args.begin(), {"--coordinator", fake.endpoint(), "--token", "acme-token"});
-    return Run(std::move(args));
-  }
-
-  std::string dir_;
-  std::ostringstream out_;
-  std::ostringstream err_;
-};
-
-Body JobReplyIn(std::string state) {
-  protocols::JobInfo job;
-  job.id = 17;
-  job.name = "hello";
-  job.tenant = "acme";
-  job.state = std::move(state);
-  return protocols::JobReply{job};
-}
 
 TEST_F(CliTest, HelpExitsZeroAndDescribesTheCommand) {
   EXPECT_EQ(Run({"submit", "--help"}), 0);

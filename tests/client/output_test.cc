@@ -204,10 +204,19 @@ TEST(ReclaimOutputTest, DetailShowsEveryNodeAndJobWithItsCheckpoint) {
   EXPECT_EQ(j["nodes"][0]["state"], "reclaimed");
 }
 
-TEST(NodesTableTest, ShowsGpusJobsAndLastSeen) {
-  std::string table = RenderNodesTable({ReadyNode()}, kNow);
-  EXPECT_THAT(table, StartsWith("NAME    STATE  GPUS  FREE  JOBS  ADDRESS    LAST-SEEN\n"));
-  EXPECT_THAT(table, HasSubstr("node-1  ready  4     2     17    127.0.0.1  5m ago\n"));
+TEST(NodesTableTest, ShowsGpusJobsLastSeenAndIsolation) {
+  protocols::NodeInfo unconfined = ReadyNode();
+  unconfined.name = "node-2";
+  unconfined.isolation = "none";
+  protocols::NodeInfo sandboxed = ReadyNode();
+  sandboxed.isolation = "sandbox";
+  std::string table = RenderNodesTable({sandboxed, unconfined}, kNow);
+  EXPECT_THAT(table,
+              StartsWith("NAME    STATE  GPUS  FREE  JOBS  ADDRESS    LAST-SEEN  ISOLATION\n"));
+  EXPECT_THAT(table, HasSubstr("node-1  ready  4     2     17    127.0.0.1  5m ago     sandbox\n"));
+  EXPECT_THAT(table, HasSubstr("node-2  ready  4     2     17    127.0.0.1  5m ago     none\n"));
+  EXPECT_EQ(NodeToJson(unconfined)["isolation"], "none");
+  EXPECT_TRUE(NodeToJson(ReadyNode())["isolation"].is_null());
 }
 
 TEST(JobDetailTest, ShowsSpecPlacementCheckpointAndEvents) {

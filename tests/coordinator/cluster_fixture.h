@@ -32,6 +32,8 @@ class ClusterTest : public ::testing::Test {
     store_ = *Store::Open(":memory:");
     config_.storage_root = ::testing::TempDir() + "/storage";
     config_.heartbeat_timeout = absl::Seconds(10);
+    config_.tokens["acme-token"] = {Role::kTenant, "acme"};
+    config_.tokens["globex-token"] = {Role::kTenant, "globex"};
     cluster_ = std::make_unique<Cluster>(*store_, clock_, config_);
     ASSERT_TRUE(cluster_->Recover().ok());
   }
@@ -46,10 +48,12 @@ class ClusterTest : public ::testing::Test {
   }
 
   protocols::WorkerSync Report(const std::string& node, std::vector<protocols::RankStatus> ranks = {},
-                               const std::string& incarnation = "inc-1", uint32_t gpus = 2) {
+                               const std::string& incarnation = "inc-1", uint32_t gpus = 2,
+                               const std::string& instance = "") {
     protocols::WorkerReport r;
     r.node = node;
     r.incarnation = incarnation;
+    r.instance = instance;
     r.address = "127.0.0.1";
     for (uint32_t g = 0; g < gpus; ++g) r.gpus.push_back({g, "emulated", 0});
     r.free_ports = {41000, 41001};

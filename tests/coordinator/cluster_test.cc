@@ -141,6 +141,54 @@ TEST_F(ClusterTest, SilentNodeBecomesLostAndItsJobIsRequeuedWithoutCounting) {
   EXPECT_THAT(JobById(id).reason, HasSubstr("node node-b was lost"));
 }
 
+TEST_F(ClusterTest, LaunchesNameTheTenantItsNumberAndTheStorageRoot) {
+  Report("node-a");
+  protocols::JobSpec spec = Spec(1, 2);
+  uint64_t id = InTxn([&] { return *cluster_->Submit("globex", spec); });
+  Schedule();
+  auto sync = cluster_->SyncFor(*cluster_->FindNode("node-a"));
+  ASSERT_THAT(sync.desired, SizeIs(2));
+  EXPECT_EQ(sync.desired[0].tenant, "globex");
+  // Tenants are numbered in name order the first time: acme 1, globex 2.
+  EXPECT_EQ(sync.desired[0].tenant_number, 2u);
+  EXPECT_EQ(sync.desired[0].storage_root, config_.storage_root);
+  EXPECT_EQ(EnvOf(sync.desired[0])["SUBLET_CHECKPOINT_DIR"],
+            config_.storage_root + "/globex/" + std::to_string(id) + "/checkpoints");
+}
+
+TEST_F(ClusterTest, AnotherWorkerClaimingAConnectedNodeIsRefused) {
+  Report("node-a", {}, "inc-1", 2, "instance-a");
+  uint64_t id = Submit(Spec(1, 2, 0));
+  Schedule();
+  protocols::WorkerReport imposter;
+  imposter.node = "node-a";
+  imposter.incarnation = "inc-9";
+  imposter.instance = "instance-b";
+  imposter.gpus = {{0, "emulated", 0}, {1, "emulated", 0}};
+  absl::StatusOr<protocols::WorkerSync> refused =
+      InTxn([&] { return cluster_->OnWorkerReport(imposter, "peer-x"); });
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  EXPECT_THAT(refused.status().message(), HasSubstr("connected from another worker"));
+  // The job on the real node-a runs on, untouched.
+  EXPECT_EQ(JobById(id).state, JobState::kRunning);
+  EXPECT_EQ(JobById(id).attempt, 1u);
+  EXPECT_EQ(cluster_->FindNode("node-a")->incarnation, "inc-1");
+  // The same instance restarting is a restart.
+  Report("node-a", {}, "inc-2", 2, "instance-a");
+  EXPECT_EQ(JobById(id).state, JobState::kPending);
+}
+
+TEST_F(ClusterTest, ALostNodesNameMayBeTakenByAnotherWorker) {
+  Report("node-a", {}, "inc-1", 2, "instance-a");
+  clock_.Advance(absl::Seconds(11));
+  Do([&] { return cluster_->CheckTimeouts(); });
+  ASSERT_EQ(cluster_->FindNode("node-a")->state, NodeState::kLost);
+  Report("node-a", {}, "inc-2", 2, "instance-b");
+  EXPECT_EQ(cluster_->FindNode("node-a")->state, NodeState::kReady);
+  EXPECT_EQ(cluster_->FindNode("node-a")->instance, "instance-b");
+}
+
 TEST_F(ClusterTest, RestartedWorkerLosesItsOldRanks) {
   Report("node-a");
   uint64_t id = Submit(Spec(1, 2, 0));

@@ -56,6 +56,11 @@ TEST(ConfigTest, RequiresStorageRoot) {
   EXPECT_THAT(std::string(config.status().message()), HasSubstr("storage_root"));
 }
 
+TEST(ConfigTest, RequiresAnAbsoluteStorageRoot) {
+  EXPECT_EQ(ParseConfig("storage_root: relative/dir\n").status().message(),
+            "storage_root: must be an absolute path, got 'relative/dir'");
+}
+
 TEST(ConfigTest, RejectsYamlSyntaxError) {
   EXPECT_FALSE(ParseConfig("storage_root: [unclosed").ok());
 }

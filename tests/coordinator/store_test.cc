@@ -75,6 +75,25 @@ TEST_F(StoreTest, CommittedStateSurvivesReopen) {
   EXPECT_EQ((*events)[0].message, "hello");
 }
 
+TEST_F(StoreTest, TenantsAreNumberedOnceAndANumberIsNeverReused) {
+  {
+    auto store = *Store::Open(path_);
+    ASSERT_TRUE(store->Begin().ok());
+    auto numbers = store->NumberTenants({"acme", "globex"});
+    ASSERT_TRUE(numbers.ok()) << numbers.status();
+    EXPECT_EQ(*numbers, (std::map<std::string, uint32_t>{{"acme", 1}, {"globex", 2}}));
+    ASSERT_TRUE(store->Commit().ok());
+  }
+  auto store = *Store::Open(path_);
+  ASSERT_TRUE(store->Begin().ok());
+  // globex left the config, initech joined: globex keeps 2, initech gets 3.
+  auto numbers = store->NumberTenants({"initech", "acme"});
+  ASSERT_TRUE(numbers.ok()) << numbers.status();
+  EXPECT_EQ(*numbers,
+            (std::map<std::string, uint32_t>{{"acme", 1}, {"globex", 2}, {"initech", 3}}));
+  ASSERT_TRUE(store->Commit().ok());
+}
+
 TEST_F(StoreTest, RolledBackChangesAreGone) {
   auto store = *Store::Open(path_);
   ASSERT_TRUE(store->Begin().ok());

@@ -99,10 +99,10 @@ TEST(ChaosE2eTest, RandomKillsOfCoordinatorWorkersAndRanksKeepTheInvariants) {
                                 "{nodes: 1, gpus_per_node: 2}\n"};
   for (int t = 0; t < 2; ++t) {
     const std::string name = "chaos-train-" + std::to_string(t);
-    const std::string log = cluster.dir() + "/" + name + ".jsonl";
+    const std::string log = cluster.shared_dir() + "/" + name + ".jsonl";
     std::string spec = cluster.WriteSpec(
         name, "name: " + name + "\nresources: " + train_shapes[t] + "command: [sh, -c, '" +
-                  LockingRank(cluster.dir(), Bin("sublet-train") +
+                  LockingRank(cluster.shared_dir(), Bin("sublet-train") +
                                                  " --model tiny --steps 300 --seed 3 "
                                                  "--global-batch 8 --seq-len 32 "
                                                  "--checkpoint-every 10 --keep 0 --log-json " +
@@ -122,7 +122,7 @@ TEST(ChaosE2eTest, RandomKillsOfCoordinatorWorkersAndRanksKeepTheInvariants) {
         "name: chaos-" + std::to_string(j) + "\nresources: {nodes: " +
             std::to_string(shapes[j][0]) + ", gpus_per_node: " + std::to_string(shapes[j][1]) +
             "}\ncommand: [sh, -c, '" +
-            LockingRank(cluster.dir(), "sleep " + std::to_string(1 + j % 3)) +
+            LockingRank(cluster.shared_dir(), "sleep " + std::to_string(1 + j % 3)) +
             "']\nmax_restarts: 100\n");
     jobs.push_back({cluster.Submit(spec, token), token});
   }
@@ -164,7 +164,7 @@ TEST(ChaosE2eTest, RandomKillsOfCoordinatorWorkersAndRanksKeepTheInvariants) {
   EXPECT_GE(ExpectResumesFromCommittedCheckpoints(cluster, training[0].first, training[0].second),
             1);
   ExpectResumesFromCommittedCheckpoints(cluster, training[1].first, training[1].second);
-  std::ifstream violations(cluster.dir() + "/violations");
+  std::ifstream violations(cluster.shared_dir() + "/violations");
   EXPECT_EQ(std::string(std::istreambuf_iterator<char>(violations), {}), "");
 }
 

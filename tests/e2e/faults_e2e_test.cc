@@ -1,9 +1,11 @@
 // End to end: node loss and the local cluster command.
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include <gmock/gmock.h>
@@ -132,6 +134,49 @@ TEST(SubletUpE2eTest, ASecondClusterOnATakenAddressStopsWithoutStartingWorkers) 
   ASSERT_EQ(doc["nodes"].size(), 1u);
   EXPECT_EQ(doc["nodes"][0]["state"], "ready");
   EXPECT_TRUE(StopUp(first));
+}
+
+// `sublet up --tenants acme,globex`: one random token per tenant, in the
+// banner and in a config only its owner may read; no "dev"; each tenant
+// sees only its own jobs.
+TEST(SubletUpE2eTest, TenantsFlagGivesEachTenantItsOwnTokenInAPrivateConfig) {
+  std::string tmpl = ::testing::TempDir() + "/sublet-up3-XXXXXX";
+  std::string dir = mkdtemp(tmpl.data());
+  std::map<std::string, std::string> env = {{"HOME", dir}, {"XDG_CONFIG_HOME", dir + "/xdg"}};
+  std::string listen = "tcp://127.0.0.1:" + std::to_string(29700 + getpid() % 1000);
+  pid_t up = StartUp(dir, env,
+                     {"--workers", "1", "--gpus", "1", "--listen", listen, "--state-dir",
+                      dir + "/cluster", "--tenants", "acme,globex", "-o", "json"},
+                     "up");
+  ASSERT_GT(up, 0);
+  json banner = json::parse(std::ifstream(dir + "/up.out"), nullptr, false);
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+       banner.is_discarded() && std::chrono::steady_clock::now() < deadline;
+       banner = json::parse(std::ifstream(dir + "/up.out"), nullptr, false)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling for the banner
+  }
+  ASSERT_FALSE(banner.is_discarded());
+  ASSERT_EQ(banner["tenants"].size(), 2u) << banner.dump();
+  EXPECT_EQ(banner["tenants"][0]["name"], "acme");
+  EXPECT_EQ(banner["tenants"][1]["name"], "globex");
+  const std::string acme = banner["tenants"][0]["token"], globex = banner["tenants"][1]["token"];
+  EXPECT_THAT(acme, ::testing::MatchesRegex("[0-9a-f]{32}"));
+  EXPECT_NE(acme, globex);
+  EXPECT_EQ(banner["token"], acme) << "the context file's tenant";
+
+  struct stat config;
+  ASSERT_EQ(stat((dir + "/cluster/coordinator.yaml").c_str(), &config), 0);
+  EXPECT_EQ(config.st_mode & 0777, 0600u);
+
+  const std::string spec = dir + "/one.yaml";
+  std::ofstream(spec) << "name: one\nresources: {nodes: 1, gpus_per_node: 1}\ncommand: [true]\n";
+  CommandResult submit = e2e::Run({Bin("sublet"), "submit", spec}, env, dir);  // the context: acme
+  ASSERT_EQ(submit.exit_code, 0) << submit.err;
+  const std::string id = submit.out.substr(0, submit.out.find('\n'));
+  EXPECT_EQ(e2e::Run({Bin("sublet"), "show", id, "--token", acme}, env, dir).exit_code, 0);
+  EXPECT_EQ(e2e::Run({Bin("sublet"), "show", id, "--token", globex}, env, dir).exit_code, 3);
+  EXPECT_EQ(e2e::Run({Bin("sublet"), "jobs", "--token", "dev-token"}, env, dir).exit_code, 4);
+  EXPECT_TRUE(StopUp(up));
 }
 
 }  // namespace

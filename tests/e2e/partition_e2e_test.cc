@@ -42,7 +42,7 @@ class PartitionE2eTest : public ::testing::Test {
   std::string SubmitGang(TestCluster& cluster) {
     return cluster.Submit(cluster.WriteSpec(
         "gang", "name: gang\nresources: {nodes: 2, gpus_per_node: 1}\ncommand: [sh, -c, '" +
-                    LockingRank(cluster.dir(), "sleep 600") + "']\nmax_restarts: 0\n"));
+                    LockingRank(cluster.shared_dir(), "sleep 600") + "']\nmax_restarts: 0\n"));
   }
 
   // Seconds since `node` last reported, as the coordinator sees it.
@@ -69,7 +69,7 @@ class PartitionE2eTest : public ::testing::Test {
   }
 
   static std::string Violations(const TestCluster& cluster) {
-    std::ifstream in(cluster.dir() + "/violations");
+    std::ifstream in(cluster.shared_dir() + "/violations");
     return std::string(std::istreambuf_iterator<char>(in), {});
   }
 

@@ -172,7 +172,7 @@ TEST(ReclaimE2eTest, GpuCountReclaimPicksTheLowPriorityJobAndReleaseLetsItRunAga
 
 TEST(ReclaimE2eTest, CoordinatorKilledBetweenNoticeAndAcknowledgementFinishesTheTransaction) {
   TestCluster cluster({});
-  const std::string gate = cluster.dir() + "/gate";
+  const std::string gate = cluster.shared_dir() + "/gate";
   std::string id = cluster.Submit(cluster.WriteSpec(
       "gated", RankSpec("gated", "'100000', '4', gate, " + gate, "elastic: {min_nodes: 1}\n")));
   cluster.WaitForJob(id, [](const json& j) {

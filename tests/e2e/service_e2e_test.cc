@@ -139,7 +139,7 @@ TEST_F(ServiceE2eTest, InvalidSpecIsRefusedNamingTheField) {
 }
 
 TEST_F(ServiceE2eTest, RanksKeepRunningAcrossCoordinatorKill) {
-  std::string flag = cluster_.dir() + "/go";
+  std::string flag = cluster_.shared_dir() + "/go";
   std::string id = cluster_.Submit(cluster_.WriteSpec(
       "wait", RankSpec("wait", "while [ ! -e " + flag + " ]; do sleep 0.1; done")));
   cluster_.WaitForState(id, "running");

@@ -6,6 +6,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -135,6 +136,22 @@ TestCluster::TestCluster(Options options) : options_(std::move(options)) {
       "  - {{name: infra, token: admin-token}}\n"
       "workers: {{token: node-token}}\n",
       dir_, options_.heartbeat_timeout, options_.stop_grace);
+  // The worker token stays off every command line.
+  std::ofstream(dir_ + "/node-token") << "node-token\n";
+  chmod((dir_ + "/node-token").c_str(), 0600);
+  std::filesystem::create_directories(shared_dir());
+  chmod(shared_dir().c_str(), 01777);
+  // LockingRank's files that ranks of different tenants (so different uids)
+  // share: made here, writable by all.
+  std::vector<std::string> shared_files = {"violations"};
+  for (int w = 0; w < options_.workers; ++w) {
+    for (int g = 0; g < options_.gpus; ++g) shared_files.push_back(fmt::format("gpu-node-{}-{}", w, g));
+  }
+  for (const std::string& name : shared_files) {
+    const std::string path = shared_dir() + "/" + name;
+    std::ofstream{path};
+    chmod(path.c_str(), 0666);
+  }
   StartCoordinator();
   for (int i = 0; i < options_.workers; ++i) StartWorker(i);
   WaitForReadyNodes(options_.workers);
@@ -179,7 +196,11 @@ void TestCluster::StartWorker(int i) {
   std::vector<std::string> worker = {
       Bin("sublet-worker"), "--coordinator", endpoint_, "--name", fmt::format("node-{}", i),
       "--gpus", std::to_string(options_.gpus), "--work-dir", fmt::format("{}/node-{}", dir_, i),
-      "--token", "node-token", "--heartbeat", "200ms", "--address", address};
+      "--token-file", dir_ + "/node-token", "--heartbeat", "200ms", "--address", address,
+      "--share", shared_dir()};
+  if (auto extra = options_.worker_args.find(i); extra != options_.worker_args.end()) {
+    worker.insert(worker.end(), extra->second.begin(), extra->second.end());
+  }
   argv.insert(argv.end(), worker.begin(), worker.end());
   workers_[i] = Spawn(argv, fmt::format("worker-{}.log", i));
 }

@@ -33,6 +33,8 @@ class TestCluster {
     // Per worker, optionally: a network namespace to run it in and the
     // address it has there (tests/e2e/netns.h makes them).
     std::vector<std::pair<std::string, std::string>> worker_net;
+    // Extra sublet-worker flags, per worker index (e.g. --no-isolation).
+    std::map<int, std::vector<std::string>> worker_args;
   };
   explicit TestCluster(Options options);
   ~TestCluster();  // SIGKILLs everything it started
@@ -63,6 +65,9 @@ class TestCluster {
   std::string Submit(const std::string& spec_path, const std::string& token = "acme-token") const;
 
   const std::string& dir() const { return dir_; }
+  // A directory every rank sees (sublet-worker --share) and may write, for
+  // files a test and its ranks both use; the rest of dir() ranks cannot see.
+  std::string shared_dir() const { return dir_ + "/shared"; }
   const std::string& endpoint() const { return endpoint_; }
 
  private:

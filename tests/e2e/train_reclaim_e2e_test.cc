@@ -43,7 +43,7 @@ std::map<int, double> Losses(const std::string& path) {
 
 TEST(TrainReclaimE2eTest, ReclaimedDp2Tp2JobResumesOnOneNodeAndEndsWithTheUninterruptedLoss) {
   TestCluster cluster({});
-  const std::string log = cluster.dir() + "/reclaimed.jsonl";
+  const std::string log = cluster.shared_dir() + "/reclaimed.jsonl";
   std::string id = cluster.Submit(cluster.WriteSpec("gpt", TrainSpec("gpt", log)));
   cluster.WaitForJob(id, [](const json& j) {
     return !j["progress"].is_null() && j["progress"]["step"] >= 25;
@@ -78,7 +78,7 @@ TEST(TrainReclaimE2eTest, ReclaimedDp2Tp2JobResumesOnOneNodeAndEndsWithTheUninte
 
   // The same job never interrupted (released node, same seed and batch).
   cluster.Json({"release", "--nodes", "node-1"}, "admin-token");
-  const std::string ref_log = cluster.dir() + "/reference.jsonl";
+  const std::string ref_log = cluster.shared_dir() + "/reference.jsonl";
   std::string ref = cluster.Submit(cluster.WriteSpec("ref", TrainSpec("ref", ref_log)));
   json ref_job = cluster.WaitForState(ref, "succeeded");
   EXPECT_EQ(ref_job["preemptions"], 0);

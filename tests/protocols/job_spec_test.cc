@@ -1,5 +1,7 @@
 #include "protocols/job_spec.h"
 
+#include <signal.h>
+
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -189,6 +191,21 @@ TEST_F(JobSpecTest, ParsesProgressTimeout) {
   EXPECT_EQ(*ParseJobSpecYaml(JobSpecToYaml(*spec)), *spec);
   ExpectRejected(WithMinimal("progress_timeout: never\n"),
                  "progress_timeout: malformed duration \"never\"");
+}
+
+TEST_F(JobSpecTest, ParsesThePreemptionSignal) {
+  auto spec = ParseJobSpecYaml(WithMinimal("preemption: {signal: SIGTERM}\n"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->preemption_signal, "SIGTERM");
+  EXPECT_EQ(PreemptionSignalNumber(spec->preemption_signal), SIGTERM);
+  EXPECT_EQ(*ParseJobSpecYaml(JobSpecToYaml(*spec)), *spec);
+  EXPECT_EQ(PreemptionSignalNumber(""), SIGUSR1);
+  EXPECT_EQ(ParseJobSpecYaml(WithMinimal(""))->preemption_signal, "");
+  ExpectRejected(WithMinimal("preemption: {signal: SIGKILL}\n"),
+                 "preemption.signal: 'SIGKILL' is not one of SIGUSR1, SIGUSR2, SIGTERM, SIGINT, "
+                 "SIGHUP");
+  ExpectRejected(WithMinimal("preemption: {grace: 2m}\n"), "preemption.grace: unknown field");
+  ExpectRejected(WithMinimal("preemption: SIGTERM\n"), "preemption: expected a mapping");
 }
 
 TEST_F(JobSpecTest, RejectsInvalidUtf8InCommandAndEnv) {

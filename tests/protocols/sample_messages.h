@@ -24,6 +24,7 @@ inline JobSpec SampleSpec() {
   spec.elastic_min_nodes = 1;
   spec.time_limit = absl::Hours(2) + absl::Milliseconds(5);
   spec.progress_timeout = absl::Minutes(10);
+  spec.preemption_signal = "SIGTERM";
   return spec;
 }
 
@@ -62,7 +63,7 @@ inline JobInfo SampleJob(uint64_t id) {
 }
 
 inline NodeInfo SampleNode(const std::string& name) {
-  return NodeInfo{name, "draining", 8, 6, {1, 2}, "10.0.0.7", 1'700'000'000'500, 7};
+  return NodeInfo{name, "draining", 8, 6, {1, 2}, "10.0.0.7", 1'700'000'000'500, 7, "sandbox"};
 }
 
 inline WorkerReport SampleReport() {
@@ -70,14 +71,17 @@ inline WorkerReport SampleReport() {
       "n1",           "inc-7f3a",
       "10.0.0.7",     {GpuInfo{0, "emulated", 81920}, GpuInfo{1, "H100", 81559}},
       {29500, 29501}, {RankStatus{SampleKey(0), false, 0, SampleProgress(), ""},
-       RankStatus{SampleKey(1), true, 1, Progress{}, "DeadlineExceeded: allreduce"}}};
+       RankStatus{SampleKey(1), true, 1, Progress{}, "DeadlineExceeded: allreduce"}},
+      "sandbox",      "instance-19c2"};
 }
 
 inline WorkerSync SampleSync() {
   RankLaunch launch{
-      SampleKey(1), {"sublet-train", "--steps", "10"}, {{"SUBLET_RANK", "1"}}, {2, 3}};
+      SampleKey(1), {"sublet-train", "--steps", "10"}, {{"SUBLET_RANK", "1"}}, {2, 3},
+      "acme",       4,
+      "/srv/sublet/storage"};
   return WorkerSync{"inc-7f3a", {launch}, {SampleKey(0)}, 2500,
-                    {PreemptNotice{SampleKey(1), 1'700'000'060'000, "reclaim 7"}}};
+                    {PreemptNotice{SampleKey(1), 1'700'000'060'000, "reclaim 7", 15}}};
 }
 
 inline ReclaimInfo SampleReclaim(uint64_t id) {
@@ -120,7 +124,10 @@ inline std::vector<Body> AllBodies() {
           ReleaseRequest{7, {"n2"}},
           ListReclaimsRequest{7},
           ReclaimListReply{{SampleReclaim(7), SampleReclaim(8)}},
-          PreemptNotice{SampleKey(0), 1'700'000'060'000, "reclaim 7"}};
+          PreemptNotice{SampleKey(0), 1'700'000'060'000, "reclaim 7", 10},
+          ListAuditRequest{3'600'000, 50},
+          AuditListReply{{AuditEntry{1'700'000'000'000, "infra", "reclaim", "reclaim 7: n2"},
+                          AuditEntry{1'700'000'000'500, "acme", "reclaim_refused", "not an admin"}}}};
 }
 
 inline Envelope WithBody(Body body, uint64_t request_id = 0x1122334455667788) {

@@ -232,12 +232,13 @@ TEST_F(WorkerTest, IncarnationsDifferBetweenWorkers) {
   EXPECT_GE(worker_.incarnation().size(), 16u);
 }
 
-TEST_F(WorkerTest, AFailedLaunchIsReportedAsExit127) {
+TEST_F(WorkerTest, AFailedLaunchIsReportedAsExit127WithWhy) {
   launcher_.fail_with = absl::InternalError("fork: out of memory");
   peer_.HandleSync(Sync({0}));
   EXPECT_TRUE(peer_.report_due());
   EXPECT_THAT(peer_.BuildReport().ranks,
-              ElementsAre(RankStatus{.key = Key(0), .exited = true, .exit_code = 127}));
+              ElementsAre(RankStatus{.key = Key(0), .exited = true, .exit_code = 127,
+                                     .message = "fork: out of memory"}));
 }
 
 // Ids start at 1; 0 names no job, so nothing is launched for it.
