@@ -37,6 +37,16 @@ json SpecToJson(const protocols::JobSpec& spec) {
   };
   if (spec.time_limit > absl::ZeroDuration())
     out["time_limit"] = sublet::FormatDuration(spec.time_limit);
+  out["checkpoint"] = {{"every_steps", spec.checkpoint_every_steps},
+                       {"keep", spec.checkpoint_keep}};
+  json env_keys = json::array();
+  for (const auto& [key, value] : spec.env) env_keys.push_back(key);  // values may be secrets
+  out["env_keys"] = env_keys;
+  out["progress_timeout"] = spec.progress_timeout > absl::ZeroDuration()
+                                ? json(sublet::FormatDuration(spec.progress_timeout))
+                                : json(nullptr);
+  out["preemption_signal"] =
+      spec.preemption_signal.empty() ? json(nullptr) : json(spec.preemption_signal);
   return out;
 }
 

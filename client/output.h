@@ -21,8 +21,10 @@ enum class OutputFormat { kTable, kJson };
 // A job object: id, name, tenant, state, reason, restarts, preemptions,
 // attempt, nodes, last_checkpoint_step (null when none), submit_time,
 // start_time, end_time (ISO 8601 UTC or null), the spec's num_nodes,
-// gpus_per_node, tensor_parallel, priority, max_restarts, time_limit, and with
-// `detailed` also ranks and events.
+// gpus_per_node, tensor_parallel, priority, max_restarts, time_limit,
+// checkpoint {every_steps, keep}, env_keys (never values), progress_timeout
+// and preemption_signal (null when not set), and with `detailed` also ranks
+// and events.
 nlohmann::json JobToJson(const protocols::JobInfo& job, bool detailed);
 // name, state, gpus, gpus_free, jobs, address, last_heartbeat, reclaim_id.
 nlohmann::json NodeToJson(const protocols::NodeInfo& node);

@@ -215,7 +215,13 @@ absl::Status LocalCluster::Start(StopSignals& signals) {
                                      name,            "--gpus",          std::to_string(options_.gpus),
                                      "--work-dir",    state_dir_ + "/" + name, "--token-file",
                                      token_file};
-    if (!isolate) args.push_back("--no-isolation");
+    if (isolate) {
+      // Ranks see nothing of the cluster's directory but their own parts:
+      // not the config, the logs, the state, the other nodes.
+      args.insert(args.end(), {"--hide", state_dir_});
+    } else {
+      args.push_back("--no-isolation");
+    }
     SUBLET_RETURN_IF_ERROR(Spawn(name, args));
   }
   return absl::OkStatus();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/duration.h"
 #include "common/log.h"
 #include "common/plural.h"
 #include "coordinator/accounting.h"
@@ -244,14 +245,28 @@ absl::Status Cluster::EndAttempt(Job& job, const RankRecord& cause, int32_t code
   return FailAttempt(job, msg);
 }
 
+// base * 2^(restart-1), at most max.
+absl::Duration Cluster::RestartBackoff(uint32_t restart) const {
+  absl::Duration backoff = config_.restart_backoff_base;
+  for (uint32_t i = 1; i < restart && backoff < config_.restart_backoff_max; ++i) backoff *= 2;
+  return std::min(backoff, config_.restart_backoff_max);
+}
+
 // The attempt failed for `why` (a rank failed, or the job stopped making
 // progress): restart the gang if max_restarts allows, else fail the job.
 absl::Status Cluster::FailAttempt(Job& job, const std::string& msg) {
   if (job.restarts < job.spec.max_restarts) {
     job.restarts++;
-    SUBLET_RETURN_IF_ERROR(Event(job, "restarting", "scheduler",
-                                 fmt::format("restart {} of {}: the whole gang is stopped and "
-                                             "placed again", job.restarts, job.spec.max_restarts)));
+    const absl::Duration backoff = RestartBackoff(job.restarts);
+    job.not_before = backoff > absl::ZeroDuration() ? clock_.Now() + backoff
+                                                    : absl::InfinitePast();
+    SUBLET_RETURN_IF_ERROR(Event(
+        job, "restarting", "scheduler",
+        fmt::format("restart {} of {}: the whole gang is stopped and placed again{}",
+                    job.restarts, job.spec.max_restarts,
+                    backoff > absl::ZeroDuration()
+                        ? fmt::format(" after a backoff of {}", sublet::FormatDuration(backoff))
+                        : "")));
     return Requeue(job, fmt::format("{}; restart {} of {}", msg, job.restarts,
                                     job.spec.max_restarts));
   }

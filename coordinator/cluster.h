@@ -140,6 +140,7 @@ class Cluster {
   absl::Status CheckPreemptDeadlines(absl::Time now);
   ReclaimVictim* VictimOf(const Job& job);
   void AccountLostWork(Job& job);
+  absl::Duration RestartBackoff(uint32_t restart) const;
   void MarkNodesDirty(const Job& job);
 
   Store& store_;

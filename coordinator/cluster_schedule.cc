@@ -30,6 +30,12 @@ absl::Status Cluster::CheckTimeouts() {
     sched_dirty_ = true;
   }
   for (auto& [id, job] : jobs_) {
+    // A backoff that ran out: the job may be placed again.
+    if (job.state == JobState::kPending && job.not_before != absl::InfinitePast() &&
+        job.not_before <= now) {
+      job.not_before = absl::InfinitePast();
+      sched_dirty_ = true;
+    }
     if (job.state != JobState::kRunning || job.stopping) continue;
     SUBLET_RETURN_IF_ERROR(CheckProgress(job, now));
     if (job.state != JobState::kRunning || job.stopping) continue;
@@ -95,8 +101,15 @@ absl::Status Cluster::Schedule() {
     for (auto [n, g] : per_node) running.push_back({n, g, end});
   }
   std::vector<SchedJob> pending;
+  const absl::Time now = clock_.Now();
   for (auto& [id, job] : jobs_) {
     if (job.state != JobState::kPending || job.stopping) continue;
+    if (job.not_before > now) {
+      job.reason = fmt::format(
+          "restart backoff: restart {} of {} not before {}", job.restarts, job.spec.max_restarts,
+          absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", job.not_before, absl::UTCTimeZone()));
+      continue;
+    }
     // Elastic: after a preemption the job may resume on fewer nodes.
     uint32_t min_nodes = job.preemptions > 0 ? job.spec.elastic_min_nodes : 0;
     pending.push_back({id, static_cast<int>(job.spec.priority), id, job.spec.nodes,

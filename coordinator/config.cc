@@ -54,7 +54,7 @@ absl::Status AddPrincipals(const YAML::Node& list, Role role, const std::string&
 absl::StatusOr<Config> ParseRoot(const YAML::Node& root) {
   SUBLET_RETURN_IF_ERROR(CheckKeys(
       root, {"storage_root", "heartbeat_timeout", "stop_grace", "max_jobs_per_tenant", "tenants",
-             "admins", "workers"},
+             "admins", "workers", "restart_backoff"},
       ""));
   Config config;
   SUBLET_ASSIGN_OR_RETURN(config.storage_root, RequiredString(root["storage_root"], "storage_root"));
@@ -63,6 +63,26 @@ absl::StatusOr<Config> ParseRoot(const YAML::Node& root) {
   if (!config.storage_root.starts_with("/")) {
     return absl::InvalidArgumentError(fmt::format(
         "storage_root: must be an absolute path, got '{}'", config.storage_root));
+  }
+  if (const YAML::Node backoff = root["restart_backoff"]) {
+    if (!backoff.IsMap()) return FieldError("restart_backoff", "expected {base: D, max: D}");
+    SUBLET_RETURN_IF_ERROR(CheckKeys(backoff, {"base", "max"}, "restart_backoff"));
+    for (auto [key, target] : {std::pair{"base", &config.restart_backoff_base},
+                               std::pair{"max", &config.restart_backoff_max}}) {
+      if (!backoff[key]) continue;
+      const std::string text = backoff[key].Scalar();
+      // 0 turns the backoff off (ParseDuration wants a positive duration).
+      auto d = text == "0" || text == "0s" ? absl::StatusOr<absl::Duration>(absl::ZeroDuration())
+                                            : ParseDuration(text);
+      if (!d.ok() || *d < absl::ZeroDuration()) {
+        return FieldError(std::string("restart_backoff.") + key,
+                          d.ok() ? "must not be negative" : std::string(d.status().message()));
+      }
+      *target = *d;
+    }
+    if (config.restart_backoff_max < config.restart_backoff_base) {
+      return FieldError("restart_backoff.max", "must be at least restart_backoff.base");
+    }
   }
   for (auto [key, target] : {std::pair{"heartbeat_timeout", &config.heartbeat_timeout},
                              std::pair{"stop_grace", &config.stop_grace}}) {

@@ -38,6 +38,11 @@ struct Config {
   // MaxSubmitJobs): beyond it a submission is refused with ResourceExhausted,
   // so no tenant can flood the queue and the store. 0: no limit.
   uint32_t max_jobs_per_tenant = 10'000;
+  // Between failure restarts a job waits base * 2^(restart-1), at most max
+  // (Kueue's backoffBaseSeconds/backoffMaxSeconds); shown as its pending
+  // reason. A zero base: restart at once.
+  absl::Duration restart_backoff_base = absl::Seconds(10);
+  absl::Duration restart_backoff_max = absl::Minutes(10);
   std::unordered_map<std::string, Principal> tokens;
 
   // The principal a token stands for, or nullopt for an unknown token.

@@ -82,6 +82,8 @@ struct Job {
   absl::Time preempt_deadline = absl::InfinitePast();
   std::string preempt_why;   // why the last reclaim chose this job
   int64_t resume_step = -1;  // what the next attempt resumes from (-1: start)
+  // A restarted job is not placed before this (restart backoff).
+  absl::Time not_before = absl::InfinitePast();
   // The newest checkpoint rank 0 reported: when, how big, how long it took to
   // persist (for lost-work accounting and save-time estimates).
   absl::Time last_checkpoint_time = absl::InfinitePast();

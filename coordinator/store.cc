@@ -96,6 +96,7 @@ constexpr AddedColumn kAddedColumns[] = {
     {"jobs", "checkpoint_persist_s", "REAL NOT NULL DEFAULT 0"},
     {"jobs", "gpu_seconds", "REAL NOT NULL DEFAULT 0"},
     {"jobs", "gpu_seconds_lost", "REAL NOT NULL DEFAULT 0"},
+    {"jobs", "not_before_ms", "INTEGER NOT NULL DEFAULT 0"},
     {"nodes", "reclaim_id", "INTEGER NOT NULL DEFAULT 0"},
     {"nodes", "instance", "TEXT NOT NULL DEFAULT ''"},
 };
@@ -157,8 +158,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
       "last_checkpoint_step=?7, submit_ms=?8, start_ms=?9, end_ms=?10, stopping=?11, "
       "master_addr=?12, master_port=?13, rendezvous_port=?14, reclaim_id=?15, "
       "preempt_deadline_ms=?16, preempt_why=?17, resume_step=?18, checkpoint_ms=?19, "
-      "checkpoint_bytes=?20, checkpoint_persist_s=?21, gpu_seconds=?22, gpu_seconds_lost=?23 "
-      "WHERE id=?1"));
+      "checkpoint_bytes=?20, checkpoint_persist_s=?21, gpu_seconds=?22, gpu_seconds_lost=?23, "
+      "not_before_ms=?24 WHERE id=?1"));
   SUBLET_ASSIGN_OR_RETURN(store->put_rank_, store->Prepare(
       "INSERT OR REPLACE INTO ranks (job_id, attempt, rank, node, incarnation, local_rank, gpus, "
       "exited, exit_code) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"));
@@ -295,6 +296,7 @@ absl::Status Store::SaveJob(const Job& job) {
   sqlite3_bind_double(s, 21, job.checkpoint_persist_s);
   sqlite3_bind_double(s, 22, job.gpu_seconds);
   sqlite3_bind_double(s, 23, job.gpu_seconds_lost);
+  sqlite3_bind_int64(s, 24, ToMs(job.not_before));
   SUBLET_RETURN_IF_ERROR(Write(s, "save job"));
   if (sqlite3_changes(db_) != 1) {
     return Fail(absl::InternalError(fmt::format("store: job {} was never inserted", job.id)));
@@ -443,8 +445,8 @@ absl::StatusOr<Store::Snapshot> Store::Load() {
       "SELECT id, tenant, spec, state, reason, restarts, preemptions, attempt, "
       "last_checkpoint_step, submit_ms, start_ms, end_ms, stopping, master_addr, master_port, "
       "rendezvous_port, reclaim_id, preempt_deadline_ms, preempt_why, resume_step, "
-      "checkpoint_ms, checkpoint_bytes, checkpoint_persist_s, gpu_seconds, gpu_seconds_lost "
-      "FROM jobs ORDER BY id", "prepare jobs"));
+      "checkpoint_ms, checkpoint_bytes, checkpoint_persist_s, gpu_seconds, gpu_seconds_lost, "
+      "not_before_ms FROM jobs ORDER BY id", "prepare jobs"));
   sqlite3_stmt* jobs = owned_jobs.get();
   int rc;
   while ((rc = sqlite3_step(jobs)) == SQLITE_ROW) {
@@ -481,6 +483,7 @@ absl::StatusOr<Store::Snapshot> Store::Load() {
     job.checkpoint_persist_s = sqlite3_column_double(jobs, 22);
     job.gpu_seconds = sqlite3_column_double(jobs, 23);
     job.gpu_seconds_lost = sqlite3_column_double(jobs, 24);
+    job.not_before = FromMs(sqlite3_column_int64(jobs, 25));
     snap.max_job_id = std::max(snap.max_job_id, job.id);
     snap.jobs.push_back(std::move(job));
   }

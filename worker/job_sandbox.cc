@@ -88,7 +88,7 @@ absl::StatusOr<UniqueFd> OwnedDir(int parent, const std::string& name, const std
 // One step of the holder's setup. Strings are owned by the plan; the child
 // only reads c_str()s.
 struct Op {
-  enum Kind { kMkdir, kMkfile, kMount, kMoveMount, kMknod, kSymlink } kind;
+  enum Kind { kMkdir, kMkfile, kMount, kMoveMount, kReadOnlyTree, kMknod, kSymlink } kind;
   std::string path;    // target
   std::string source;  // mount source, symlink target
   std::string fstype;  // mount
@@ -177,6 +177,11 @@ bool RunOp(const Op& op) {
                    op.data.empty() ? nullptr : op.data.c_str()) == 0;
     case Op::kMoveMount:
       return move_mount(op.fd, "", AT_FDCWD, op.path.c_str(), MOVE_MOUNT_F_EMPTY_PATH) == 0;
+    case Op::kReadOnlyTree: {
+      struct mount_attr attr {};
+      attr.attr_set = MOUNT_ATTR_RDONLY;
+      return mount_setattr(AT_FDCWD, op.path.c_str(), AT_RECURSIVE, &attr, sizeof(attr)) == 0;
+    }
     case Op::kMknod:
       return mknod(op.path.c_str(), S_IFCHR | op.mode, op.device) == 0;
     case Op::kSymlink:
@@ -307,6 +312,10 @@ absl::StatusOr<std::unique_ptr<JobSandbox>> JobSandbox::Start(const JobSandboxSp
 
   // Masks, outer ones first so that an inner one is made inside them.
   std::vector<std::string> masks = {storage_root, work_root, "/tmp", "/dev"};
+  // Other jobs' cgroups (names, usage) are none of a rank's business.
+  if (std::error_code error; fs::is_directory("/sys/fs/cgroup", error)) {
+    masks.push_back("/sys/fs/cgroup");
+  }
   for (const std::string& dir : spec.hidden) {
     if (!IsAbsolute(dir)) {
       return absl::InvalidArgumentError(fmt::format("hidden dir '{}' is not absolute", dir));
@@ -329,6 +338,10 @@ absl::StatusOr<std::unique_ptr<JobSandbox>> JobSandbox::Start(const JobSandboxSp
   HolderPlan plan;
   plan.ops.push_back({.kind = Op::kMount, .path = "/", .source = "none",
                       .flags = MS_REC | MS_PRIVATE, .what = "make the mounts private"});
+  // The host's files are read-only for the job (no /var/tmp channel between
+  // tenants, nothing left behind); what it may write is mounted below.
+  plan.ops.push_back({.kind = Op::kReadOnlyTree, .path = "/",
+                      .what = "make the host's mounts read-only"});
   for (const std::string& mask : masks) {
     if (mask == "/") return absl::InvalidArgumentError("cannot hide /");
     if (mask == "/tmp") {

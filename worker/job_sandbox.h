@@ -5,7 +5,11 @@
 // and IPC namespaces. Ranks join those namespaces (worker/confinement.h,
 // SandboxConfinement), so shared-memory collectives between them keep
 // working while nothing outside the job is visible:
-//   - /tmp and /dev/shm are private tmpfs (nosuid, nodev, size-limited);
+//   - every host mount is read-only (mount_setattr, recursively), and what
+//     the job may write is mounted on top: the job's storage, the ranks'
+//     directory, the shared directories, and /tmp and /dev/shm, private tmpfs
+//     (nosuid, nodev, size-limited);
+//   - /sys/fs/cgroup is an empty tmpfs;
 //   - /dev holds only null, zero, full, random, urandom, tty and the devices
 //     the spec names (the GPUs given to the job here);
 //   - /proc is the new PID namespace's, with hidepid=2: only the job's

@@ -47,7 +47,7 @@ struct IsolationOptions {
   // processes. 0: no limit of that kind.
   bool cgroups = false;
   uint64_t memory_per_gpu = 0;
-  uint64_t job_pids = 32768;
+  uint64_t job_pids = 4096;
 };
 
 class Sandboxes {

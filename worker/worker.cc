@@ -3,6 +3,10 @@
 #include "worker/worker.h"
 
 #include <signal.h>
+#include <sys/random.h>
+
+#include <cerrno>
+#include <stdexcept>
 
 #include <algorithm>
 #include <filesystem>
@@ -178,11 +182,19 @@ void Worker::LaunchRank(const protocols::RankLaunch& launch,
        {"gpus", absl::StrJoin(launch.gpus, ",")}});
 }
 
-// 128 random bits, hex: what a rank shows to speak for itself on the control
-// endpoint, which every rank on the node (of any tenant) can connect to.
+// 128 bits from the kernel's CSPRNG, hex: what a rank shows to speak for
+// itself on the control endpoint. Never from a seeded generator: a tenant who
+// sees its own tokens must learn nothing of another's.
 std::string Worker::NewControlToken() {
-  std::uniform_int_distribution<uint64_t> bits;
-  return fmt::format("{:016x}{:016x}", bits(token_rng_), bits(token_rng_));
+  uint64_t bits[2] = {0, 0};
+  size_t got = 0;
+  while (got < sizeof(bits)) {
+    const ssize_t n = getrandom(reinterpret_cast<char*>(bits) + got, sizeof(bits) - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw std::runtime_error("getrandom failed: no control token can be made");
+    got += static_cast<size_t>(n);
+  }
+  return fmt::format("{:016x}{:016x}", bits[0], bits[1]);
 }
 
 absl::StatusOr<int> Worker::StartRank(const protocols::RankLaunch& launch,

@@ -162,7 +162,6 @@ class Worker {
 
   std::unique_ptr<protocols::ClientChannel> channel_;
   std::unique_ptr<zmq::socket_t> control_;
-  std::mt19937_64 token_rng_{std::random_device{}()};
 };
 
 // A random hex string, fresh for every worker process.

@@ -62,6 +62,12 @@ absl::Status Worker::OpenSockets() {
   try {
     control_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router);
     control_->set(zmq::sockopt::linger, 0);
+    // Ranks are hostile: a frame bigger than any control message is dropped
+    // by libzmq before it is buffered (the worker's memory is not theirs),
+    // and few may queue.
+    control_->set(zmq::sockopt::maxmsgsize,
+                  static_cast<int64_t>(ControlLimits().max_frame_bytes));
+    control_->set(zmq::sockopt::rcvhwm, 1000);
     control_->bind(control_endpoint_);
   } catch (const zmq::error_t& e) {
     return absl::UnavailableError(

@@ -291,8 +291,9 @@ int RunLogs(LogsFlags flags, Session& session) {
   if (!client.ok()) return session.Fail(client.status());
   std::map<uint32_t, std::string> collected;  // json mode: per rank
   auto sink_for = [&](uint32_t rank) -> Sink {
-    if (session.json())
+    if (session.json()) {
       return [&collected, rank](std::string_view d) { collected[rank].append(d); };
+    }
     return [&session](std::string_view data) {
       session.out().write(data.data(), static_cast<std::streamsize>(data.size()));
       session.out().flush();

@@ -46,7 +46,7 @@ absl::StatusOr<ChildProcess> ChildProcess::Spawn(std::string name,
                                                  const std::string& log_path) {
   std::vector<char*> c_argv = CStrings(argv);
   std::vector<char*> c_env = CStrings(env);
-  const int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  const int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (log_fd < 0) {
     return absl::InternalError(fmt::format("cannot open {}: {}", log_path, strerror(errno)));
   }

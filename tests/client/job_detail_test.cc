@@ -77,6 +77,20 @@ TEST(JobDetailTest, ShowsCheckpointingEnvKeysProgressTimeoutAndPreemptionSignal)
   EXPECT_EQ(Field(detail, "Preemption:"), "notice by SIGTERM");
 }
 
+TEST(JobDetailTest, JsonCarriesTheSameSettingsWithoutEnvValues) {
+  nlohmann::json job = JobToJson(ResumedJob(), /*detailed=*/true);
+  EXPECT_EQ(job["checkpoint"], nlohmann::json({{"every_steps", 50}, {"keep", 3}}));
+  EXPECT_EQ(job["env_keys"], nlohmann::json({"SUBLET_LOG_LEVEL", "WANDB_API_KEY"}));
+  EXPECT_EQ(job["progress_timeout"], "10m");
+  EXPECT_EQ(job["preemption_signal"], "SIGTERM");
+  EXPECT_EQ(job.dump().find("secret-value"), std::string::npos);
+  protocols::JobInfo plain = ResumedJob();
+  plain.spec.progress_timeout = absl::ZeroDuration();
+  plain.spec.preemption_signal.clear();
+  EXPECT_TRUE(JobToJson(plain, false)["progress_timeout"].is_null());
+  EXPECT_TRUE(JobToJson(plain, false)["preemption_signal"].is_null());
+}
+
 TEST(JobDetailTest, LeavesOutProgressTimeoutAndSignalWhenNotSet) {
   protocols::JobInfo job = ResumedJob();
   job.spec.progress_timeout = absl::ZeroDuration();

@@ -32,6 +32,7 @@ class ClusterTest : public ::testing::Test {
     store_ = *Store::Open(":memory:");
     config_.storage_root = ::testing::TempDir() + "/storage";
     config_.heartbeat_timeout = absl::Seconds(10);
+    config_.restart_backoff_base = absl::ZeroDuration();  // tests of restarts restart at once
     config_.tokens["acme-token"] = {Role::kTenant, "acme"};
     config_.tokens["globex-token"] = {Role::kTenant, "globex"};
     cluster_ = std::make_unique<Cluster>(*store_, clock_, config_);

@@ -189,6 +189,49 @@ TEST_F(ClusterTest, ALostNodesNameMayBeTakenByAnotherWorker) {
   EXPECT_EQ(cluster_->FindNode("node-a")->instance, "instance-b");
 }
 
+TEST_F(ClusterTest, FailureRestartsBackOffExponentiallyAndSayWhy) {
+  config_.restart_backoff_base = absl::Seconds(10);
+  config_.restart_backoff_max = absl::Seconds(25);
+  Report("node-a");
+  uint64_t id = Submit(Spec(1, 2, 5));
+  const absl::Duration expected[] = {absl::Seconds(10), absl::Seconds(20), absl::Seconds(25),
+                                     absl::Seconds(25)};
+  for (absl::Duration wait : expected) {
+    Schedule();
+    ASSERT_EQ(JobById(id).state, JobState::kRunning);
+    Report("node-a", Exits(id, "node-a", {{0, 1}, {1, 1}}));
+    Schedule();
+    EXPECT_EQ(JobById(id).state, JobState::kPending);
+    EXPECT_THAT(JobById(id).reason, HasSubstr("restart backoff: restart"));
+    clock_.Advance(wait - absl::Seconds(1));
+    Do([&] { return cluster_->CheckTimeouts(); });
+    Schedule();
+    EXPECT_EQ(JobById(id).state, JobState::kPending) << "placed before its backoff ran out";
+    clock_.Advance(absl::Seconds(1));
+    Report("node-a");
+    Do([&] { return cluster_->CheckTimeouts(); });
+  }
+  Schedule();
+  EXPECT_EQ(JobById(id).state, JobState::kRunning);
+  EXPECT_EQ(JobById(id).restarts, 4u);
+}
+
+TEST_F(ClusterTest, ABackoffSurvivesACoordinatorRestart) {
+  config_.restart_backoff_base = absl::Minutes(1);
+  Report("node-a");
+  uint64_t id = Submit(Spec(1, 2, 1));
+  Schedule();
+  Report("node-a", Exits(id, "node-a", {{0, 1}, {1, 1}}));
+  ASSERT_TRUE(cluster_->Recover().ok());
+  Schedule();
+  EXPECT_EQ(JobById(id).state, JobState::kPending);
+  clock_.Advance(absl::Minutes(1));
+  Report("node-a");
+  Do([&] { return cluster_->CheckTimeouts(); });
+  Schedule();
+  EXPECT_EQ(JobById(id).state, JobState::kRunning);
+}
+
 TEST_F(ClusterTest, RestartedWorkerLosesItsOldRanks) {
   Report("node-a");
   uint64_t id = Submit(Spec(1, 2, 0));

@@ -56,6 +56,24 @@ TEST(ConfigTest, RequiresStorageRoot) {
   EXPECT_THAT(std::string(config.status().message()), HasSubstr("storage_root"));
 }
 
+TEST(ConfigTest, ParsesAndChecksTheRestartBackoff) {
+  auto config = ParseConfig("storage_root: /x\nrestart_backoff: {base: 5s, max: 1m}\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->restart_backoff_base, absl::Seconds(5));
+  EXPECT_EQ(config->restart_backoff_max, absl::Minutes(1));
+  EXPECT_EQ(ParseConfig("storage_root: /x\n")->restart_backoff_base, absl::Seconds(10));
+  EXPECT_EQ(ParseConfig("storage_root: /x\nrestart_backoff: {base: 0s}\n")->restart_backoff_base,
+            absl::ZeroDuration());
+  EXPECT_EQ(ParseConfig("storage_root: /x\nrestart_backoff: {base: 2m, max: 1m}\n")
+                .status()
+                .message(),
+            "restart_backoff.max: must be at least restart_backoff.base");
+  EXPECT_THAT(std::string(ParseConfig("storage_root: /x\nrestart_backoff: {bass: 1s}\n")
+                              .status()
+                              .message()),
+              HasSubstr("bass"));
+}
+
 TEST(ConfigTest, RequiresAnAbsoluteStorageRoot) {
   EXPECT_EQ(ParseConfig("storage_root: relative/dir\n").status().message(),
             "storage_root: must be an absolute path, got 'relative/dir'");

@@ -129,6 +129,7 @@ TestCluster::TestCluster(Options options) : options_(std::move(options)) {
       "storage_root: {}/storage\n"
       "heartbeat_timeout: {}\n"
       "stop_grace: {}\n"
+      "restart_backoff: {{base: 0s}}\n"
       "tenants:\n"
       "  - {{name: acme, token: acme-token}}\n"
       "  - {{name: globex, token: globex-token}}\n"

@@ -263,6 +263,33 @@ print("fork", os.waitpid(pid, 0)[1] >> 8, flush=True)
   EXPECT_THAT(log, HasSubstr("fork 7"));
 }
 
+TEST_F(SandboxTest, TheHostIsReadOnlyAndOtherJobsCgroupsAreHidden) {
+  std::unique_ptr<JobSandbox> sandbox = Start(Spec());
+  ASSERT_NE(sandbox, nullptr);
+  EXPECT_EQ(Python(*sandbox, R"py(
+for path in ["/var/tmp/sublet-sandbox-left-behind", "/run/lock/x"]:
+    try:
+        open(path, "w"); print(path, "ok")
+    except OSError as e:
+        print(path, errno.errorcode[e.errno])
+try:
+    print("cgroups", os.listdir("/sys/fs/cgroup"))
+except OSError as e:
+    print("cgroups", errno.errorcode[e.errno])
+print("memory cgroup", os.path.exists("/sys/fs/cgroup/memory"))
+open("mine", "w").write("x"); print("rank dir writable")
+call("vsock", libc.socket, 40, 1, 0)
+)py"),
+            0)
+      << Log();
+  EXPECT_THAT(Log(), HasSubstr("/var/tmp/sublet-sandbox-left-behind EROFS"));
+  EXPECT_THAT(Log(), HasSubstr("cgroups EACCES"));
+  EXPECT_THAT(Log(), HasSubstr("memory cgroup False"));
+  EXPECT_THAT(Log(), HasSubstr("rank dir writable"));
+  EXPECT_THAT(Log(), HasSubstr("vsock EPERM"));
+  EXPECT_FALSE(fs::exists("/var/tmp/sublet-sandbox-left-behind"));
+}
+
 TEST_F(SandboxTest, NoDescriptorOfTheWorkerReachesTheRank) {
   // A descriptor the worker leaked without O_CLOEXEC.
   const int leaked = open("/etc/hostname", O_RDONLY);

@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -105,6 +106,13 @@ absl::Status AddRankRules(scmp_filter_ctx ctx) {
     SUBLET_RETURN_IF_ERROR(
         AddRule(ctx, deny, "clone",
                 {{.arg = 0, .op = SCMP_CMP_MASKED_EQ, .datum_a = flag, .datum_b = flag}}));
+  }
+  // Socket families that lead off the node's own network (a VM's vsock
+  // reaches the hypervisor's agents) or to kernel subsystems a rank never
+  // needs. AF_NETLINK stays: getifaddrs, which NCCL and gloo call, uses it.
+  for (uint64_t family : {AF_VSOCK, AF_KEY, AF_BLUETOOTH, AF_ALG}) {
+    SUBLET_RETURN_IF_ERROR(
+        AddRule(ctx, deny, "socket", {{.arg = 0, .op = SCMP_CMP_EQ, .datum_a = family}}));
   }
   return AddRule(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3");
 }
