@@ -110,8 +110,10 @@ absl::Status Cluster::Schedule() {
           absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", job.not_before, absl::UTCTimeZone()));
       continue;
     }
-    // Elastic: after a preemption the job may resume on fewer nodes.
-    uint32_t min_nodes = job.preemptions > 0 ? job.spec.elastic_min_nodes : 0;
+    // Elastic: after a preemption the job may resume on fewer nodes, and with
+    // elastic.start: any it may also start on fewer.
+    uint32_t min_nodes =
+        job.preemptions > 0 || job.spec.elastic_start_any ? job.spec.elastic_min_nodes : 0;
     pending.push_back({id, static_cast<int>(job.spec.priority), id, job.spec.nodes,
                        job.spec.gpus_per_node, job.spec.time_limit, min_nodes});
   }

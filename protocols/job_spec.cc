@@ -155,6 +155,9 @@ absl::Status ValidatePlacement(const JobSpec& spec, const SpecLimits& limits) {
     return FieldError("parallelism.tensor", fmt::format("{} does not divide gpus_per_node {}",
                                                         spec.tensor_parallel, spec.gpus_per_node));
   }
+  if (spec.elastic_start_any && spec.elastic_min_nodes == 0) {
+    return FieldError("elastic.start", "any needs elastic.min_nodes");
+  }
   if (spec.elastic_min_nodes > spec.nodes) {
     return FieldError("elastic.min_nodes", fmt::format("{} exceeds resources.nodes {}",
                                                        spec.elastic_min_nodes, spec.nodes));
@@ -240,7 +243,9 @@ std::string JobSpecToYaml(const JobSpec& spec) {
   out << YAML::Key << "max_restarts" << YAML::Value << spec.max_restarts;
   if (spec.elastic_min_nodes > 0) {
     out << YAML::Key << "elastic" << YAML::Value << YAML::Flow << YAML::BeginMap;
-    out << YAML::Key << "min_nodes" << YAML::Value << spec.elastic_min_nodes << YAML::EndMap;
+    out << YAML::Key << "min_nodes" << YAML::Value << spec.elastic_min_nodes;
+    if (spec.elastic_start_any) out << YAML::Key << "start" << YAML::Value << "any";
+    out << YAML::EndMap;
   }
   if (spec.time_limit != absl::ZeroDuration()) {
     out << YAML::Key << "time_limit" << YAML::Value << sublet::FormatDuration(spec.time_limit);

@@ -30,6 +30,11 @@ struct JobSpec {
   Priority priority = Priority::kNormal;
   uint32_t max_restarts = 0;                // failures only; preemptions never count
   uint32_t elastic_min_nodes = 0;           // 0: not elastic
+  // elastic.start: "full" (default) waits for all `nodes` at the first
+  // start; "any" starts on as few as min_nodes when that is all there is
+  // (torchrun --nnodes=MIN:MAX). Either way the job grows back to `nodes` at
+  // its next restart or preemption when capacity allows.
+  bool elastic_start_any = false;
   absl::Duration time_limit = absl::ZeroDuration();  // zero: no limit
   // Restart the gang when no rank has reported progress for this long (the
   // job's ranks must report through SUBLET_CONTROL); zero: never.

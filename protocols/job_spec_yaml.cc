@@ -181,8 +181,24 @@ absl::Status ReadTopLevel(const YAML::Node& root, const SpecLimits& limits, JobS
         }
         if (key == "priority") return ReadPriority(value, field, spec.priority);
         if (key == "max_restarts") return ReadUint32(value, field, spec.max_restarts);
-        if (key == "elastic")
-          return ReadIntSection(value, field, {{"min_nodes", &spec.elastic_min_nodes}}, false);
+        if (key == "elastic") {
+          std::set<std::string> seen_here;
+          return ForEachField(
+              value, field, seen_here,
+              [&](const std::string& k, const std::string& f, const YAML::Node& v) -> absl::Status {
+                if (k == "min_nodes") return ReadUint32(v, f, spec.elastic_min_nodes);
+                if (k == "start") {
+                  std::string start;
+                  SUBLET_RETURN_IF_ERROR(ReadString(v, f, start));
+                  if (start != "full" && start != "any") {
+                    return FieldError(f, fmt::format("'{}' is not full or any", start));
+                  }
+                  spec.elastic_start_any = start == "any";
+                  return absl::OkStatus();
+                }
+                return FieldError(f, "unknown field");
+              });
+        }
         if (key == "time_limit") return ReadDuration(value, field, spec.time_limit);
         if (key == "progress_timeout") return ReadDuration(value, field, spec.progress_timeout);
         if (key == "preemption") {

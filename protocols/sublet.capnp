@@ -41,6 +41,7 @@ struct JobSpec {
   timeLimitNanos @11 :Int64;  # 0: no limit
   progressTimeoutNanos @12 :Int64;  # 0: never
   preemptionSignal @13 :Text;  # "": SIGUSR1
+  elasticStartAny @14 :Bool;
 }
 
 struct Progress {

@@ -264,6 +264,11 @@ int main(int argc, char** argv) {
     }
     confinement = *std::move(made);
     sublet::worker::IsolationOptions& isolation = flags.options.isolation;
+    // Ranks find sublet-train and friends next to the worker (the PATH prefix
+    // below): that directory must be there for them even under a hidden /tmp.
+    if (const std::string own = sublet::worker::OwnExecutableDir(); !own.empty()) {
+      isolation.shared.push_back(own);
+    }
     if (absl::Status cgroups = sublet::worker::JobCgroup::Probe(); cgroups.ok()) {
       isolation.cgroups = true;
       isolation.memory_per_gpu =

@@ -354,6 +354,7 @@ absl::Status ReadJobSpec(wire::JobSpec::Reader in, const CodecLimits& limits, Jo
   out.time_limit = absl::Nanoseconds(in.getTimeLimitNanos());
   out.progress_timeout = absl::Nanoseconds(in.getProgressTimeoutNanos());
   out.preemption_signal = ToString(in.getPreemptionSignal());
+  out.elastic_start_any = in.getElasticStartAny();
   return absl::OkStatus();
 }
 

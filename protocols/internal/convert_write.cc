@@ -251,6 +251,7 @@ void WriteJobSpec(const JobSpec& in, wire::JobSpec::Builder out) {
   out.setTimeLimitNanos(absl::ToInt64Nanoseconds(in.time_limit));
   out.setProgressTimeoutNanos(absl::ToInt64Nanoseconds(in.progress_timeout));
   out.setPreemptionSignal(AsText(in.preemption_signal));
+  out.setElasticStartAny(in.elastic_start_any);
 }
 
 void WriteJobInfo(const JobInfo& in, wire::JobInfo::Builder out) {

@@ -189,6 +189,27 @@ TEST_F(ClusterTest, ALostNodesNameMayBeTakenByAnotherWorker) {
   EXPECT_EQ(cluster_->FindNode("node-a")->instance, "instance-b");
 }
 
+TEST_F(ClusterTest, AnElasticJobThatMayStartSmallStartsOnWhatThereIsAndGrowsBack) {
+  Report("node-a");
+  protocols::JobSpec spec = Spec(2, 2, 1);
+  spec.elastic_min_nodes = 1;
+  spec.elastic_start_any = true;
+  uint64_t id = Submit(spec);
+  protocols::JobSpec waits = Spec(2, 2);
+  waits.elastic_min_nodes = 1;  // start: full
+  uint64_t full = Submit(waits);
+  Schedule();
+  EXPECT_EQ(JobById(id).state, JobState::kRunning);
+  EXPECT_THAT(JobById(id).ranks, SizeIs(2)) << "one node of two";
+  EXPECT_EQ(JobById(full).state, JobState::kPending);
+  // A second node joins; the next attempt (after a failure) takes both.
+  Report("node-b");
+  Report("node-a", Exits(id, "node-a", {{0, 1}, {1, 1}}));
+  Schedule();
+  EXPECT_EQ(JobById(id).state, JobState::kRunning);
+  EXPECT_THAT(JobById(id).ranks, SizeIs(4)) << "grown back to two nodes";
+}
+
 TEST_F(ClusterTest, FailureRestartsBackOffExponentiallyAndSayWhy) {
   config_.restart_backoff_base = absl::Seconds(10);
   config_.restart_backoff_max = absl::Seconds(25);

@@ -198,7 +198,10 @@ void TestCluster::StartWorker(int i) {
       Bin("sublet-worker"), "--coordinator", endpoint_, "--name", fmt::format("node-{}", i),
       "--gpus", std::to_string(options_.gpus), "--work-dir", fmt::format("{}/node-{}", dir_, i),
       "--token-file", dir_ + "/node-token", "--heartbeat", "200ms", "--address", address,
-      "--share", shared_dir()};
+      "--share", shared_dir(),
+      // The test ranks (build/tests) and sublet-train: a build under /tmp is
+      // hidden by each sandbox's private /tmp otherwise.
+      "--share", std::filesystem::path(SUBLET_BIN_DIR).parent_path().string()};
   if (auto extra = options_.worker_args.find(i); extra != options_.worker_args.end()) {
     worker.insert(worker.end(), extra->second.begin(), extra->second.end());
   }

@@ -184,6 +184,24 @@ TEST_F(JobSpecTest, RejectsMalformedDuration) {
                  "time_limit: malformed duration \"2 hours\"");
 }
 
+TEST_F(JobSpecTest, ParsesTheElasticStart) {
+  auto spec = ParseJobSpecYaml(
+      "name: e\nresources: {nodes: 2, gpus_per_node: 1}\ncommand: [x]\n"
+      "elastic: {min_nodes: 1, start: any}\n");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_TRUE(spec->elastic_start_any);
+  EXPECT_EQ(*ParseJobSpecYaml(JobSpecToYaml(*spec)), *spec);
+  EXPECT_FALSE(ParseJobSpecYaml("name: e\nresources: {nodes: 2, gpus_per_node: 1}\n"
+                                "command: [x]\nelastic: {min_nodes: 1, start: full}\n")
+                   ->elastic_start_any);
+  ExpectRejected("name: e\nresources: {nodes: 2, gpus_per_node: 1}\ncommand: [x]\n"
+                 "elastic: {min_nodes: 1, start: soon}\n",
+                 "elastic.start: 'soon' is not full or any");
+  ExpectRejected("name: e\nresources: {nodes: 2, gpus_per_node: 1}\ncommand: [x]\n"
+                 "elastic: {start: any}\n",
+                 "elastic.start: any needs elastic.min_nodes");
+}
+
 TEST_F(JobSpecTest, ParsesProgressTimeout) {
   auto spec = ParseJobSpecYaml(WithMinimal("progress_timeout: 10m\n"));
   ASSERT_TRUE(spec.ok()) << spec.status();

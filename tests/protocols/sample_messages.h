@@ -25,6 +25,7 @@ inline JobSpec SampleSpec() {
   spec.time_limit = absl::Hours(2) + absl::Milliseconds(5);
   spec.progress_timeout = absl::Minutes(10);
   spec.preemption_signal = "SIGTERM";
+  spec.elastic_start_any = true;
   return spec;
 }
 
