@@ -138,6 +138,22 @@ absl::StatusOr<std::unique_ptr<JobCgroup>> JobCgroup::Create(const std::string& 
   return cgroup;
 }
 
+int JobCgroup::RemoveLeftovers(const std::string& prefix, const std::string& cgroup_root) {
+  int removed = 0;
+  for (const std::string& parent : {cgroup_root + "/sublet", cgroup_root + "/memory/sublet",
+                                    cgroup_root + "/pids/sublet"}) {
+    std::error_code error;
+    for (const auto& entry : fs::directory_iterator(parent, error)) {
+      const std::string name = entry.path().filename().string();
+      if (entry.is_directory(error) && name.starts_with(prefix) &&
+          rmdir(entry.path().c_str()) == 0) {
+        ++removed;
+      }
+    }
+  }
+  return removed;
+}
+
 JobCgroup::~JobCgroup() {
   procs_.clear();
   for (const std::string& dir : dirs_) rmdir(dir.c_str());

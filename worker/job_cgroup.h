@@ -39,6 +39,12 @@ class JobCgroup {
       const std::string& name, const CgroupLimits& limits,
       const std::string& cgroup_root = "/sys/fs/cgroup");
 
+  // Removes every empty cgroup under .../sublet/ whose name starts with
+  // `prefix` (what a worker killed before it could clean up left behind);
+  // returns how many.
+  static int RemoveLeftovers(const std::string& prefix,
+                             const std::string& cgroup_root = "/sys/fs/cgroup");
+
   // Removes the cgroup directories (they must hold no process by then).
   ~JobCgroup();
   JobCgroup(const JobCgroup&) = delete;

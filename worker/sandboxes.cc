@@ -15,10 +15,27 @@
 namespace sublet::worker {
 namespace fs = std::filesystem;
 
-Sandboxes::Sandboxes(IsolationOptions options, std::string work_dir, std::string control_socket)
+Sandboxes::Sandboxes(IsolationOptions options, std::string node, std::string work_dir,
+                     std::string control_socket)
     : options_(std::move(options)),
+      node_(std::move(node)),
       work_dir_(std::move(work_dir)),
       control_socket_(std::move(control_socket)) {}
+
+// "<node>.": a node name is not always a safe path component; then its hex.
+std::string Sandboxes::CgroupPrefix() const {
+  const bool safe = !node_.empty() && node_.size() <= 64 &&
+                    node_.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                            "0123456789-_") == std::string::npos;
+  if (safe) return node_ + ".";
+  std::string hex;
+  for (unsigned char c : node_.substr(0, 32)) hex += fmt::format("{:02x}", c);
+  return hex + ".";
+}
+
+int Sandboxes::RemoveLeftoverCgroups() const {
+  return options_.cgroups ? JobCgroup::RemoveLeftovers(CgroupPrefix()) : 0;
+}
 
 std::string Sandboxes::RankDir(const protocols::RankKey& key) const {
   return fmt::format("{}/jobs/{}/attempt-{}/work", work_dir_, key.job_id, key.attempt);
@@ -85,7 +102,8 @@ absl::StatusOr<const JobSandbox*> Sandboxes::For(const protocols::RankLaunch& la
   std::unique_ptr<JobCgroup> cgroup;
   if (options_.cgroups) {
     SUBLET_ASSIGN_OR_RETURN(
-        cgroup, JobCgroup::Create(fmt::format("job-{}-attempt-{}", key.job_id, key.attempt),
+        cgroup, JobCgroup::Create(fmt::format("{}job-{}-attempt-{}", CgroupPrefix(), key.job_id,
+                                              key.attempt),
                                   {.memory_bytes = options_.memory_per_gpu * gpus.size(),
                                    .pids = options_.job_pids}));
   }

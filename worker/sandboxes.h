@@ -54,7 +54,14 @@ class Sandboxes {
  public:
   // `work_dir`: the worker's (absolute); `control_socket`: the path of its
   // control endpoint's socket.
-  Sandboxes(IsolationOptions options, std::string work_dir, std::string control_socket);
+  // `node`: this node's name, which prefixes its cgroups' names (several
+  // workers may share a host's cgroup tree).
+  Sandboxes(IsolationOptions options, std::string node, std::string work_dir,
+            std::string control_socket);
+
+  // Removes what a previous worker of this node, killed, left behind of its
+  // cgroups. Returns how many.
+  int RemoveLeftoverCgroups() const;
 
   bool enabled() const { return options_.enabled; }
   bool cgroups() const { return options_.cgroups; }
@@ -108,7 +115,10 @@ class Sandboxes {
   void Remove(Entry& entry);
   std::vector<DeviceNode> Devices(const std::vector<uint32_t>& gpus) const;
 
+  std::string CgroupPrefix() const;
+
   IsolationOptions options_;
+  std::string node_;
   std::string work_dir_;
   std::string control_socket_;
   std::map<AttemptKey, Entry> sandboxes_;

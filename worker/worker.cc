@@ -70,7 +70,8 @@ Worker::Worker(Options options, Clock& clock, ProcessLauncher& launcher, zmq::co
       context_(context),
       control_endpoint_("ipc://" + options_.work_dir + "/control.sock"),
       table_(NewIncarnation()),
-      sandboxes_(options_.isolation, options_.work_dir, options_.work_dir + "/control.sock"),
+      sandboxes_(options_.isolation, options_.node, options_.work_dir,
+                 options_.work_dir + "/control.sock"),
       stop_grace_(options_.stop_grace) {}
 
 Worker::~Worker() { CloseSockets(); }
@@ -85,6 +86,9 @@ absl::Status Worker::Prepare() {
     }
   }
   KillLeftoverRanks((fs::path(options_.work_dir) / "ranks").string());
+  if (const int removed = sandboxes_.RemoveLeftoverCgroups(); removed > 0) {
+    Log(LogLevel::kInfo, "leftover_cgroups_removed", {{"count", removed}});
+  }
   const std::string instance_file = options_.work_dir + "/instance";
   std::ifstream(instance_file) >> instance_;
   if (instance_.empty()) {

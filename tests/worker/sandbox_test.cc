@@ -430,6 +430,26 @@ for pid in children:
   sandbox->Destroy();
 }
 
+TEST_F(SandboxTest, LeftoverCgroupsOfOneNodeAreRemovedAndOtherNodesKeepTheirs) {
+  if (!JobCgroup::Probe().ok()) GTEST_SKIP() << JobCgroup::Probe();
+  const std::string ours = fmt::format("test-node-{}.", getpid());
+  const std::string theirs = fmt::format("other-node-{}.", getpid());
+  // What a killed worker leaves behind: cgroups it never removed.
+  absl::StatusOr<std::unique_ptr<JobCgroup>> kept = JobCgroup::Create(theirs + "job-1", {});
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  std::vector<std::string> left;
+  {
+    absl::StatusOr<std::unique_ptr<JobCgroup>> leftover = JobCgroup::Create(ours + "job-1", {});
+    ASSERT_TRUE(leftover.ok()) << leftover.status();
+    left = (*leftover)->dirs();
+    for (const std::string& dir : left) ASSERT_EQ(mkdir((dir + "-copy").c_str(), 0755), 0);
+  }
+  for (const std::string& dir : left) ASSERT_TRUE(fs::exists(dir + "-copy"));
+  EXPECT_EQ(JobCgroup::RemoveLeftovers(ours), static_cast<int>(left.size()));
+  for (const std::string& dir : left) EXPECT_FALSE(fs::exists(dir + "-copy"));
+  for (const std::string& dir : (*kept)->dirs()) EXPECT_TRUE(fs::exists(dir));
+}
+
 TEST_F(SandboxTest, AJobDirectorySwappedForASymlinkIsRefused) {
   fs::create_directories(storage_ + "/globex/3");
   fs::create_directories(storage_ + "/acme");
