@@ -56,10 +56,8 @@ absl::Status MakeDir(const std::string& path) {
 }
 
 Layout Detect(const std::string& root) {
-  if (HasWord(ReadText(root + "/cgroup.controllers"), "memory") &&
-      HasWord(ReadText(root + "/cgroup.controllers"), "pids")) {
-    return Layout::kV2;
-  }
+  const std::string controllers = ReadText(root + "/cgroup.controllers");
+  if (HasWord(controllers, "memory") && HasWord(controllers, "pids")) return Layout::kV2;
   std::error_code error;
   if (fs::exists(root + "/memory/cgroup.procs", error) &&
       fs::exists(root + "/pids/cgroup.procs", error)) {
@@ -81,22 +79,30 @@ absl::Status PrepareV2(const std::string& root) {
   return absl::OkStatus();
 }
 
+
+// The layout under `root`, with the sublet parent(s) made ready.
+absl::StatusOr<Layout> PrepareLayout(const std::string& root) {
+  const Layout layout = Detect(root);
+  switch (layout) {
+    case Layout::kNone:
+      return absl::FailedPreconditionError(fmt::format(
+          "no cgroup hierarchy with the memory and pids controllers under {}", root));
+    case Layout::kV2:
+      SUBLET_RETURN_IF_ERROR(PrepareV2(root));
+      break;
+    case Layout::kV1:
+      for (const char* controller : {"memory", "pids"}) {
+        SUBLET_RETURN_IF_ERROR(MakeDir(fmt::format("{}/{}/sublet", root, controller)));
+      }
+      break;
+  }
+  return layout;
+}
+
 }  // namespace
 
 absl::Status JobCgroup::Probe(const std::string& cgroup_root) {
-  switch (Detect(cgroup_root)) {
-    case Layout::kNone:
-      return absl::FailedPreconditionError(fmt::format(
-          "no cgroup hierarchy with the memory and pids controllers under {}", cgroup_root));
-    case Layout::kV2:
-      return PrepareV2(cgroup_root);
-    case Layout::kV1:
-      for (const char* controller : {"memory", "pids"}) {
-        SUBLET_RETURN_IF_ERROR(MakeDir(fmt::format("{}/{}/sublet", cgroup_root, controller)));
-      }
-      return absl::OkStatus();
-  }
-  return absl::OkStatus();
+  return PrepareLayout(cgroup_root).status();
 }
 
 absl::StatusOr<std::unique_ptr<JobCgroup>> JobCgroup::Create(const std::string& name,
@@ -105,10 +111,10 @@ absl::StatusOr<std::unique_ptr<JobCgroup>> JobCgroup::Create(const std::string& 
   if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
     return absl::InvalidArgumentError(fmt::format("bad cgroup name '{}'", name));
   }
-  SUBLET_RETURN_IF_ERROR(Probe(cgroup_root));
+  SUBLET_ASSIGN_OR_RETURN(const Layout layout, PrepareLayout(cgroup_root));
   std::unique_ptr<JobCgroup> cgroup(new JobCgroup());
   auto limit = [](uint64_t value) { return value == 0 ? std::string("max") : std::to_string(value); };
-  if (Detect(cgroup_root) == Layout::kV2) {
+  if (layout == Layout::kV2) {
     const std::string dir = fmt::format("{}/sublet/{}", cgroup_root, name);
     SUBLET_RETURN_IF_ERROR(MakeDir(dir));
     cgroup->dirs_.push_back(dir);

@@ -159,6 +159,10 @@ absl::StatusOr<dev_t> CharDevice(const std::string& path) {
   _exit(kExitCannotExecute);
 }
 
+// What the holder relays to the whole sandbox (JobSandbox::SignalAll): the
+// notice signals a job spec may choose, protocols::PreemptionSignalNames().
+constexpr int kRelayedSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2};
+
 void Relay(int signal) { kill(-1, signal); }
 
 bool RunOp(const Op& op) {
@@ -202,7 +206,7 @@ bool RunOp(const Op& op) {
   relay.sa_handler = Relay;
   sigemptyset(&relay.sa_mask);
   relay.sa_flags = SA_RESTART;
-  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) {
+  for (int sig : kRelayedSignals) {
     if (sigaction(sig, &relay, nullptr) != 0) HolderFail(plan, "install the signal relay", errno);
   }
   // Orphans in the namespace are re-parented to us: let the kernel reap them.
@@ -460,8 +464,8 @@ absl::StatusOr<std::unique_ptr<JobSandbox>> JobSandbox::Start(const JobSandboxSp
 JobSandbox::~JobSandbox() { Destroy(); }
 
 absl::Status JobSandbox::SignalAll(int signal) {
-  if (signal != SIGTERM && signal != SIGINT && signal != SIGHUP && signal != SIGUSR1 &&
-      signal != SIGUSR2) {
+  if (std::find(std::begin(kRelayedSignals), std::end(kRelayedSignals), signal) ==
+      std::end(kRelayedSignals)) {
     return absl::InvalidArgumentError(fmt::format("signal {} is not relayed", signal));
   }
   if (reaped_ || kill(holder_pid_, signal) != 0) {

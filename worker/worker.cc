@@ -270,7 +270,9 @@ void Worker::DeliverNotice(const RankRecord& record, const protocols::PreemptNot
   absl::Status sent = absl::OkStatus();
   if (sandboxes_.enabled()) {
     // Every process of the attempt on this node: a launcher's children too.
-    if (!sandboxes_.NotifyOnce(record.key, signal)) sent = absl::AlreadyExistsError("sent");
+    if (!sandboxes_.NotifyOnce(record.key, signal)) {
+      sent = absl::AlreadyExistsError("the attempt's sandbox was notified already");
+    }
   } else {
     sent = launcher_.Signal(record.pid, signal);
   }

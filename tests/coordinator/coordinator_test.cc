@@ -48,6 +48,16 @@ class CoordinatorTest : public ::testing::Test {
     return channel.Call(std::move(e), std::chrono::seconds(10));
   }
 
+  // Submits a one-rank job running `true` as acme; its id.
+  absl::StatusOr<uint64_t> SubmitTrue() {
+    protocols::JobSpec spec;
+    spec.name = "x";
+    spec.command = {"true"};
+    SUBLET_ASSIGN_OR_RETURN(protocols::Envelope reply, Call(protocols::SubmitJobRequest{spec}));
+    SUBLET_RETURN_IF_ERROR(protocols::StatusFromReply(reply));
+    return std::get<protocols::SubmitJobReply>(reply.body).job_id;
+  }
+
   zmq::context_t context_;
   RealClock clock_;
   std::unique_ptr<Coordinator> coordinator_;
@@ -87,12 +97,9 @@ TEST_F(CoordinatorTest, AnswersGarbageWithAnErrorAndKeepsServing) {
 
 TEST_F(CoordinatorTest, LogsOfAJobThatNeverStartedAreAFailedPrecondition) {
   Start();
-  protocols::JobSpec spec;
-  spec.name = "x";
-  spec.command = {"true"};
-  auto submitted = Call(protocols::SubmitJobRequest{spec});
-  ASSERT_TRUE(submitted.ok());
-  uint64_t id = std::get<protocols::SubmitJobReply>(submitted->body).job_id;
+  absl::StatusOr<uint64_t> submitted = SubmitTrue();
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  const uint64_t id = *submitted;
   auto logs = Call(protocols::ReadLogsRequest{id, 0, 0, 0, 1024});
   ASSERT_TRUE(logs.ok());
   absl::Status status = protocols::StatusFromReply(*logs);
@@ -123,12 +130,9 @@ TEST_F(CoordinatorTest, ZeroOrUnknownIdsAreNotFound) {
 
 TEST_F(CoordinatorTest, SubmittedJobIsFoundByItsNumericId) {
   Start();
-  protocols::JobSpec spec;
-  spec.name = "x";
-  spec.command = {"true"};
-  auto submitted = Call(protocols::SubmitJobRequest{spec});
-  ASSERT_TRUE(submitted.ok());
-  uint64_t id = std::get<protocols::SubmitJobReply>(submitted->body).job_id;
+  absl::StatusOr<uint64_t> submitted = SubmitTrue();
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  const uint64_t id = *submitted;
   EXPECT_EQ(id, 1u);
   auto got = Call(protocols::GetJobRequest{id});
   ASSERT_TRUE(got.ok());

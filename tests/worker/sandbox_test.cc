@@ -304,19 +304,28 @@ TEST_F(SandboxTest, NoDescriptorOfTheWorkerReachesTheRank) {
   EXPECT_THAT(Log(), HasSubstr("fds [0, 1, 2, 3]"));
 }
 
-// The pid namespace inode of the sandbox, and whether any process on the host
-// still lives in it.
+// The pid namespace of `pid`, as its /proc link reads ("pid:[inode]").
 std::string PidNamespace(int pid) {
   std::error_code error;
   return fs::read_symlink(fmt::format("/proc/{}/ns/pid", pid), error).string();
 }
-bool AnyProcessIn(const std::string& ns) {
+
+// Processes on the host that live in the pid namespace `ns`, but `except`.
+int ProcessesIn(const std::string& ns, int except = 0) {
+  int inside = 0;
   for (const auto& entry : fs::directory_iterator("/proc")) {
     const std::string name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    if (PidNamespace(std::stoi(name)) == ns) return true;
+    if (name.find_first_not_of("0123456789") == std::string::npos &&
+        std::stoi(name) != except && PidNamespace(std::stoi(name)) == ns) {
+      ++inside;
+    }
   }
-  return false;
+  return inside;
+}
+
+// Processes of the sandbox other than its holder.
+int ProcessesInside(const JobSandbox& sandbox) {
+  return ProcessesIn(PidNamespace(sandbox.holder_pid()), sandbox.holder_pid());
 }
 
 TEST_F(SandboxTest, ADaemonARankLeavesInANewSessionDiesWithTheSandbox) {
@@ -330,31 +339,9 @@ TEST_F(SandboxTest, ADaemonARankLeavesInANewSessionDiesWithTheSandbox) {
                             "2>&1 & while [ ! -e started ]; do sleep 0.01; done; echo left"),
             0);
   // The rank exited; what it started in a new session still runs.
-  int inside = 0;
-  for (const auto& entry : fs::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") == std::string::npos &&
-        std::stoi(name) != sandbox->holder_pid() && PidNamespace(std::stoi(name)) == ns) {
-      ++inside;
-    }
-  }
-  EXPECT_GE(inside, 1);
+  EXPECT_GE(ProcessesInside(*sandbox), 1);
   sandbox->Destroy();
-  EXPECT_FALSE(AnyProcessIn(ns));
-}
-
-// Processes of the sandbox other than its holder.
-int ProcessesInside(const JobSandbox& sandbox) {
-  const std::string ns = PidNamespace(sandbox.holder_pid());
-  int inside = 0;
-  for (const auto& entry : fs::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") == std::string::npos &&
-        std::stoi(name) != sandbox.holder_pid() && PidNamespace(std::stoi(name)) == ns) {
-      ++inside;
-    }
-  }
-  return inside;
+  EXPECT_EQ(ProcessesIn(ns), 0);
 }
 
 TEST_F(SandboxTest, ARankDiesWithItsShim) {
