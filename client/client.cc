@@ -35,9 +35,12 @@ absl::StatusOr<Reply> Client::Roundtrip(protocols::Body body) {
 }
 
 absl::StatusOr<uint64_t> Client::Submit(const protocols::JobSpec& spec) {
-  SUBLET_ASSIGN_OR_RETURN(auto reply,
-                          Roundtrip<protocols::SubmitJobReply>(protocols::SubmitJobRequest{spec}));
+  SUBLET_ASSIGN_OR_RETURN(auto reply, SubmitJob(spec));
   return reply.job_id;
+}
+
+absl::StatusOr<protocols::SubmitJobReply> Client::SubmitJob(const protocols::JobSpec& spec) {
+  return Roundtrip<protocols::SubmitJobReply>(protocols::SubmitJobRequest{spec});
 }
 
 absl::StatusOr<std::vector<protocols::JobInfo>> Client::ListJobs(bool all) {

@@ -42,6 +42,8 @@ class Client {
 
   // Returns the new job's id (from 1 up).
   absl::StatusOr<uint64_t> Submit(const protocols::JobSpec& spec);
+  // The same, with the whole reply: an array's size besides its first id.
+  absl::StatusOr<protocols::SubmitJobReply> SubmitJob(const protocols::JobSpec& spec);
   // The caller's jobs; `all` lists every tenant's (admins only).
   absl::StatusOr<std::vector<protocols::JobInfo>> ListJobs(bool all);
   // One job with its rank placement and events.

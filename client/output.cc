@@ -47,6 +47,11 @@ json SpecToJson(const protocols::JobSpec& spec) {
                                 : json(nullptr);
   out["preemption_signal"] =
       spec.preemption_signal.empty() ? json(nullptr) : json(spec.preemption_signal);
+  json deps = json::array();
+  for (const protocols::Dependency& d : spec.depends_on) {
+    deps.push_back({{"job", std::to_string(d.job)}, {"when", std::string(protocols::DependencyWhenName(d.when))}});
+  }
+  out["depends_on"] = deps;
   return out;
 }
 
@@ -113,6 +118,13 @@ json JobToJson(const JobInfo& job, bool detailed) {
                        {"time", TimeOrNull(job.progress.time_unix_ms)}};
   }
   out.update(SpecToJson(job.spec));
+  out["array"] = nullptr;
+  if (job.array_id != 0) {
+    out["array"] = {{"id", IdText(job.array_id)},
+                    {"index", job.array_index},
+                    {"size", job.array_size},
+                    {"spec", job.spec.array}};
+  }
   if (detailed) {
     out["ranks"] = json::array();
     for (const auto& rank : job.ranks) out["ranks"].push_back(RankToJson(rank));
@@ -254,12 +266,16 @@ std::string RenderTable(const std::vector<std::string>& header,
   return out;
 }
 
+std::string DisplayName(const JobInfo& job) {
+  return job.array_id == 0 ? job.name : fmt::format("{}[{}]", job.name, job.array_index);
+}
+
 std::string RenderJobsTable(const std::vector<JobInfo>& jobs, absl::Time now) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& job : jobs) {
     // A pending job holds no nodes: `nodes` is where its last attempt ran.
     const std::string nodes = job.state == "pending" ? "-" : JoinOrDash(job.nodes);
-    rows.push_back({IdText(job.id), job.name, job.tenant, job.state, nodes,
+    rows.push_back({IdText(job.id), DisplayName(job), job.tenant, job.state, nodes,
                     std::to_string(job.restarts), std::to_string(job.preemptions),
                     fmt::format("{:.0f}", job.gpu_seconds),
                     fmt::format("{:.0f}", job.gpu_seconds_lost),
@@ -462,6 +478,16 @@ std::vector<Field> SpecFields(const protocols::JobSpec& spec) {
   if (!spec.preemption_signal.empty()) {
     fields.push_back({"Preemption:", "notice by " + spec.preemption_signal});
   }
+  if (!spec.depends_on.empty()) {
+    std::vector<std::string> deps;
+    for (const protocols::Dependency& d : spec.depends_on) {
+      deps.push_back(fmt::format("job {} {}", d.job,
+                                 d.when == protocols::DependencyWhen::kAny
+                                     ? std::string("ended")
+                                     : std::string(protocols::DependencyWhenName(d.when))));
+    }
+    fields.push_back({"Depends on:", absl::StrJoin(deps, ", ")});
+  }
   return fields;
 }
 
@@ -512,6 +538,12 @@ std::string RenderJobDetail(const JobInfo& job, absl::Time now) {
                                {"Tenant:", job.tenant},
                                {"State:", job.state},
                                {"Reason:", OrDash(job.reason)}};
+  if (job.array_id != 0) {
+    fields.push_back(
+        {"Array:", fmt::format("index {} of array job {} ({}, jobs {}-{}; array: {})",
+                               job.array_index, job.array_id, Plural(job.array_size, "task"),
+                               job.array_id, job.array_id + job.array_size - 1, job.spec.array)});
+  }
   for (auto& f : SpecFields(job.spec)) fields.push_back(std::move(f));
   for (auto& f : StatusFields(job, starts.empty() ? 0 : starts.front().time_unix_ms, now)) {
     fields.push_back(std::move(f));

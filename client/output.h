@@ -55,6 +55,8 @@ std::string RenderTable(const std::vector<std::string>& header,
 
 // ID NAME TENANT STATE NODES RESTARTS PREEMPT AGE REASON (a pending job's
 // NODES is "-": it holds none).
+// A job's name as tables show it: an array task's with its index, "sweep[3]".
+std::string DisplayName(const protocols::JobInfo& job);
 std::string RenderJobsTable(const std::vector<protocols::JobInfo>& jobs, absl::Time now);
 // NAME STATE GPUS FREE JOBS ADDRESS LAST-SEEN
 std::string RenderNodesTable(const std::vector<protocols::NodeInfo>& nodes, absl::Time now);

@@ -65,7 +65,8 @@ absl::StatusOr<Body> Coordinator::Submit(const Principal& who, protocols::Submit
         fmt::format("{} is an admin; jobs belong to tenants, submit with a tenant token", who.name));
   }
   SUBLET_ASSIGN_OR_RETURN(uint64_t id, cluster_.Submit(who.name, std::move(r.spec)));
-  return protocols::SubmitJobReply{id};
+  const Job* job = cluster_.FindJob(id);
+  return protocols::SubmitJobReply{id, job && job->array_id == id ? job->array_size : 0};
 }
 
 // Tenants list their own jobs, admins everyone's. Without `all`, jobs that

@@ -131,12 +131,20 @@ std::set<std::string> Cluster::TakeDirtyNodes() {
 }
 
 absl::StatusOr<uint64_t> Cluster::Submit(const std::string& tenant, protocols::JobSpec spec) {
-  SUBLET_RETURN_IF_ERROR(protocols::ValidateJobSpec(spec));
+  const protocols::SpecLimits limits;
+  SUBLET_RETURN_IF_ERROR(protocols::ValidateJobSpec(spec, limits));
+  std::vector<uint32_t> indices;  // an array's task indices; empty: one job
+  if (!spec.array.empty()) {
+    SUBLET_ASSIGN_OR_RETURN(protocols::ArraySpec array, protocols::ParseArraySpec(spec.array, limits));
+    indices = std::move(array.indices);
+  }
+  const size_t count = indices.empty() ? 1 : indices.size();
   const uint32_t limit = config_.max_jobs_per_tenant;
-  if (limit > 0 && open_jobs_[tenant] >= limit) {
+  if (limit > 0 && open_jobs_[tenant] + count > limit) {
     return absl::ResourceExhaustedError(fmt::format(
-        "tenant {} already has {} jobs that have not ended (max_jobs_per_tenant: {}); wait for "
-        "some to finish or cancel them", tenant, open_jobs_[tenant], limit));
+        "tenant {} already has {} jobs that have not ended{} (max_jobs_per_tenant: {}); wait for "
+        "some to finish or cancel them", tenant, open_jobs_[tenant],
+        count > 1 ? fmt::format(", and this array adds {}", count) : "", limit));
   }
   uint32_t largest = LargestNodeGpus();
   if (largest > 0 && spec.gpus_per_node > largest) {
@@ -144,23 +152,92 @@ absl::StatusOr<uint64_t> Cluster::Submit(const std::string& tenant, protocols::J
         fmt::format("resources.gpus_per_node: {} is more than any node has (largest: {})",
                     spec.gpus_per_node, Plural(largest, "GPU")));
   }
-  Job job;
-  job.id = next_job_id_;
-  job.tenant = tenant;
-  job.spec = std::move(spec);
-  job.submit_time = clock_.Now();
-  job.reason = "waiting for the scheduler";
-  SUBLET_RETURN_IF_ERROR(store_.InsertJob(job));
-  SUBLET_RETURN_IF_ERROR(Event(job, "submitted", tenant,
-                               fmt::format("{} x {}, priority {}", Plural(job.spec.nodes, "node"),
-                                           Plural(job.spec.gpus_per_node, "GPU"),
-                                           protocols::PriorityName(job.spec.priority))));
-  ++next_job_id_;
-  ++open_jobs_[tenant];
-  uint64_t id = job.id;
-  jobs_.emplace(id, std::move(job));
+  SUBLET_RETURN_IF_ERROR(CheckDependencies(tenant, spec.depends_on));
+  if (count > 1) {
+    // Every task stores its spec: bound what one submission writes.
+    const size_t bytes = protocols::JobSpecToYaml(spec).size() * count;
+    if (bytes > limits.max_array_spec_bytes) {
+      return absl::InvalidArgumentError(fmt::format(
+          "array: {} tasks of this spec would store {} bytes, more than the limit of {}; use "
+          "fewer tasks or a smaller spec", count, bytes, limits.max_array_spec_bytes));
+    }
+  }
+  const uint64_t first = next_job_id_;
+  for (size_t t = 0; t < count; ++t) {
+    Job job;
+    job.id = next_job_id_;
+    job.tenant = tenant;
+    job.spec = spec;
+    job.submit_time = clock_.Now();
+    job.reason = "waiting for the scheduler";
+    std::string array;
+    if (!indices.empty()) {
+      job.array_id = first;
+      job.array_index = indices[t];
+      SUBLET_RETURN_IF_ERROR(SetArrayShape(job));
+      array = fmt::format("; array job {}, index {}", first, job.array_index);
+    }
+    SUBLET_RETURN_IF_ERROR(store_.InsertJob(job));
+    SUBLET_RETURN_IF_ERROR(Event(job, "submitted", tenant,
+                                 fmt::format("{} x {}, priority {}{}",
+                                             Plural(job.spec.nodes, "node"),
+                                             Plural(job.spec.gpus_per_node, "GPU"),
+                                             protocols::PriorityName(job.spec.priority), array)));
+    ++next_job_id_;
+    ++open_jobs_[tenant];
+    uint64_t id = job.id;
+    jobs_.emplace(id, std::move(job));
+  }
   sched_dirty_ = true;
-  return id;
+  return first;
+}
+
+// A dependency names a job of the same tenant (another tenant's job is "not
+// found", as everywhere) that can still come to satisfy it.
+absl::Status Cluster::CheckDependencies(const std::string& tenant,
+                                        const std::vector<protocols::Dependency>& deps) {
+  std::map<uint64_t, DependencyTarget> targets;
+  for (size_t i = 0; i < deps.size(); ++i) {
+    const Job* target = FindJob(deps[i].job);
+    if (!target || target->tenant != tenant) {
+      return absl::NotFoundError(
+          fmt::format("depends_on[{}].job: job {} not found", i, deps[i].job));
+    }
+    const DependencyVerdict verdict =
+        JudgeDependency(deps[i], TargetOf(deps[i].job, targets));
+    if (verdict.state == DependencyState::kNever) {
+      return absl::InvalidArgumentError(fmt::format(
+          "depends_on[{}]: {}, so when: {} can never hold", i, verdict.what,
+          protocols::DependencyWhenName(deps[i].when)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// How job `id` stands as a dependency: an array's id stands for all its tasks
+// (ids id .. id + array_size - 1, given at one submission). `cache` keeps what
+// was counted, so a pass counts each array once.
+const DependencyTarget& Cluster::TargetOf(uint64_t id,
+                                          std::map<uint64_t, DependencyTarget>& cache) const {
+  auto [it, fresh] = cache.try_emplace(id);
+  DependencyTarget& t = it->second;
+  if (!fresh) return t;
+  t.id = id;
+  const Job* job = FindJob(id);
+  if (!job) {  // cannot happen: jobs are never deleted
+    t.ended = 1;
+    t.state = "not found";
+    return t;
+  }
+  t.state = std::string(JobStateName(job->state));
+  t.array = job->array_id == id && job->array_size > 1;
+  t.tasks = t.array ? job->array_size : 1;
+  for (auto task = jobs_.find(id); task != jobs_.end() && task->first < id + t.tasks; ++task) {
+    if (!IsFinal(task->second.state)) continue;
+    ++t.ended;
+    if (task->second.state == JobState::kSucceeded) ++t.succeeded;
+  }
+  return t;
 }
 
 absl::Status Cluster::Cancel(uint64_t job_id, const std::string& who) {

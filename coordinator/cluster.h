@@ -40,6 +40,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "coordinator/config.h"
+#include "coordinator/dependencies.h"
 #include "coordinator/gpu_ledger.h"
 #include "coordinator/model.h"
 #include "coordinator/store.h"
@@ -59,9 +60,12 @@ class Cluster {
   absl::Status Reload();
 
   // ---- tenant / admin actions -------------------------------------------
-  // Validates (again) and stores a new pending job; returns its id.
-  // ResourceExhausted when the tenant already has max_jobs_per_tenant jobs
-  // that have not ended.
+  // Validates (again) and stores a new pending job; returns its id. A spec
+  // with `array` stores one job per index, with consecutive ids, and returns
+  // the first, which is the array's id. ResourceExhausted when the tenant
+  // would have more than max_jobs_per_tenant jobs that have not ended;
+  // NotFound when depends_on names a job the tenant does not have;
+  // InvalidArgument when a dependency can never hold.
   absl::StatusOr<uint64_t> Submit(const std::string& tenant, protocols::JobSpec spec);
   // FailedPrecondition when the job already ended.
   absl::Status Cancel(uint64_t job_id, const std::string& who);
@@ -116,6 +120,12 @@ class Cluster {
 
  private:
   void Reindex();
+  absl::Status CheckDependencies(const std::string& tenant,
+                                 const std::vector<protocols::Dependency>& deps);
+  const DependencyTarget& TargetOf(uint64_t id, std::map<uint64_t, DependencyTarget>& cache) const;
+  // Pending jobs whose dependencies do not hold yet get the reason; those
+  // whose never will are cancelled. True when the job may be placed.
+  absl::StatusOr<bool> DependenciesHold(Job& job, std::map<uint64_t, DependencyTarget>& cache);
   absl::Status Event(Job& job, const std::string& kind, const std::string& who,
                      const std::string& message);
   absl::Status Save(Job& job);

@@ -4,6 +4,7 @@
 // Cluster does no I/O.
 #include <algorithm>
 
+#include "absl/strings/str_join.h"
 #include "common/duration.h"
 #include "common/log.h"
 #include "common/plural.h"
@@ -100,15 +101,41 @@ absl::Status Cluster::Schedule() {
     }
     for (auto [n, g] : per_node) running.push_back({n, g, end});
   }
+  // Array tasks that hold GPUs now (running, preempting, or stopping), per
+  // array: with `array: ...%N` at most N of them at once.
+  std::map<uint64_t, uint32_t> array_active;
+  for (const auto& [id, job] : jobs_) {
+    if (job.array_id != 0 && job.array_max_running > 0 &&
+        (job.state == JobState::kRunning || job.state == JobState::kPreempting || job.stopping)) {
+      ++array_active[job.array_id];
+    }
+  }
+  std::map<uint64_t, DependencyTarget> targets;  // counted once per pass
   std::vector<SchedJob> pending;
   const absl::Time now = clock_.Now();
   for (auto& [id, job] : jobs_) {
     if (job.state != JobState::kPending || job.stopping) continue;
+    if (!job.spec.depends_on.empty()) {
+      SUBLET_ASSIGN_OR_RETURN(bool holds, DependenciesHold(job, targets));
+      if (!holds) continue;
+    }
     if (job.not_before > now) {
       job.reason = fmt::format(
           "restart backoff: restart {} of {} not before {}", job.restarts, job.spec.max_restarts,
           absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", job.not_before, absl::UTCTimeZone()));
       continue;
+    }
+    if (job.array_id != 0 && job.array_max_running > 0) {
+      // Tasks in index order (ids are), each candidate taking a slot (a
+      // task in its restart backoff takes none).
+      uint32_t& active = array_active[job.array_id];
+      if (active >= job.array_max_running) {
+        job.reason = fmt::format("array job {}: {} of its tasks running, at most {} at once "
+                                 "(array: {})", job.array_id, active, job.array_max_running,
+                                 job.spec.array);
+        continue;
+      }
+      ++active;
     }
     // Elastic: after a preemption the job may resume on fewer nodes, and with
     // elastic.start: any it may also start on fewer.
@@ -125,6 +152,33 @@ absl::Status Cluster::Schedule() {
     SUBLET_RETURN_IF_ERROR(StartAttempt(jobs_.at(p.job_id), chosen, p.gpus));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<bool> Cluster::DependenciesHold(Job& job,
+                                               std::map<uint64_t, DependencyTarget>& targets) {
+  std::vector<std::string> waits;
+  for (const protocols::Dependency& dep : job.spec.depends_on) {
+    const DependencyVerdict verdict = JudgeDependency(dep, TargetOf(dep.job, targets));
+    if (verdict.state == DependencyState::kHolds) continue;
+    if (verdict.state == DependencyState::kWaiting) {
+      waits.push_back(verdict.what);
+      continue;
+    }
+    // Slurm's kill_invalid_depend: a job that can never start is not left
+    // pending forever.
+    std::string msg = fmt::format("dependency can never hold: {} (depends_on when: {})",
+                                  verdict.what, protocols::DependencyWhenName(dep.when));
+    SUBLET_RETURN_IF_ERROR(Event(job, "dependency_never", "scheduler", msg));
+    SUBLET_RETURN_IF_ERROR(Finish(job, JobState::kCancelled, msg));
+    // Jobs that depend on this one see it cancelled in this same pass: they
+    // come later in id order.
+    targets.erase(job.id);
+    if (job.array_id != 0) targets.erase(job.array_id);
+    return false;
+  }
+  if (waits.empty()) return true;
+  job.reason = "depends_on: waiting for " + absl::StrJoin(waits, ", ");
+  return false;
 }
 
 absl::Status Cluster::StartAttempt(Job& job, const std::vector<const Node*>& nodes,

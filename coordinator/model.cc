@@ -59,4 +59,14 @@ std::optional<VictimState> VictimStateFromName(std::string_view n) {
   return FromName(kVictimStates, n);
 }
 
+absl::Status SetArrayShape(Job& job) {
+  job.array_size = 0;
+  job.array_max_running = 0;
+  if (job.spec.array.empty()) return absl::OkStatus();
+  SUBLET_ASSIGN_OR_RETURN(protocols::ArraySpec array, protocols::ParseArraySpec(job.spec.array, {}));
+  job.array_size = static_cast<uint32_t>(array.indices.size());
+  job.array_max_running = array.max_running;
+  return absl::OkStatus();
+}
+
 }  // namespace sublet::coordinator

@@ -10,6 +10,7 @@
 
 #include "absl/time/time.h"
 #include "common/exit_codes.h"
+#include "common/status.h"
 #include "protocols/job_spec.h"
 #include "protocols/messages.h"
 
@@ -66,6 +67,13 @@ struct Job {
   uint32_t preemptions = 0;
   uint32_t attempt = 0;
   int64_t last_checkpoint_step = -1;
+  // An array task (spec.array): the array's id, which is its first task's,
+  // and this task's index. array_id 0: not an array task. Set at submit.
+  uint64_t array_id = 0;
+  uint32_t array_index = 0;
+  // Not persisted: derived from spec.array (SetArrayShape).
+  uint32_t array_size = 0;         // tasks in the array
+  uint32_t array_max_running = 0;  // 0: no limit
   absl::Time submit_time = absl::InfinitePast();
   absl::Time start_time = absl::InfinitePast();  // of the current attempt
   absl::Time end_time = absl::InfinitePast();
@@ -105,6 +113,10 @@ struct Job {
     return (state == JobState::kRunning || state == JobState::kPreempting) && !stopping;
   }
 };
+
+// Fills the job's array_size and array_max_running from spec.array;
+// InvalidArgument when it does not parse.
+absl::Status SetArrayShape(Job& job);
 
 struct Node {
   std::string name;

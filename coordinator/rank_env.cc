@@ -45,6 +45,12 @@ std::vector<protocols::KeyValue> RankEnv(const Job& job, const RankRecord& rank,
       {"MASTER_PORT", std::to_string(job.master_port)},
   };
   env.insert(env.end(), ours.begin(), ours.end());
+  if (job.array_id != 0) {
+    // Slurm's SLURM_ARRAY_JOB_ID, SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT.
+    env.push_back({"SUBLET_ARRAY_JOB_ID", std::to_string(job.array_id)});
+    env.push_back({"SUBLET_ARRAY_INDEX", std::to_string(job.array_index)});
+    env.push_back({"SUBLET_ARRAY_TASK_COUNT", std::to_string(job.array_size)});
+  }
   return env;
 }
 

@@ -97,6 +97,8 @@ constexpr AddedColumn kAddedColumns[] = {
     {"jobs", "gpu_seconds", "REAL NOT NULL DEFAULT 0"},
     {"jobs", "gpu_seconds_lost", "REAL NOT NULL DEFAULT 0"},
     {"jobs", "not_before_ms", "INTEGER NOT NULL DEFAULT 0"},
+    {"jobs", "array_id", "INTEGER NOT NULL DEFAULT 0"},
+    {"jobs", "array_index", "INTEGER NOT NULL DEFAULT 0"},
     {"nodes", "reclaim_id", "INTEGER NOT NULL DEFAULT 0"},
     {"nodes", "instance", "TEXT NOT NULL DEFAULT ''"},
 };
@@ -152,7 +154,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   SUBLET_ASSIGN_OR_RETURN(store->insert_job_, store->Prepare(
       "INSERT INTO jobs (id, tenant, spec, state, reason, restarts, preemptions, attempt, "
       "last_checkpoint_step, submit_ms, start_ms, end_ms, stopping, master_addr, master_port, "
-      "rendezvous_port) VALUES (?1,?2,?3,'pending','',0,0,0,-1,0,0,0,0,'',0,0)"));
+      "rendezvous_port, array_id, array_index) "
+      "VALUES (?1,?2,?3,'pending','',0,0,0,-1,0,0,0,0,'',0,0,?4,?5)"));
   SUBLET_ASSIGN_OR_RETURN(store->update_job_, store->Prepare(
       "UPDATE jobs SET state=?2, reason=?3, restarts=?4, preemptions=?5, attempt=?6, "
       "last_checkpoint_step=?7, submit_ms=?8, start_ms=?9, end_ms=?10, stopping=?11, "
@@ -264,6 +267,8 @@ absl::Status Store::InsertJob(const Job& job) {
   sqlite3_bind_int64(s, 1, static_cast<int64_t>(job.id));
   BindText(s, 2, job.tenant);
   BindText(s, 3, protocols::JobSpecToYaml(job.spec));
+  sqlite3_bind_int64(s, 4, static_cast<int64_t>(job.array_id));
+  sqlite3_bind_int64(s, 5, job.array_index);
   SUBLET_RETURN_IF_ERROR(Write(s, "insert job"));
   return SaveJob(job);
 }
@@ -446,7 +451,7 @@ absl::StatusOr<Store::Snapshot> Store::Load() {
       "last_checkpoint_step, submit_ms, start_ms, end_ms, stopping, master_addr, master_port, "
       "rendezvous_port, reclaim_id, preempt_deadline_ms, preempt_why, resume_step, "
       "checkpoint_ms, checkpoint_bytes, checkpoint_persist_s, gpu_seconds, gpu_seconds_lost, "
-      "not_before_ms FROM jobs ORDER BY id", "prepare jobs"));
+      "not_before_ms, array_id, array_index FROM jobs ORDER BY id", "prepare jobs"));
   sqlite3_stmt* jobs = owned_jobs.get();
   int rc;
   while ((rc = sqlite3_step(jobs)) == SQLITE_ROW) {
@@ -484,6 +489,12 @@ absl::StatusOr<Store::Snapshot> Store::Load() {
     job.gpu_seconds = sqlite3_column_double(jobs, 23);
     job.gpu_seconds_lost = sqlite3_column_double(jobs, 24);
     job.not_before = FromMs(sqlite3_column_int64(jobs, 25));
+    job.array_id = static_cast<uint64_t>(sqlite3_column_int64(jobs, 26));
+    job.array_index = static_cast<uint32_t>(sqlite3_column_int64(jobs, 27));
+    if (absl::Status shape = SetArrayShape(job); !shape.ok()) {
+      return absl::DataLossError(fmt::format("store: job {} cannot be read back ({})", job.id,
+                                             std::string(shape.message())));
+    }
     snap.max_job_id = std::max(snap.max_job_id, job.id);
     snap.jobs.push_back(std::move(job));
   }

@@ -32,6 +32,9 @@ absl::StatusOr<protocols::JobInfo> JobView(const Job& job, Store* events_from, a
   info.reclaim_id = job.reclaim_id;
   info.preempt_why = job.preempt_why;
   info.resume_step = job.resume_step;
+  info.array_id = job.array_id;
+  info.array_index = job.array_index;
+  info.array_size = job.array_size;
   std::vector<RankRecord> ranks = job.ranks;
   if (ranks.empty() && job.attempt > 0 && events_from) {
     // Ended jobs keep their placement on disk only.

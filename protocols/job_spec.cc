@@ -24,7 +24,7 @@ using internal::Quote;
 
 // Variables the service sets for every rank (DESIGN.md, "Rank environment");
 // a spec may not override them.
-constexpr std::array<std::string_view, 24> kReservedEnv = {
+constexpr std::array<std::string_view, 27> kReservedEnv = {
     "SUBLET_JOB_ID",          "SUBLET_ATTEMPT",          "SUBLET_RANK",
     "SUBLET_WORLD_SIZE",      "SUBLET_LOCAL_RANK",       "SUBLET_LOCAL_WORLD_SIZE",
     "SUBLET_NODE_RANK",       "SUBLET_NODE_NAME",        "SUBLET_NNODES",
@@ -32,7 +32,8 @@ constexpr std::array<std::string_view, 24> kReservedEnv = {
     "SUBLET_CHECKPOINT_EVERY", "SUBLET_CHECKPOINT_KEEP", "SUBLET_CONTROL",
     "SUBLET_CONTROL_TOKEN",   "RANK",                    "WORLD_SIZE",
     "LOCAL_RANK",             "LOCAL_WORLD_SIZE",        "NODE_RANK",
-    "MASTER_ADDR",            "MASTER_PORT",             "CUDA_VISIBLE_DEVICES"};
+    "MASTER_ADDR",            "MASTER_PORT",             "CUDA_VISIBLE_DEVICES",
+    "SUBLET_ARRAY_JOB_ID",    "SUBLET_ARRAY_INDEX",      "SUBLET_ARRAY_TASK_COUNT"};
 
 bool IsNameChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
@@ -176,6 +177,24 @@ absl::Status ValidatePolicy(const JobSpec& spec, const SpecLimits& limits) {
                       fmt::format("'{}' is not one of {}", spec.preemption_signal,
                                   fmt::join(PreemptionSignalNames(), ", ")));
   }
+  if (spec.depends_on.size() > limits.max_depends_on) {
+    return FieldError("depends_on", fmt::format("{} entries exceed the limit of {}",
+                                                spec.depends_on.size(), limits.max_depends_on));
+  }
+  for (size_t i = 0; i < spec.depends_on.size(); ++i) {
+    const Dependency& d = spec.depends_on[i];
+    const std::string path = fmt::format("depends_on[{}]", i);
+    if (d.job == 0) return FieldError(path + ".job", "must be a job id (at least 1)");
+    if (DependencyWhenName(d.when) == "unknown") {
+      return FieldError(path + ".when", fmt::format("unknown value {}", static_cast<int>(d.when)));
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (spec.depends_on[j].job == d.job) {
+        return FieldError(path + ".job", fmt::format("job {} is already depends_on[{}]", d.job, j));
+      }
+    }
+  }
+  if (!spec.array.empty()) SUBLET_RETURN_IF_ERROR(ParseArraySpec(spec.array, limits).status());
   for (auto [field, value] : {std::pair{"time_limit", spec.time_limit},
                               std::pair{"progress_timeout", spec.progress_timeout}}) {
     if (value < absl::ZeroDuration()) return FieldError(field, "must not be negative");
@@ -200,6 +219,94 @@ std::string_view PriorityName(Priority p) {
       return "high";
   }
   return "unknown";
+}
+
+std::string_view DependencyWhenName(DependencyWhen when) {
+  switch (when) {
+    case DependencyWhen::kSucceeded:
+      return "succeeded";
+    case DependencyWhen::kFailed:
+      return "failed";
+    case DependencyWhen::kAny:
+      return "any";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// A plain decimal number of at most `max`; false for anything else.
+bool ParseArrayNumber(std::string_view text, uint32_t max, uint32_t& out) {
+  if (text.empty() || text.size() > 10) return false;
+  uint64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (value > max) return false;
+  out = static_cast<uint32_t>(value);
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<ArraySpec> ParseArraySpec(std::string_view text, const SpecLimits& limits) {
+  ArraySpec out;
+  if (text.size() > 1024) return FieldError("array", "longer than 1024 bytes");
+  std::string_view list = text;
+  if (const size_t pct = text.find('%'); pct != std::string_view::npos) {
+    list = text.substr(0, pct);
+    std::string_view n = text.substr(pct + 1);
+    if (!ParseArrayNumber(n, UINT32_MAX, out.max_running) || out.max_running == 0) {
+      return FieldError("array", fmt::format("'%{}' must be a whole number of at least 1 (the "
+                                             "tasks that may run at once)",
+                                             Escape(std::string(n))));
+    }
+  }
+  if (list.empty()) return FieldError("array", "names no index, e.g. 0-99 or 0-99%8");
+  const uint32_t max = limits.max_array_index;
+  std::vector<uint32_t> indices;
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t comma = list.find(',', start);
+    if (comma == std::string_view::npos) comma = list.size();
+    const std::string_view item = list.substr(start, comma - start);
+    const std::string shown = Escape(std::string(item));
+    std::string_view range = item;
+    uint32_t step = 1;
+    if (const size_t colon = item.find(':'); colon != std::string_view::npos) {
+      range = item.substr(0, colon);
+      if (!ParseArrayNumber(item.substr(colon + 1), max, step) || step == 0) {
+        return FieldError("array", fmt::format("'{}': the step after ':' must be a whole number "
+                                               "from 1 to {}", shown, max));
+      }
+    }
+    uint32_t first = 0;
+    uint32_t last = 0;
+    const size_t dash = range.find('-');
+    const bool ok = dash == std::string_view::npos
+                        ? ParseArrayNumber(range, max, first) && (last = first, true)
+                        : ParseArrayNumber(range.substr(0, dash), max, first) &&
+                              ParseArrayNumber(range.substr(dash + 1), max, last);
+    if (!ok) {
+      return FieldError("array", fmt::format("'{}' is not an index or a range of indices from 0 "
+                                             "to {} (e.g. 7, 0-99 or 0-99:10)", shown, max));
+    }
+    if (last < first) {
+      return FieldError("array", fmt::format("'{}': the range ends before it starts", shown));
+    }
+    // Counted before any index is stored: a huge range costs nothing.
+    if ((last - first) / step + 1 > limits.max_array_tasks - std::min(limits.max_array_tasks,
+                                                                       indices.size())) {
+      return FieldError("array", fmt::format("more than {} tasks", limits.max_array_tasks));
+    }
+    for (uint64_t i = first; i <= last; i += step) indices.push_back(static_cast<uint32_t>(i));
+    start = comma + 1;
+  }
+  std::sort(indices.begin(), indices.end());
+  indices.erase(std::unique(indices.begin(), indices.end()), indices.end());
+  out.indices = std::move(indices);
+  return out;
 }
 
 const std::vector<std::string_view>& PreemptionSignalNames() {
@@ -257,6 +364,18 @@ std::string JobSpecToYaml(const JobSpec& spec) {
   if (!spec.preemption_signal.empty()) {
     out << YAML::Key << "preemption" << YAML::Value << YAML::Flow << YAML::BeginMap;
     out << YAML::Key << "signal" << YAML::Value << spec.preemption_signal << YAML::EndMap;
+  }
+  if (!spec.depends_on.empty()) {
+    out << YAML::Key << "depends_on" << YAML::Value << YAML::BeginSeq;
+    for (const Dependency& d : spec.depends_on) {
+      out << YAML::Flow << YAML::BeginMap << YAML::Key << "job" << YAML::Value << d.job;
+      out << YAML::Key << "when" << YAML::Value << std::string(DependencyWhenName(d.when))
+          << YAML::EndMap;
+    }
+    out << YAML::EndSeq;
+  }
+  if (!spec.array.empty()) {
+    out << YAML::Key << "array" << YAML::Value << YAML::DoubleQuoted << spec.array;
   }
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";

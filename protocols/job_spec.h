@@ -18,6 +18,20 @@ namespace sublet::protocols {
 enum class Priority : uint8_t { kLow = 0, kNormal = 1, kHigh = 2 };
 std::string_view PriorityName(Priority p);
 
+// depends_on[].when (Slurm's afterok / afternotok / afterany): the job may
+// start once the job it names has succeeded; has ended other than by success
+// (failed or cancelled); has ended at all.
+enum class DependencyWhen : uint8_t { kSucceeded = 0, kFailed = 1, kAny = 2 };
+std::string_view DependencyWhenName(DependencyWhen when);
+
+// One entry of depends_on. A job id that is an array's (its first task's id)
+// stands for every task of the array.
+struct Dependency {
+  uint64_t job = 0;
+  DependencyWhen when = DependencyWhen::kSucceeded;
+  bool operator==(const Dependency&) const = default;
+};
+
 struct JobSpec {
   std::string name;
   uint32_t nodes = 1;          // gang size: all or nothing
@@ -44,6 +58,11 @@ struct JobSpec {
   // forward SIGTERM and ignore SIGUSR1). "": SIGUSR1. One of
   // PreemptionSignalNames().
   std::string preemption_signal;
+  // Jobs of the same tenant this one waits for (all of them, in any order).
+  std::vector<Dependency> depends_on;
+  // A job array (Slurm's --array): "0-99%8" submits one job per index, at
+  // most 8 of them running at once. "": not an array. See ParseArraySpec.
+  std::string array;
 
   uint32_t WorldSize() const { return nodes * gpus_per_node; }
   bool operator==(const JobSpec&) const = default;
@@ -53,6 +72,20 @@ struct JobSpec {
 // SIGUSR1); 0 for a name not in the list.
 const std::vector<std::string_view>& PreemptionSignalNames();
 int PreemptionSignalNumber(std::string_view name);
+
+// A parsed `array`: the indices, ascending and distinct, and how many tasks
+// may run at once (0: no limit).
+struct ArraySpec {
+  std::vector<uint32_t> indices;
+  uint32_t max_running = 0;
+};
+
+struct SpecLimits;
+
+// "LIST[%N]": LIST is comma-separated items, each an index "7", a range
+// "0-99" or a stepped range "0-99:10"; "%N" runs at most N tasks at once.
+// Errors are InvalidArgument starting with "array: ".
+absl::StatusOr<ArraySpec> ParseArraySpec(std::string_view text, const SpecLimits& limits);
 
 // Limits on what a spec may ask for; anything beyond is refused with the field
 // named. They bound the work and memory one submission can cost the service.
@@ -72,6 +105,11 @@ struct SpecLimits {
   size_t max_yaml_nodes = 4096;
   size_t max_yaml_depth = 16;
   uint32_t max_restarts = 1000;
+  size_t max_depends_on = 64;
+  size_t max_array_tasks = 1000;      // Slurm's MaxArraySize is 1001 by default
+  uint32_t max_array_index = 999'999;
+  // The specs of all tasks of one array together (each task stores its spec).
+  size_t max_array_spec_bytes = 32 << 20;
   absl::Duration max_time_limit = absl::Hours(24 * 365);
 };
 

@@ -9,11 +9,13 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cstdint>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "common/duration.h"
 #include "protocols/internal/spec_text.h"
 #include "protocols/job_spec.h"
@@ -158,6 +160,60 @@ absl::Status ReadEnv(const YAML::Node& node, const SpecLimits& limits,
                           const YAML::Node& value) { return ReadString(value, field, out[key]); });
 }
 
+// A job id: a plain decimal integer in [1, 2^64).
+absl::Status ReadJobId(const YAML::Node& node, const std::string& path, uint64_t& out) {
+  if (!node.IsScalar()) return FieldError(path, "expected a job id at " + Where(node.Mark()));
+  const std::string& text = node.Scalar();
+  if (IsQuoted(node) || text.empty() || text.find_first_not_of("0123456789") != std::string::npos) {
+    return FieldError(path, "expected a job id (a whole number), got " + Quote(text));
+  }
+  if (!absl::SimpleAtoi(text, &out) || out == 0) {
+    return FieldError(path, Escape(text) + " is not a job id");
+  }
+  return absl::OkStatus();
+}
+
+// depends_on: [{job: 12, when: succeeded}, {job: 13}]  (when defaults to
+// succeeded, Slurm's afterok).
+absl::Status ReadDependsOn(const YAML::Node& node, const SpecLimits& limits,
+                           std::vector<Dependency>& out) {
+  if (!node.IsSequence()) {
+    return FieldError("depends_on",
+                      "expected a list of {job: ID, when: succeeded|failed|any} at " +
+                          Where(node.Mark()));
+  }
+  if (node.size() > limits.max_depends_on) {
+    return FieldError("depends_on", fmt::format("{} entries exceed the limit of {}", node.size(),
+                                                limits.max_depends_on));
+  }
+  for (size_t i = 0; i < node.size(); ++i) {
+    const std::string path = fmt::format("depends_on[{}]", i);
+    Dependency& d = out.emplace_back();
+    std::set<std::string> seen;
+    SUBLET_RETURN_IF_ERROR(ForEachField(
+        node[i], path, seen,
+        [&](const std::string& key, const std::string& field,
+            const YAML::Node& value) -> absl::Status {
+          if (key == "job") return ReadJobId(value, field, d.job);
+          if (key == "when") {
+            std::string when;
+            SUBLET_RETURN_IF_ERROR(ReadString(value, field, when));
+            for (DependencyWhen w :
+                 {DependencyWhen::kSucceeded, DependencyWhen::kFailed, DependencyWhen::kAny}) {
+              if (when == DependencyWhenName(w)) {
+                d.when = w;
+                return absl::OkStatus();
+              }
+            }
+            return FieldError(field, "must be one of succeeded, failed, any, got " + Quote(when));
+          }
+          return FieldError(field, "unknown field");
+        }));
+    SUBLET_RETURN_IF_ERROR(RequireFields(path, seen, {"job"}));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ReadTopLevel(const YAML::Node& root, const SpecLimits& limits, JobSpec& spec) {
   std::set<std::string> seen;
   SUBLET_RETURN_IF_ERROR(ForEachField(
@@ -210,6 +266,8 @@ absl::Status ReadTopLevel(const YAML::Node& root, const SpecLimits& limits, JobS
                                 return FieldError(f, "unknown field");
                               });
         }
+        if (key == "depends_on") return ReadDependsOn(value, limits, spec.depends_on);
+        if (key == "array") return ReadString(value, field, spec.array);
         return FieldError(field, "unknown field");
       }));
   return RequireFields("", seen, {"name", "resources", "command"});

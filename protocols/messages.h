@@ -87,6 +87,11 @@ struct JobInfo {
   uint64_t reclaim_id = 0;   // the reclaim preempting the job now; 0: none
   std::string preempt_why;   // why the last reclaim chose this job
   int64_t resume_step = -1;  // the checkpoint step the next attempt resumes from
+  // An array task: the array's id (its first task's), this task's index and
+  // the array's size. array_id 0: not an array task.
+  uint64_t array_id = 0;
+  uint32_t array_index = 0;
+  uint32_t array_size = 0;
   // Filled only by GetJob (`sublet show`).
   std::vector<RankPlacement> ranks;
   std::vector<JobEvent> events;
@@ -198,7 +203,12 @@ struct ErrorReply {
   std::string message;
   bool operator==(const ErrorReply&) const = default;
 };
-struct SubmitJobReply { uint64_t job_id = 0; bool operator==(const SubmitJobReply&) const = default; };
+// An array's tasks are the ids job_id .. job_id + array_size - 1.
+struct SubmitJobReply {
+  uint64_t job_id = 0;
+  uint32_t array_size = 0;  // 0: not an array
+  bool operator==(const SubmitJobReply&) const = default;
+};
 struct JobListReply { std::vector<JobInfo> jobs; bool operator==(const JobListReply&) const = default; };
 struct JobReply { JobInfo job; bool operator==(const JobReply&) const = default; };
 struct NodeListReply { std::vector<NodeInfo> nodes; bool operator==(const NodeListReply&) const = default; };

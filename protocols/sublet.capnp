@@ -42,6 +42,19 @@ struct JobSpec {
   progressTimeoutNanos @12 :Int64;  # 0: never
   preemptionSignal @13 :Text;  # "": SIGUSR1
   elasticStartAny @14 :Bool;
+  dependsOn @15 :List(Dependency);
+  array @16 :Text;  # "": not an array
+}
+
+enum DependencyWhen {
+  succeeded @0;
+  failed @1;
+  any @2;
+}
+
+struct Dependency {
+  job @0 :UInt64;
+  when @1 :DependencyWhen;
 }
 
 struct Progress {
@@ -93,6 +106,9 @@ struct JobInfo {
   reclaimId @19 :UInt64;  # 0: none
   preemptWhy @20 :Text;
   resumeStep @21 :Int64 = -1;
+  arrayId @22 :UInt64;       # 0: not an array task
+  arrayIndex @23 :UInt32;
+  arraySize @24 :UInt32;     # tasks in the array
 }
 
 struct NodeInfo {
@@ -181,7 +197,10 @@ struct ErrorReply {
   code @0 :UInt32;  # absl::StatusCode number
   message @1 :Text;
 }
-struct SubmitJobReply { jobId @0 :UInt64; }
+struct SubmitJobReply {
+  jobId @0 :UInt64;       # an array's: its first task's, which is the array's id
+  arraySize @1 :UInt32;   # 0: not an array; else its tasks are jobId .. jobId+arraySize-1
+}
 struct JobListReply { jobs @0 :List(JobInfo); }
 struct JobReply { job @0 :JobInfo; }
 struct NodeListReply { nodes @0 :List(NodeInfo); }

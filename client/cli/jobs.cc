@@ -1,5 +1,5 @@
-// `sublet jobs [--all] [--state S] [--name GLOB]`, `sublet show JOB`,
-// `sublet cancel (JOB | --name GLOB)`. The filters are applied here, to the
+// `sublet jobs [--all] [--state S] [--name GLOB] [--array ID]`, `sublet show JOB`,
+// `sublet cancel (JOB | --name GLOB | --array ID)`. The filters are applied here, to the
 // list the coordinator returns.
 #include <fmt/format.h>
 #include <fnmatch.h>
@@ -21,7 +21,19 @@ constexpr const char* kJobStates[] = {"pending",   "running", "preempting",
 struct JobFilter {
   std::vector<std::string> states;  // empty: any (CLI11 splits "a,b" and repeats)
   std::string name_glob;            // empty: any (fnmatch(3) pattern)
+  uint64_t array_id = 0;            // 0: any; else only that array's tasks
 };
+
+// --array takes a job id; 0 (no filter) is not one.
+absl::StatusOr<uint64_t> ParseArrayFlag(const std::string& text) {
+  if (text.empty()) return 0;
+  absl::StatusOr<uint64_t> id = protocols::ParseId("job", text);
+  if (!id.ok()) {
+    return absl::InvalidArgumentError(
+        fmt::format("--array: '{}' is not an array's job id", text));
+  }
+  return *id;
+}
 
 // InvalidArgument naming the first state that is not a job state.
 absl::Status CheckStates(const std::vector<std::string>& states) {
@@ -36,6 +48,7 @@ absl::Status CheckStates(const std::vector<std::string>& states) {
 }
 
 bool Matches(const JobFilter& filter, const protocols::JobInfo& job) {
+  if (filter.array_id != 0 && job.array_id != filter.array_id) return false;
   if (!filter.states.empty() &&
       std::find(filter.states.begin(), filter.states.end(), job.state) == filter.states.end()) {
     return false;
@@ -43,8 +56,11 @@ bool Matches(const JobFilter& filter, const protocols::JobInfo& job) {
   return filter.name_glob.empty() || fnmatch(filter.name_glob.c_str(), job.name.c_str(), 0) == 0;
 }
 
-int RunJobs(bool all, const JobFilter& filter, Session& session) {
+int RunJobs(bool all, JobFilter filter, const std::string& array, Session& session) {
   if (absl::Status bad = CheckStates(filter.states); !bad.ok()) return session.Fail(bad);
+  absl::StatusOr<uint64_t> array_id = ParseArrayFlag(array);
+  if (!array_id.ok()) return session.Fail(array_id.status());
+  filter.array_id = *array_id;
   absl::StatusOr<Client*> client = session.client();
   if (!client.ok()) return session.Fail(client.status());
   absl::StatusOr<std::vector<protocols::JobInfo>> listed = (*client)->ListJobs(all);
@@ -87,15 +103,15 @@ int RunCancelOne(uint64_t id, Session& session) {
 }
 
 // Cancels every unfinished job `sublet jobs` lists for the caller (a
-// tenant's own; an admin's: everyone's) whose name matches. A job that ended
-// between the listing and its cancel is reported and skipped; any other
-// failure is reported and decides the exit code once the rest are done.
-int RunCancelByName(const std::string& glob, Session& session) {
+// tenant's own; an admin's: everyone's) that the filter matches (a name
+// glob, an array). A job that ended between the listing and its cancel is
+// reported and skipped; any other failure is reported and decides the exit
+// code once the rest are done.
+int RunCancelMatching(const JobFilter& filter, const std::string& what, Session& session) {
   absl::StatusOr<Client*> client = session.client();
   if (!client.ok()) return session.Fail(client.status());
   absl::StatusOr<std::vector<protocols::JobInfo>> listed = (*client)->ListJobs(/*all=*/false);
   if (!listed.ok()) return session.Fail(listed.status());
-  JobFilter filter{.states = {}, .name_glob = glob};
   nlohmann::json cancelled = nlohmann::json::array();
   absl::Status first_error;
   int matched = 0;
@@ -121,8 +137,7 @@ int RunCancelByName(const std::string& glob, Session& session) {
     }
   }
   if (matched == 0) {
-    return session.Fail(absl::NotFoundError(
-        fmt::format("no unfinished job has a name matching --name '{}'", glob)));
+    return session.Fail(absl::NotFoundError(fmt::format("no unfinished job {}", what)));
   }
   if (!first_error.ok()) {
     return session.json() ? session.Fail(first_error) : ExitCodeFor(first_error);
@@ -131,11 +146,22 @@ int RunCancelByName(const std::string& glob, Session& session) {
   return 0;
 }
 
-int RunCancel(const std::string& arg, const std::string& glob, Session& session) {
-  if (arg.empty() == glob.empty()) {
-    return session.Fail(absl::InvalidArgumentError("give either JOB or --name GLOB (exactly one)"));
+int RunCancel(const std::string& arg, const std::string& glob, const std::string& array,
+              Session& session) {
+  if (int(!arg.empty()) + int(!glob.empty()) + int(!array.empty()) != 1) {
+    return session.Fail(
+        absl::InvalidArgumentError("give one of JOB, --name GLOB or --array ID (exactly one)"));
   }
-  if (!glob.empty()) return RunCancelByName(glob, session);
+  if (!glob.empty()) {
+    return RunCancelMatching({.states = {}, .name_glob = glob, .array_id = 0},
+                             fmt::format("has a name matching --name '{}'", glob), session);
+  }
+  if (!array.empty()) {
+    absl::StatusOr<uint64_t> array_id = ParseArrayFlag(array);
+    if (!array_id.ok()) return session.Fail(array_id.status());
+    return RunCancelMatching({.states = {}, .name_glob = "", .array_id = *array_id},
+                             fmt::format("is a task of array job {} (--array)", *array_id), session);
+  }
   absl::StatusOr<uint64_t> id = protocols::ParseId("job", arg);
   if (!id.ok()) return session.Fail(id.status());
   return RunCancelOne(*id, session);
@@ -157,8 +183,12 @@ void AddJobCommands(CLI::App& app, Command* chosen) {
       ->delimiter(',');
   jobs->add_option("--name", filter->name_glob,
                    "Only jobs whose name matches this shell glob, e.g. 'sweep-*'");
-  jobs->callback([chosen, all, filter] {
-    *chosen = [all, filter](Session& session) { return RunJobs(*all, *filter, session); };
+  auto jobs_array = std::make_shared<std::string>();
+  jobs->add_option("--array", *jobs_array, "Only the tasks of this job array (its id)");
+  jobs->callback([chosen, all, filter, jobs_array] {
+    *chosen = [all, filter, jobs_array](Session& session) {
+      return RunJobs(*all, *filter, *jobs_array, session);
+    };
   });
 
   auto show_id = std::make_shared<std::string>();
@@ -177,15 +207,18 @@ void AddJobCommands(CLI::App& app, Command* chosen) {
   auto cancel_glob = std::make_shared<std::string>();
   CLI::App* cancel = app.add_subcommand(
       "cancel",
-      "Cancel a job, or with --name every unfinished job whose name matches (its ranks get "
-      "SIGTERM, then SIGKILL after a grace period), and print each one's new state. "
-      "Exit 3 when --name matches none.");
+      "Cancel a job, or with --name every unfinished job whose name matches, or with --array "
+      "every unfinished task of an array (its ranks get SIGTERM, then SIGKILL after a grace "
+      "period), and print each one's new state. Exit 3 when --name or --array matches none.");
   cancel->add_option("job", *cancel_id, "Job id");
   cancel->add_option("--name", *cancel_glob,
                      "Cancel every unfinished job whose name matches this shell glob");
-  cancel->callback([chosen, cancel_id, cancel_glob] {
-    *chosen = [cancel_id, cancel_glob](Session& session) {
-      return RunCancel(*cancel_id, *cancel_glob, session);
+  auto cancel_array = std::make_shared<std::string>();
+  cancel->add_option("--array", *cancel_array,
+                     "Cancel every unfinished task of this job array (its id)");
+  cancel->callback([chosen, cancel_id, cancel_glob, cancel_array] {
+    *chosen = [cancel_id, cancel_glob, cancel_array](Session& session) {
+      return RunCancel(*cancel_id, *cancel_glob, *cancel_array, session);
     };
   });
 }

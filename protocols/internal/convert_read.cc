@@ -234,6 +234,7 @@ absl::Status Read(wire::ErrorReply::Reader in, const CodecLimits&, ErrorReply& o
 }
 absl::Status Read(wire::SubmitJobReply::Reader in, const CodecLimits&, SubmitJobReply& out) {
   out.job_id = in.getJobId();
+  out.array_size = in.getArraySize();
   return absl::OkStatus();
 }
 absl::Status Read(wire::JobListReply::Reader in, const CodecLimits& limits, JobListReply& out) {
@@ -355,6 +356,18 @@ absl::Status ReadJobSpec(wire::JobSpec::Reader in, const CodecLimits& limits, Jo
   out.progress_timeout = absl::Nanoseconds(in.getProgressTimeoutNanos());
   out.preemption_signal = ToString(in.getPreemptionSignal());
   out.elastic_start_any = in.getElasticStartAny();
+  auto deps = in.getDependsOn();
+  SUBLET_RETURN_IF_ERROR(CheckListSize("JobSpec.dependsOn", deps.size(), limits));
+  out.depends_on.clear();
+  for (auto d : deps) {
+    auto when = static_cast<uint16_t>(d.getWhen());
+    if (when > static_cast<uint16_t>(DependencyWhen::kAny)) {
+      return absl::InvalidArgumentError(
+          fmt::format("JobSpec.dependsOn.when: unknown value {}", when));
+    }
+    out.depends_on.push_back({d.getJob(), static_cast<DependencyWhen>(when)});
+  }
+  out.array = ToString(in.getArray());
   return absl::OkStatus();
 }
 
@@ -379,6 +392,9 @@ absl::Status ReadJobInfo(wire::JobInfo::Reader in, const CodecLimits& limits, Jo
   out.reclaim_id = in.getReclaimId();
   out.preempt_why = ToString(in.getPreemptWhy());
   out.resume_step = in.getResumeStep();
+  out.array_id = in.getArrayId();
+  out.array_index = in.getArrayIndex();
+  out.array_size = in.getArraySize();
   SUBLET_RETURN_IF_ERROR(
       ReadList("JobInfo.ranks", in.getRanks(), limits, out.ranks, ReadOne(limits)));
   return ReadList("JobInfo.events", in.getEvents(), limits, out.events, ReadOne(limits));

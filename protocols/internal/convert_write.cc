@@ -166,7 +166,11 @@ struct BodyWriter {
     out.setCode(in.code);
     out.setMessage(AsText(in.message));
   }
-  void operator()(const SubmitJobReply& in) { body.initSubmitJobReply().setJobId(in.job_id); }
+  void operator()(const SubmitJobReply& in) {
+    auto out = body.initSubmitJobReply();
+    out.setJobId(in.job_id);
+    out.setArraySize(in.array_size);
+  }
   void operator()(const JobListReply& in) {
     auto jobs = body.initJobListReply().initJobs(in.jobs.size());
     for (unsigned i = 0; i < in.jobs.size(); ++i) WriteJobInfo(in.jobs[i], jobs[i]);
@@ -252,6 +256,12 @@ void WriteJobSpec(const JobSpec& in, wire::JobSpec::Builder out) {
   out.setProgressTimeoutNanos(absl::ToInt64Nanoseconds(in.progress_timeout));
   out.setPreemptionSignal(AsText(in.preemption_signal));
   out.setElasticStartAny(in.elastic_start_any);
+  auto deps = out.initDependsOn(static_cast<unsigned>(in.depends_on.size()));
+  for (unsigned i = 0; i < in.depends_on.size(); ++i) {
+    deps[i].setJob(in.depends_on[i].job);
+    deps[i].setWhen(static_cast<wire::DependencyWhen>(in.depends_on[i].when));
+  }
+  out.setArray(AsText(in.array));
 }
 
 void WriteJobInfo(const JobInfo& in, wire::JobInfo::Builder out) {
@@ -273,6 +283,9 @@ void WriteJobInfo(const JobInfo& in, wire::JobInfo::Builder out) {
   out.setGpuSeconds(in.gpu_seconds);
   out.setGpuSecondsLost(in.gpu_seconds_lost);
   out.setReclaimId(in.reclaim_id);
+  out.setArrayId(in.array_id);
+  out.setArrayIndex(in.array_index);
+  out.setArraySize(in.array_size);
   out.setPreemptWhy(AsText(in.preempt_why));
   out.setResumeStep(in.resume_step);
   auto ranks = out.initRanks(in.ranks.size());

@@ -64,7 +64,7 @@ TEST_F(CliTest, SubmitPrintsTheJobId) {
 TEST_F(CliTest, SubmitInJsonModePrintsAnIdDocument) {
   FakeCoordinator fake([](const Envelope&) -> Body { return protocols::SubmitJobReply{17}; });
   EXPECT_EQ(RunAgainst(fake, {"-o", "json", "submit", WriteFile("hello.yaml", kHelloSpec)}), 0);
-  EXPECT_EQ(nlohmann::json::parse(out_.str()), nlohmann::json({{"id", "17"}}));
+  EXPECT_EQ(nlohmann::json::parse(out_.str()), nlohmann::json({{"id", "17"}, {"array", nullptr}}));
 }
 
 TEST_F(CliTest, SubmitWaitExitsOneWhenTheJobFails) {

@@ -396,5 +396,96 @@ TEST_F(JobSpecTest, ValidateRejectsWhatTheParserWould) {
   EXPECT_TRUE(absl::IsInvalidArgument(ValidateJobSpec(*spec)));
 }
 
+TEST_F(JobSpecTest, ParsesDependenciesWithSucceededAsTheDefault) {
+  absl::StatusOr<JobSpec> spec = ParseJobSpecYaml(WithMinimal(
+      "depends_on:\n  - {job: 12, when: failed}\n  - job: 13\n  - {job: 18446744073709551615, "
+      "when: any}\n"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const std::vector<Dependency> want = {{12, DependencyWhen::kFailed},
+                                        {13, DependencyWhen::kSucceeded},
+                                        {UINT64_MAX, DependencyWhen::kAny}};
+  EXPECT_EQ(spec->depends_on, want);
+  absl::StatusOr<JobSpec> again = ParseJobSpecYaml(JobSpecToYaml(*spec));
+  ASSERT_TRUE(again.ok()) << again.status() << "\n" << JobSpecToYaml(*spec);
+  EXPECT_EQ(*again, *spec);
+}
+
+TEST_F(JobSpecTest, RejectsMalformedDependenciesNamingTheEntry) {
+  ExpectRejected(WithMinimal("depends_on: 12\n"), "depends_on: expected a list");
+  ExpectRejected(WithMinimal("depends_on: [{when: any}]\n"),
+                 "depends_on[0].job: required field is missing");
+  ExpectRejected(WithMinimal("depends_on: [{job: 0}]\n"), "depends_on[0].job: 0 is not a job id");
+  ExpectRejected(WithMinimal("depends_on: [{job: -1}]\n"), "depends_on[0].job: expected a job id");
+  ExpectRejected(WithMinimal("depends_on: [{job: \"12\"}]\n"),
+                 "depends_on[0].job: expected a job id");
+  ExpectRejected(WithMinimal("depends_on: [{job: 18446744073709551616}]\n"),
+                 "depends_on[0].job: 18446744073709551616 is not a job id");
+  ExpectRejected(WithMinimal("depends_on: [{job: 1, when: afterok}]\n"),
+                 "depends_on[0].when: must be one of succeeded, failed, any");
+  ExpectRejected(WithMinimal("depends_on: [{job: 1, after: 2}]\n"),
+                 "depends_on[0].after: unknown field");
+  ExpectRejected(WithMinimal("depends_on: [{job: 4}, {job: 4, when: any}]\n"),
+                 "depends_on[1].job: job 4 is already depends_on[0]");
+  std::string many = "depends_on:\n";
+  for (int i = 1; i <= 65; ++i) many += fmt::format("  - {{job: {}}}\n", i);
+  ExpectRejected(WithMinimal(many), "depends_on: 65 entries exceed the limit of 64");
+}
+
+TEST_F(JobSpecTest, ParsesArraysAsSlurmWritesThem) {
+  struct Case {
+    const char* text;
+    std::vector<uint32_t> indices;
+    uint32_t max_running;
+  };
+  const Case cases[] = {
+      {"0-3", {0, 1, 2, 3}, 0},
+      {"0-99%8", {}, 8},
+      {"7", {7}, 0},
+      {"1,3,5-7", {1, 3, 5, 6, 7}, 0},
+      {"0-10:5", {0, 5, 10}, 0},
+      {"5,1-2,5", {1, 2, 5}, 0},
+      {"0-999999:999999%1", {0, 999999}, 1},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<ArraySpec> array = ParseArraySpec(c.text, {});
+    ASSERT_TRUE(array.ok()) << c.text << ": " << array.status();
+    if (!c.indices.empty()) {
+      EXPECT_EQ(array->indices, c.indices) << c.text;
+    }
+    EXPECT_EQ(array->max_running, c.max_running) << c.text;
+  }
+  EXPECT_EQ(ParseArraySpec("0-99%8", {})->indices.size(), 100u);
+  absl::StatusOr<JobSpec> spec = ParseJobSpecYaml(WithMinimal("array: 0-99%8\n"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->array, "0-99%8");
+  absl::StatusOr<JobSpec> again = ParseJobSpecYaml(JobSpecToYaml(*spec));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->array, "0-99%8");
+  EXPECT_TRUE(ParseJobSpecYaml(WithMinimal("array: 5\n")).ok()) << "a number is a one-task array";
+}
+
+TEST_F(JobSpecTest, RejectsMalformedOrHugeArraysBeforeStoringAnIndex) {
+  for (const char* bad : {"", "%8", "0-99%", "0-99%0", "0-99%x", "a", "1-", "-1", "5-1", "1,,2",
+                          "1,", "0-10:0", "0-10:x", "1000000", "0-4294967296", "0-1000",
+                          "0-999999", "0-1,2-1000", "0x10", " 1", "1-2-3"}) {
+    absl::StatusOr<ArraySpec> array = ParseArraySpec(bad, {});
+    ASSERT_FALSE(array.ok()) << "accepted '" << bad << "'";
+    EXPECT_EQ(std::string(array.status().message()).substr(0, 7), "array: ") << array.status();
+  }
+  EXPECT_THAT(std::string(ParseArraySpec("0-1000", {}).status().message()),
+              ::testing::HasSubstr("more than 1000 tasks"));
+  ExpectRejected(WithMinimal("array: 5-1\n"), "array: '5-1': the range ends before it starts");
+  ExpectRejected(WithMinimal("array: [1, 2]\n"), "array: expected a string");
+  ExpectRejected(WithMinimal("array: \"" + std::string(2000, '1') + "\"\n"),
+                 "array: longer than 1024 bytes");
+}
+
+TEST_F(JobSpecTest, ASpecMayNotSetTheArrayVariables) {
+  for (const char* name : {"SUBLET_ARRAY_INDEX", "SUBLET_ARRAY_JOB_ID", "SUBLET_ARRAY_TASK_COUNT"}) {
+    ExpectRejected(WithMinimal(fmt::format("env: {{{}: \"3\"}}\n", name)),
+                   fmt::format("env.{}: reserved", name));
+  }
+}
+
 }  // namespace
 }  // namespace sublet::protocols

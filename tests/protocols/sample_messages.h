@@ -26,6 +26,8 @@ inline JobSpec SampleSpec() {
   spec.progress_timeout = absl::Minutes(10);
   spec.preemption_signal = "SIGTERM";
   spec.elastic_start_any = true;
+  spec.depends_on = {{12, DependencyWhen::kSucceeded}, {uint64_t{1} << 63, DependencyWhen::kAny}};
+  spec.array = "0-99%8";
   return spec;
 }
 
@@ -60,6 +62,9 @@ inline JobInfo SampleJob(uint64_t id) {
   job.reclaim_id = 7;
   job.preempt_why = "on node n2, which reclaim 7 takes";
   job.resume_step = 400;
+  job.array_id = id - 3;
+  job.array_index = 3;
+  job.array_size = 100;
   return job;
 }
 
@@ -112,7 +117,7 @@ inline std::vector<Body> AllBodies() {
           ListNodesRequest{},
           ReadLogsRequest{42, 3, 2, 4096, 65536},
           ErrorReply{5, "job 9 not found"},
-          SubmitJobReply{44},
+          SubmitJobReply{44, 100},
           JobListReply{{SampleJob(1), SampleJob(2)}},
           JobReply{SampleJob(3)},
           NodeListReply{{SampleNode("n1"), SampleNode("n2")}},
