@@ -15,9 +15,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "fmt/format.h"
 #include "protocols/channel.h"
 #include "tests/worker/test_util.h"
 #include "tests/worker/worker_test_peer.h"
+#include "worker/control_client.h"
 #include "worker/inventory.h"
 #include "worker/worker.h"
 
@@ -272,6 +274,57 @@ TEST_F(WorkerEndToEndTest, RegistersRunsRanksAndServesTheirLogs) {
   EXPECT_EQ(logs->data, "rank 1 on 1\n");
   EXPECT_EQ(logs->next_offset, logs->data.size());
   EXPECT_TRUE(logs->complete);
+}
+
+// Ranks are hostile. Each rank's control token is its own (128 bits from
+// getrandom, as hex); a frame bigger than any control message is dropped by
+// libzmq (maxmsgsize) before it is buffered; a report under another rank's
+// token is ignored; and the worker goes on taking honest reports.
+TEST_F(WorkerEndToEndTest, HostileControlTrafficIsDroppedAndHonestReportsStillArrive) {
+  std::optional<WorkerReport> hello = AwaitReport([](const WorkerReport&) { return true; });
+  ASSERT_TRUE(hello.has_value());
+  const std::string dir = dir_.path();
+  auto rank = [&](uint32_t r) {
+    return ShellRank(r, fmt::format("echo \"$SUBLET_CONTROL\" > {0}/endpoint-{1}.tmp && "
+                                    "echo \"$SUBLET_CONTROL_TOKEN\" > {0}/token-{1}.tmp && "
+                                    "mv {0}/endpoint-{1}.tmp {0}/endpoint-{1} && "
+                                    "mv {0}/token-{1}.tmp {0}/token-{1}; sleep 600",
+                                    dir, r));
+  };
+  ASSERT_TRUE(SendToWorker(SyncFor(hello->incarnation, {rank(0), rank(1)})));
+  ASSERT_TRUE(AwaitReport([&](const WorkerReport&) {
+                return access((dir + "/token-0").c_str(), F_OK) == 0 &&
+                       access((dir + "/token-1").c_str(), F_OK) == 0;
+              }).has_value());
+  auto line = [](std::string text) { return text.substr(0, text.find('\n')); };
+  const std::string endpoint = line(testing::ReadFile(dir + "/endpoint-0"));
+  const std::string token0 = line(testing::ReadFile(dir + "/token-0"));
+  const std::string token1 = line(testing::ReadFile(dir + "/token-1"));
+  EXPECT_EQ(token0.size(), 32u);
+  EXPECT_EQ(token0.find_first_not_of("0123456789abcdef"), std::string::npos) << token0;
+  EXPECT_NE(token0, token1);
+
+  zmq::socket_t flood(context_, zmq::socket_type::dealer);
+  flood.set(zmq::sockopt::linger, 0);
+  flood.connect(endpoint);
+  ASSERT_TRUE(flood.send(zmq::buffer(std::string(1 << 20, 'x')), zmq::send_flags::none));
+  ControlClient forged(context_, endpoint, token1, Key(0));  // rank 1 speaking for rank 0
+  ControlClient honest(context_, endpoint, token0, Key(0));
+  protocols::Progress progress;
+  progress.step = 666;
+  ASSERT_TRUE(forged.ReportProgress(progress).ok());
+  progress.step = 7;
+  ASSERT_TRUE(honest.ReportProgress(progress).ok());
+  std::vector<int64_t> seen;
+  ASSERT_TRUE(AwaitReport([&](const WorkerReport& r) {
+                for (const RankStatus& status : r.ranks) {
+                  if (status.key == Key(0) && status.progress.step >= 0) {
+                    seen.push_back(status.progress.step);
+                  }
+                }
+                return !seen.empty() && seen.back() == 7;
+              }).has_value());
+  for (int64_t step : seen) EXPECT_NE(step, 666) << "a forged report was applied";
 }
 
 TEST_F(WorkerEndToEndTest, AnswersAReadOfAMissingLogWithNotFound) {
