@@ -3,6 +3,7 @@
 #include "collectives/bootstrap.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -140,7 +141,19 @@ TEST(Sockets, SendRecvExchangesMegabytesAndRestoresTheLowWaterMark) {
   ASSERT_TRUE(b.ok()) << b.status();
   const size_t n = 3 << 20;
   std::vector<char> out_a(n, 'a'), out_b(n, 'b'), in_a(n), in_b(n);
+  // The peer holds its side of the exchange until `a` waits with its mark
+  // raised: `a` cannot finish without the peer's bytes, so it must wait, and
+  // the raise is always observed (a fast exchange that never waits would
+  // otherwise leave nothing to observe).
+  int peer_saw_mark = 1;
   std::thread peer([&] {
+    while (absl::Now() < deadline) {
+      socklen_t len = sizeof(peer_saw_mark);
+      getsockopt(a->get(), SOL_SOCKET, SO_RCVLOWAT, &peer_saw_mark, &len);
+      if (peer_saw_mark > 1) break;
+      pollfd none{-1, 0, 0};
+      poll(&none, 1, 1);  // the condition has no fd to wait on: re-check each ms
+    }
     EXPECT_TRUE(internal::SendRecv(b->get(), out_b.data(), n, "to a", b->get(), in_b.data(), n,
                                    "from a", deadline)
                     .ok());
@@ -161,6 +174,7 @@ TEST(Sockets, SendRecvExchangesMegabytesAndRestoresTheLowWaterMark) {
   EXPECT_EQ(in_a, out_b);
   EXPECT_EQ(in_b, out_a);
   EXPECT_EQ(seen, n);
+  EXPECT_GT(peer_saw_mark, 1) << "the exchange never raised its mark while waiting";
   EXPECT_GT(highest_mark, 1);
   for (int fd : {a->get(), b->get()}) {
     int lowat = 0;
