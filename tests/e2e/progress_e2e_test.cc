@@ -19,12 +19,16 @@ std::string ProgressSpec(const std::string& args, const std::string& extra) {
 
 TEST(ProgressE2eTest, ReportedProgressIsShownForTheJob) {
   TestCluster cluster({});
-  std::string id = cluster.Submit(cluster.WriteSpec("ok", ProgressSpec("'5'", "")));
-  json job = cluster.WaitForState(id, "succeeded");
-  // The last report can race the exit; whatever arrived is a real step.
-  if (!job["progress"].is_null()) {
-    EXPECT_GE(job["progress"]["step"], 1);
-  }
+  // The rank reports steps 1..5 and then stays (hang), so its last report
+  // cannot race its exit: the job must show step 5 while it runs.
+  std::string id = cluster.Submit(cluster.WriteSpec("ok", ProgressSpec("'5', hang", "")));
+  json job = cluster.WaitForJob(id, [](const json& j) {
+    return j["state"] == "running" && !j["progress"].is_null() && j["progress"]["step"] == 5;
+  });
+  EXPECT_EQ(job["progress"]["step"], 5);
+  EXPECT_DOUBLE_EQ(job["progress"]["loss"].get<double>(), 2.0);
+  EXPECT_FALSE(job["progress"]["time"].is_null());
+  EXPECT_EQ(cluster.Json({"cancel", id})["state"], "cancelled");
 }
 
 TEST(ProgressE2eTest, HungJobIsRestartedThenFailsSayingWhereItStopped) {

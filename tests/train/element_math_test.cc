@@ -32,6 +32,27 @@ TEST(ElementMath, GeluElementsAreTheLayers) {
   }
 }
 
+// The element functions against an independent reference: GELU's tanh
+// form computed in double with std::tanh, and its derivative by central
+// differences of that reference (the layer test above only shows that the
+// layer uses the element functions).
+TEST(ElementMath, GeluIsTheTanhFormulaAndItsBackwardIsItsDerivative) {
+  auto reference = [](double v) {
+    return 0.5 * v * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v)));
+  };
+  for (double v = -8.0; v <= 8.0; v += 0.0625) {
+    const float x = static_cast<float>(v);
+    EXPECT_NEAR(math::GeluForwardAt(x), reference(v), 1e-6 + 1e-5 * std::fabs(reference(v)))
+        << "x = " << v;
+    const double h = 1e-4;
+    const double slope = (reference(v + h) - reference(v - h)) / (2 * h);
+    EXPECT_NEAR(math::GeluBackwardAt(x, 1.0f), slope, 1e-5 + 1e-4 * std::fabs(slope))
+        << "x = " << v;
+    EXPECT_NEAR(math::GeluBackwardAt(x, -2.5f), -2.5 * slope, 1e-4 + 1e-4 * std::fabs(slope))
+        << "x = " << v;
+  }
+}
+
 TEST(ElementMath, LayerNormRowTwinsGiveTheLayersBits) {
   const int64_t rows = 5, d = 24;
   const Tensor x = RandomTensor({rows, d}, 3, 2.0f), dy = RandomTensor({rows, d}, 4);
