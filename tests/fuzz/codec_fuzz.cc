@@ -8,12 +8,15 @@
 #include <span>
 
 #include "protocols/codec.h"
+#include "tests/fuzz/outcome.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace sublet::protocols;
   CodecLimits limits;
   limits.max_frame_bytes = 1 << 20;
   absl::StatusOr<Envelope> decoded = Decode(std::span<const uint8_t>(data, size), limits);
+  sublet::fuzz::last_outcome =
+      decoded.ok() ? sublet::fuzz::Outcome::kAccepted : sublet::fuzz::Outcome::kRefused;
   if (!decoded.ok()) return 0;
   // Re-encoding may legitimately grow a frame (defaults written out), so the
   // round trip is checked with the default limits.

@@ -7,11 +7,14 @@
 #include <string_view>
 
 #include "protocols/job_spec.h"
+#include "tests/fuzz/outcome.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace sublet::protocols;
   std::string_view text(reinterpret_cast<const char*>(data), size);
   absl::StatusOr<JobSpec> spec = ParseJobSpecYaml(text);
+  sublet::fuzz::last_outcome =
+      spec.ok() ? sublet::fuzz::Outcome::kAccepted : sublet::fuzz::Outcome::kRefused;
   if (!spec.ok()) return 0;
   if (!ValidateJobSpec(*spec).ok()) __builtin_trap();
   absl::StatusOr<JobSpec> again = ParseJobSpecYaml(JobSpecToYaml(*spec));

@@ -8,12 +8,16 @@
 #include <string_view>
 
 #include "checkpoint/manifest.h"
+#include "tests/fuzz/outcome.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace sublet::checkpoint;
   std::string_view bytes(reinterpret_cast<const char*>(data), size);
-  (void)ParseCommit(bytes);
+  const bool commit = ParseCommit(bytes).ok();
   absl::StatusOr<Manifest> manifest = ParseManifest(bytes);
+  // Accepted: the bytes are a valid COMMIT or a valid MANIFEST.
+  sublet::fuzz::last_outcome = commit || manifest.ok() ? sublet::fuzz::Outcome::kAccepted
+                                                       : sublet::fuzz::Outcome::kRefused;
   if (!manifest.ok()) return 0;
   const std::string encoded = EncodeManifest(*manifest);
   absl::StatusOr<Manifest> again = ParseManifest(encoded);
