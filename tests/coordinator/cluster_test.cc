@@ -41,10 +41,13 @@ TEST_F(ClusterTest, StartsGangWithConsistentRankEnvironment) {
 // coordinator gives a rank (and the worker's own) is refused in a spec.
 TEST_F(ClusterTest, ASpecCannotSetAnyVariableTheServiceSets) {
   Report("node-a");
-  Submit(Spec(1, 2));
+  protocols::JobSpec task = Spec(1, 2);
+  task.array = "0";  // an array task: its SUBLET_ARRAY_* variables are the service's too
+  Submit(task);
   Schedule();
   auto sync = cluster_->SyncFor(*cluster_->FindNode("node-a"));
   ASSERT_THAT(sync.desired, SizeIs(2));
+  ASSERT_EQ(EnvOf(sync.desired[0]).count("SUBLET_ARRAY_INDEX"), 1u);
   std::vector<std::string> names;
   for (const auto& [k, v] : EnvOf(sync.desired[0])) names.push_back(k);
   for (const char* by_worker : {"CUDA_VISIBLE_DEVICES", "SUBLET_CONTROL", "SUBLET_CONTROL_TOKEN"}) {
