@@ -6,6 +6,9 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
 #include <thread>
 
 #include <gmock/gmock.h>
@@ -19,6 +22,32 @@ namespace {
 using ::testing::HasSubstr;
 using nlohmann::json;
 
+// Processes on this host whose environment says they are ranks of `job`'s
+// attempt `attempt` (the ranks and whatever they started).
+std::vector<int> ProcessesOfAttempt(const std::string& job, const std::string& attempt) {
+  std::vector<int> pids;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "environ", std::ios::binary);
+    std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string nul(1, '\0');
+    const std::string all = nul + env;
+    if (all.find(nul + "SUBLET_JOB_ID=" + job + nul) != std::string::npos &&
+        all.find(nul + "SUBLET_ATTEMPT=" + attempt + nul) != std::string::npos) {
+      pids.push_back(std::stoi(name));
+    }
+  }
+  return pids;
+}
+
+std::string EventMessage(const json& job, const std::string& kind) {
+  for (const json& e : job["events"]) {
+    if (e["kind"] == kind) return e["message"].get<std::string>();
+  }
+  return "";
+}
+
 TEST(NodeLossE2eTest, SilentNodeIsLostAndItsGangIsRequeuedWithoutCountingARestart) {
   TestCluster::Options options;
   options.heartbeat_timeout = "2s";
@@ -30,6 +59,7 @@ TEST(NodeLossE2eTest, SilentNodeIsLostAndItsGangIsRequeuedWithoutCountingARestar
   cluster.KillWorker(1, SIGKILL);
   json job = cluster.WaitForJob(id, [](const json& j) { return HasEvent(j, "node_lost"); });
   EXPECT_EQ(job["restarts"], 0);
+  EXPECT_THAT(EventMessage(job, "node_lost"), HasSubstr("node node-1 was lost"));
   json nodes = cluster.Json({"nodes"}, "admin-token");
   EXPECT_EQ(nodes["nodes"][1]["state"], "lost");
   // The worker comes back: it kills the ranks its previous process left and
@@ -39,6 +69,10 @@ TEST(NodeLossE2eTest, SilentNodeIsLostAndItsGangIsRequeuedWithoutCountingARestar
     return j["state"] == "running" && j["attempt"] == 2;
   });
   EXPECT_EQ(job["restarts"], 0);
+  // No process of the first attempt lives once the second runs: neither the
+  // lost node's ranks nor the ones its gang partner was told to stop.
+  EXPECT_THAT(ProcessesOfAttempt(id, "1"), ::testing::IsEmpty());
+  EXPECT_THAT(ProcessesOfAttempt(id, "2"), ::testing::Not(::testing::IsEmpty()));
   cluster.Json({"cancel", id});
 }
 
