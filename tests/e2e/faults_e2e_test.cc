@@ -72,7 +72,14 @@ TEST(NodeLossE2eTest, SilentNodeIsLostAndItsGangIsRequeuedWithoutCountingARestar
   // No process of the first attempt lives once the second runs: neither the
   // lost node's ranks nor the ones its gang partner was told to stop.
   EXPECT_THAT(ProcessesOfAttempt(id, "1"), ::testing::IsEmpty());
+  // And the scan sees ranks: the second attempt's show up (the job is
+  // "running" once placed, a moment before its workers have started them).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (ProcessesOfAttempt(id, "2").empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling a condition
+  }
   EXPECT_THAT(ProcessesOfAttempt(id, "2"), ::testing::Not(::testing::IsEmpty()));
+  EXPECT_THAT(ProcessesOfAttempt(id, "1"), ::testing::IsEmpty());
   cluster.Json({"cancel", id});
 }
 
