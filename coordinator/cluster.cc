@@ -133,11 +133,11 @@ std::set<std::string> Cluster::TakeDirtyNodes() {
 absl::StatusOr<uint64_t> Cluster::Submit(const std::string& tenant, protocols::JobSpec spec) {
   const protocols::SpecLimits limits;
   SUBLET_RETURN_IF_ERROR(protocols::ValidateJobSpec(spec, limits));
-  std::vector<uint32_t> indices;  // an array's task indices; empty: one job
+  protocols::ArraySpec array;  // no indices: one job
   if (!spec.array.empty()) {
-    SUBLET_ASSIGN_OR_RETURN(protocols::ArraySpec array, protocols::ParseArraySpec(spec.array, limits));
-    indices = std::move(array.indices);
+    SUBLET_ASSIGN_OR_RETURN(array, protocols::ParseArraySpec(spec.array, limits));
   }
+  const std::vector<uint32_t>& indices = array.indices;
   const size_t count = indices.empty() ? 1 : indices.size();
   const uint32_t limit = config_.max_jobs_per_tenant;
   if (limit > 0 && open_jobs_[tenant] + count > limit) {
@@ -170,19 +170,20 @@ absl::StatusOr<uint64_t> Cluster::Submit(const std::string& tenant, protocols::J
     job.spec = spec;
     job.submit_time = clock_.Now();
     job.reason = "waiting for the scheduler";
-    std::string array;
+    std::string array_note;  // for the event
     if (!indices.empty()) {
       job.array_id = first;
       job.array_index = indices[t];
-      SUBLET_RETURN_IF_ERROR(SetArrayShape(job));
-      array = fmt::format("; array job {}, index {}", first, job.array_index);
+      job.array_size = static_cast<uint32_t>(indices.size());  // as SetArrayShape would
+      job.array_max_running = array.max_running;
+      array_note = fmt::format("; array job {}, index {}", first, job.array_index);
     }
     SUBLET_RETURN_IF_ERROR(store_.InsertJob(job));
     SUBLET_RETURN_IF_ERROR(Event(job, "submitted", tenant,
                                  fmt::format("{} x {}, priority {}{}",
                                              Plural(job.spec.nodes, "node"),
                                              Plural(job.spec.gpus_per_node, "GPU"),
-                                             protocols::PriorityName(job.spec.priority), array)));
+                                             protocols::PriorityName(job.spec.priority), array_note)));
     ++next_job_id_;
     ++open_jobs_[tenant];
     uint64_t id = job.id;

@@ -90,8 +90,12 @@ absl::Status Cluster::Schedule() {
     node_ptrs.push_back(&node);
   }
   std::vector<SchedRunning> running;
+  // Array tasks that hold GPUs now (running, preempting, or stopping), per
+  // array: with `array: ...%N` at most N of them at once.
+  std::map<uint64_t, uint32_t> array_active;
   for (uint64_t id : ledger_.live_jobs()) {
     const Job& job = jobs_.at(id);
+    if (job.array_id != 0 && job.array_max_running > 0) ++array_active[job.array_id];
     absl::Time end = job.spec.time_limit > absl::ZeroDuration() && job.state == JobState::kRunning
                          ? job.start_time + job.spec.time_limit
                          : absl::InfiniteFuture();
@@ -100,15 +104,6 @@ absl::Status Cluster::Schedule() {
       if (!r.exited && index.count(r.node)) per_node[index[r.node]] += 1;
     }
     for (auto [n, g] : per_node) running.push_back({n, g, end});
-  }
-  // Array tasks that hold GPUs now (running, preempting, or stopping), per
-  // array: with `array: ...%N` at most N of them at once.
-  std::map<uint64_t, uint32_t> array_active;
-  for (const auto& [id, job] : jobs_) {
-    if (job.array_id != 0 && job.array_max_running > 0 &&
-        (job.state == JobState::kRunning || job.state == JobState::kPreempting || job.stopping)) {
-      ++array_active[job.array_id];
-    }
   }
   std::map<uint64_t, DependencyTarget> targets;  // counted once per pass
   std::vector<SchedJob> pending;

@@ -233,6 +233,14 @@ std::string_view DependencyWhenName(DependencyWhen when) {
   return "unknown";
 }
 
+std::optional<DependencyWhen> DependencyWhenFromName(std::string_view name) {
+  for (DependencyWhen w :
+       {DependencyWhen::kSucceeded, DependencyWhen::kFailed, DependencyWhen::kAny}) {
+    if (name == DependencyWhenName(w)) return w;
+  }
+  return std::nullopt;
+}
+
 namespace {
 
 // A plain decimal number of at most `max`; false for anything else.

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +24,8 @@ std::string_view PriorityName(Priority p);
 // (failed or cancelled); has ended at all.
 enum class DependencyWhen : uint8_t { kSucceeded = 0, kFailed = 1, kAny = 2 };
 std::string_view DependencyWhenName(DependencyWhen when);
+// The value named `name` ("succeeded", "failed", "any"); nullopt otherwise.
+std::optional<DependencyWhen> DependencyWhenFromName(std::string_view name);
 
 // One entry of depends_on. A job id that is an array's (its first task's id)
 // stands for every task of the array.

@@ -10,6 +10,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -198,14 +199,12 @@ absl::Status ReadDependsOn(const YAML::Node& node, const SpecLimits& limits,
           if (key == "when") {
             std::string when;
             SUBLET_RETURN_IF_ERROR(ReadString(value, field, when));
-            for (DependencyWhen w :
-                 {DependencyWhen::kSucceeded, DependencyWhen::kFailed, DependencyWhen::kAny}) {
-              if (when == DependencyWhenName(w)) {
-                d.when = w;
-                return absl::OkStatus();
-              }
+            std::optional<DependencyWhen> named = DependencyWhenFromName(when);
+            if (!named) {
+              return FieldError(field, "must be one of succeeded, failed, any, got " + Quote(when));
             }
-            return FieldError(field, "must be one of succeeded, failed, any, got " + Quote(when));
+            d.when = *named;
+            return absl::OkStatus();
           }
           return FieldError(field, "unknown field");
         }));

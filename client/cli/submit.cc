@@ -4,6 +4,7 @@
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -50,15 +51,13 @@ absl::StatusOr<protocols::Dependency> ParseDependsOn(const std::string& text) {
   dep.job = *id;
   if (colon == std::string::npos) return dep;
   const std::string when = text.substr(colon + 1);
-  for (auto w : {protocols::DependencyWhen::kSucceeded, protocols::DependencyWhen::kFailed,
-                 protocols::DependencyWhen::kAny}) {
-    if (when == protocols::DependencyWhenName(w)) {
-      dep.when = w;
-      return dep;
-    }
+  std::optional<protocols::DependencyWhen> named = protocols::DependencyWhenFromName(when);
+  if (!named) {
+    return absl::InvalidArgumentError(fmt::format(
+        "--depends-on: '{}' after ':' is not succeeded, failed or any", when));
   }
-  return absl::InvalidArgumentError(fmt::format(
-      "--depends-on: '{}' after ':' is not succeeded, failed or any", when));
+  dep.when = *named;
+  return dep;
 }
 
 // The spec file with the flags applied, validated as the coordinator will.
