@@ -25,6 +25,8 @@
 #include <thread>
 
 #include "client/client.h"
+#include "protocols/curve.h"
+#include "protocols/curve.h"
 #include "fmt/format.h"
 
 namespace sublet::bench {
@@ -119,8 +121,17 @@ nlohmann::json RunOnce(const Options& o, int repeat) {
   fs::create_directories(dir);
   const std::string endpoint = fmt::format("tcp://127.0.0.1:{}", 29000 + (getpid() + repeat) % 900);
   LocalCluster cluster(dir, endpoint);
-  client::Client tenant({endpoint, "dev-token", std::chrono::milliseconds(5000)});
-  client::Client admin({endpoint, "admin-token", std::chrono::milliseconds(5000)});
+  // `sublet up` makes the coordinator's key before starting anything.
+  const std::string key_file = dir + "/cluster/coordinator/coordinator.key";
+  absl::StatusOr<protocols::CurveKeyPair> keys = protocols::ReadKeyFile(key_file);
+  WaitUntil([&] { return (keys = protocols::ReadKeyFile(key_file)).ok(); }, "the coordinator key",
+            std::chrono::seconds(60));
+  client::Client tenant({.endpoint = endpoint, .token = "dev-token",
+                         .coordinator_key = keys->public_key,
+                         .timeout = std::chrono::milliseconds(5000)});
+  client::Client admin({.endpoint = endpoint, .token = "admin-token",
+                        .coordinator_key = keys->public_key,
+                        .timeout = std::chrono::milliseconds(5000)});
   WaitUntil([&] {
     auto nodes = admin.ListNodes();
     return nodes.ok() && nodes->size() == 2 &&

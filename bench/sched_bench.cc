@@ -109,7 +109,7 @@ SubmitResult DurableSubmissions(const SchedBenchOptions& o, const std::string& d
   copts.listen = "tcp://127.0.0.1:0";
   copts.state_dir = dir + "/coordinator";
   copts.config.storage_root = dir + "/storage";
-  copts.config.tokens["bench-token"] = {coordinator::Role::kTenant, "bench"};
+  copts.config.AddToken("bench-token", {coordinator::Role::kTenant, "bench"});
   zmq::context_t context;
   RealClock clock;
   auto coord = coordinator::Coordinator::Create(copts, context, clock);
@@ -122,7 +122,10 @@ SubmitResult DurableSubmissions(const SchedBenchOptions& o, const std::string& d
   auto t0 = Clock::now();
   for (int c = 0; c < o.clients; ++c) {
     clients.emplace_back([&, c] {
-      client::Client cl({(*coord)->endpoint(), "bench-token", std::chrono::seconds(30)});
+      client::Client cl({.endpoint = (*coord)->endpoint(),
+                         .token = "bench-token",
+                         .coordinator_key = (*coord)->public_key(),
+                         .timeout = std::chrono::seconds(30)});
       for (int i = c; i < o.submissions; i += o.clients) {
         (cl.Submit(BenchSpec(i)).ok() ? acked : failed)++;
       }

@@ -11,16 +11,41 @@ namespace sublet::client {
 
 using protocols::Envelope;
 
+namespace {
+
+absl::Status CheckKey(const ClientOptions& options) {
+  if (options.plaintext) return absl::OkStatus();
+  if (options.coordinator_key.empty()) {
+    return absl::InvalidArgumentError(
+        "no coordinator key: pass --coordinator-key KEY or set SUBLET_COORDINATOR_KEY (the "
+        "coordinator prints it at start and keeps it in <state-dir>/coordinator.pub; `sublet "
+        "up` writes it into the context file)");
+  }
+  return protocols::ParseCurveKey(options.coordinator_key, "--coordinator-key").status();
+}
+
+protocols::ClientSecurity SecurityFor(const ClientOptions& options, const absl::Status& key) {
+  if (options.plaintext || !key.ok()) return {};
+  return {.server_key = *protocols::ParseCurveKey(options.coordinator_key, "key")};
+}
+
+}  // namespace
+
 Client::Client(ClientOptions options)
-    : options_(std::move(options)), context_(1), channel_(context_, options_.endpoint) {}
+    : options_(std::move(options)),
+      key_status_(CheckKey(options_)),
+      context_(1),
+      channel_(context_, options_.endpoint, {}, SecurityFor(options_, key_status_)) {}
 
 template <typename Reply>
 absl::StatusOr<Reply> Client::Roundtrip(protocols::Body body) {
+  SUBLET_RETURN_IF_ERROR(key_status_);
   Envelope request;
   request.token = options_.token;
   request.body = std::move(body);
   absl::StatusOr<Envelope> reply = channel_.Call(std::move(request), options_.timeout);
   if (!reply.ok()) {
+    if (protocols::IsHandshakeFailure(reply.status())) return reply.status();
     if (absl::IsUnavailable(reply.status()) || absl::IsDeadlineExceeded(reply.status())) {
       return absl::UnavailableError(
           fmt::format("cannot reach coordinator at {}", options_.endpoint));

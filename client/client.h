@@ -27,6 +27,10 @@ namespace sublet::client {
 struct ClientOptions {
   std::string endpoint = "tcp://127.0.0.1:7700";  // the coordinator
   std::string token;                              // tenant, admin or node token
+  // The coordinator's CURVE public key (Z85) to pin. Required: without it
+  // (and without `plaintext`) every call fails with InvalidArgument.
+  std::string coordinator_key;
+  bool plaintext = false;  // plain ZeroMQ: the benchmark's baseline only
   std::chrono::milliseconds timeout{5000};        // per call
 };
 
@@ -71,6 +75,7 @@ class Client {
   absl::StatusOr<Reply> Roundtrip(protocols::Body body);
 
   ClientOptions options_;
+  absl::Status key_status_;  // a missing or malformed coordinator key
   zmq::context_t context_;
   protocols::ClientChannel channel_;
 };

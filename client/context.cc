@@ -34,6 +34,7 @@ absl::StatusOr<std::optional<ContextFile>> ReadContextFile(const std::string& pa
     ContextFile context;
     if (root["coordinator"]) context.coordinator = root["coordinator"].as<std::string>();
     if (root["token"]) context.token = root["token"].as<std::string>();
+    if (root["coordinator_key"]) context.coordinator_key = root["coordinator_key"].as<std::string>();
     return context;
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(fmt::format("{}: {}", path, e.what()));
@@ -46,6 +47,7 @@ absl::Status WriteContextFile(const std::string& path, const ContextFile& contex
   if (ec) return absl::InternalError(fmt::format("{}: {}", path, ec.message()));
   YAML::Emitter yaml;
   yaml << YAML::BeginMap << YAML::Key << "coordinator" << YAML::Value << context.coordinator
+       << YAML::Key << "coordinator_key" << YAML::Value << context.coordinator_key
        << YAML::Key << "token" << YAML::Value << context.token << YAML::EndMap;
   const std::string temp = path + ".tmp";
   {
@@ -64,16 +66,20 @@ absl::StatusOr<Settings> ResolveSettings(const SettingFlags& flags, const EnvLoo
   if (!coordinator) coordinator = env("SUBLET_COORDINATOR");
   std::optional<std::string> token = flags.token;
   if (!token) token = env("SUBLET_TOKEN");
+  std::optional<std::string> key = flags.coordinator_key;
+  if (!key) key = env("SUBLET_COORDINATOR_KEY");
 
-  if (!coordinator || !token) {
+  if (!coordinator || !token || !key) {
     SUBLET_ASSIGN_OR_RETURN(std::optional<ContextFile> context,
                             ReadContextFile(ContextFilePath(env)));
     if (context) {
       if (!coordinator && !context->coordinator.empty()) coordinator = context->coordinator;
       if (!token && !context->token.empty()) token = context->token;
+      if (!key && !context->coordinator_key.empty()) key = context->coordinator_key;
     }
   }
-  return Settings{coordinator.value_or(kDefaultCoordinator), token.value_or("")};
+  return Settings{coordinator.value_or(kDefaultCoordinator), token.value_or(""),
+                  key.value_or("")};
 }
 
 }  // namespace sublet::client

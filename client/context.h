@@ -1,6 +1,6 @@
-// Where the CLI finds the coordinator and the token. Each setting is taken
-// from, in order: its flag, its environment variable (SUBLET_COORDINATOR,
-// SUBLET_TOKEN), the context file `sublet up` writes
+// Where the CLI finds the coordinator, its public key and the token. Each
+// setting is taken from, in order: its flag, its environment variable
+// (SUBLET_COORDINATOR, SUBLET_COORDINATOR_KEY, SUBLET_TOKEN), the context file `sublet up` writes
 // (${XDG_CONFIG_HOME:-$HOME/.config}/sublet/context.yaml), the default.
 //
 // The environment is passed in as a lookup function so that nothing here reads
@@ -26,6 +26,7 @@ EnvLookup ProcessEnv();
 // What `sublet up` records for later commands.
 struct ContextFile {
   std::string coordinator;
+  std::string coordinator_key;
   std::string token;
   bool operator==(const ContextFile&) const = default;
 };
@@ -44,11 +45,13 @@ absl::Status WriteContextFile(const std::string& path, const ContextFile& contex
 struct SettingFlags {
   std::optional<std::string> coordinator;
   std::optional<std::string> token;
+  std::optional<std::string> coordinator_key;
 };
 
 struct Settings {
   std::string coordinator;
-  std::string token;  // empty when none was found anywhere
+  std::string token;            // empty when none was found anywhere
+  std::string coordinator_key;  // likewise
 };
 
 // Applies flag > env > context file > default per setting. Fails only when

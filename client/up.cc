@@ -23,6 +23,7 @@
 #include "client/internal/child_process.h"
 #include "client/output.h"
 #include "common/plural.h"
+#include "protocols/curve.h"
 
 extern char** environ;
 
@@ -35,7 +36,6 @@ using internal::StopSignals;
 
 constexpr char kTenantToken[] = "dev-token";
 constexpr char kAdminToken[] = "admin-token";
-constexpr char kNodeToken[] = "node-token";
 constexpr std::chrono::milliseconds kPollInterval{250};
 constexpr int kLogTailLines = 20;
 
@@ -122,18 +122,19 @@ absl::Status CheckTenantName(const std::string& name) {
 // Writes the context file, with `token`, unless one for another coordinator
 // exists. Returns whether it wrote it.
 bool ClaimContext(const std::string& path, const std::string& listen, const std::string& token,
-                  std::ostream& err) {
+                  const std::string& coordinator_key, std::ostream& err) {
   if (path.empty()) return false;
   absl::StatusOr<std::optional<ContextFile>> existing = ReadContextFile(path);
   if (!existing.ok() || (existing->has_value() && (*existing)->coordinator != listen)) {
     err << fmt::format(
                "sublet up: leaving {} alone (it is for another cluster); use "
-               "--coordinator {} --token {}",
-               path, listen, token)
+               "--coordinator {} --coordinator-key '{}' --token {}",
+               path, listen, coordinator_key, token)
         << std::endl;
     return false;
   }
-  absl::Status written = WriteContextFile(path, {listen, token});
+  absl::Status written = WriteContextFile(
+      path, {.coordinator = listen, .coordinator_key = coordinator_key, .token = token});
   if (!written.ok()) err << "sublet up: " << written.message() << std::endl;
   return written.ok();
 }
@@ -165,6 +166,7 @@ class LocalCluster {
   // OK after a stop signal; Internal naming the child when one died.
   absl::Status RunUntilStopped(StopSignals& signals);
   void Stop();
+  const std::string& coordinator_key() const { return coordinator_key_; }
 
  private:
   absl::Status Spawn(const std::string& name, std::vector<std::string> args);
@@ -178,6 +180,7 @@ class LocalCluster {
   const std::string bin_dir_;
   std::ostream& err_;
   std::vector<ChildProcess> children_;
+  std::string coordinator_key_;
 };
 
 absl::Status LocalCluster::Spawn(const std::string& name, std::vector<std::string> args) {
@@ -192,10 +195,25 @@ absl::Status LocalCluster::Spawn(const std::string& name, std::vector<std::strin
 
 absl::Status LocalCluster::Start(StopSignals& signals) {
   const std::string config = state_dir_ + "/coordinator.yaml";
-  const std::string token_file = state_dir_ + "/node-token";
-  SUBLET_RETURN_IF_ERROR(WritePrivateFile(config, RenderUpCoordinatorConfig(state_dir_, tenants_)));
-  SUBLET_RETURN_IF_ERROR(WritePrivateFile(token_file, std::string(kNodeToken) + "\n"));
+  // The coordinator's key pair, made here so that the nodes can pin it, and
+  // each node's, listed in the config: only these nodes may register.
   std::error_code ec;
+  fs::create_directories(state_dir_ + "/coordinator", ec);
+  fs::permissions(state_dir_ + "/coordinator", fs::perms::owner_all, fs::perm_options::replace, ec);
+  SUBLET_ASSIGN_OR_RETURN(
+      protocols::CurveKeyPair coordinator_keys,
+      protocols::LoadOrCreateKeyFile(state_dir_ + "/coordinator/coordinator.key"));
+  coordinator_key_ = coordinator_keys.public_key;
+  std::vector<std::string> node_keys;
+  for (int i = 1; i <= options_.workers; ++i) {
+    const std::string work_dir = fmt::format("{}/node-{}", state_dir_, i);
+    fs::create_directories(work_dir, ec);
+    SUBLET_ASSIGN_OR_RETURN(protocols::CurveKeyPair keys,
+                            protocols::LoadOrCreateKeyFile(work_dir + "/node.key"));
+    node_keys.push_back(keys.public_key);
+  }
+  SUBLET_RETURN_IF_ERROR(
+      WritePrivateFile(config, RenderUpCoordinatorConfig(state_dir_, tenants_, node_keys)));
   fs::create_directories(state_dir_ + "/storage", ec);
   const std::string ready_file = state_dir_ + "/coordinator.ready";
   fs::remove(ready_file, ec);
@@ -211,10 +229,11 @@ absl::Status LocalCluster::Start(StopSignals& signals) {
   }
   for (int i = 1; i <= options_.workers; ++i) {
     const std::string name = fmt::format("node-{}", i);
-    std::vector<std::string> args = {"--coordinator", options_.listen,  "--name",
-                                     name,            "--gpus",          std::to_string(options_.gpus),
-                                     "--work-dir",    state_dir_ + "/" + name, "--token-file",
-                                     token_file};
+    std::vector<std::string> args = {"--coordinator",     options_.listen,
+                                     "--coordinator-key", coordinator_key_,
+                                     "--name",            name,
+                                     "--gpus",            std::to_string(options_.gpus),
+                                     "--work-dir",        state_dir_ + "/" + name};
     if (isolate) {
       // Ranks see nothing of the cluster's directory but their own parts:
       // not the config, the logs, the state, the other nodes.
@@ -267,7 +286,10 @@ absl::StatusOr<int> LocalCluster::ReadyNodes(Client& client) {
 }
 
 absl::Status LocalCluster::WaitUntilReady(StopSignals& signals) {
-  Client client({.endpoint = options_.listen, .token = kAdminToken, .timeout = kPollInterval * 4});
+  Client client({.endpoint = options_.listen,
+                 .token = kAdminToken,
+                 .coordinator_key = coordinator_key_,
+                 .timeout = kPollInterval * 4});
   const auto deadline = std::chrono::steady_clock::now() + options_.ready_timeout;
   int last_ready = -1;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -310,11 +332,13 @@ void LocalCluster::Stop() {
 }
 
 void PrintBanner(const UpOptions& options, const std::vector<UpTenant>& tenants,
-                 const std::string& state_dir, bool wrote_context, std::ostream& out) {
+                 const std::string& state_dir, const std::string& coordinator_key,
+                 bool wrote_context, std::ostream& out) {
   if (options.json) {
     nlohmann::json listed = nlohmann::json::array();
     for (const UpTenant& t : tenants) listed.push_back({{"name", t.name}, {"token", t.token}});
     out << DumpJson({{"coordinator", options.listen},
+                     {"coordinator_key", coordinator_key},
                      {"token", tenants.front().token},
                      {"tenants", listed},
                      {"admin_token", kAdminToken},
@@ -330,9 +354,10 @@ void PrintBanner(const UpOptions& options, const std::vector<UpTenant>& tenants,
                      Plural(options.gpus, "GPU"), options.listen);
   out << (wrote_context ? fmt::format("  try: sublet submit examples/jobs/hello.yaml (as {})\n",
                                       tenants.front().name)
-                        : fmt::format("  try: sublet --coordinator {} --token {} submit "
-                                      "examples/jobs/hello.yaml\n",
-                                      options.listen, tenants.front().token));
+                        : fmt::format("  try: sublet --coordinator {} --coordinator-key '{}' "
+                                      "--token {} submit examples/jobs/hello.yaml\n",
+                                      options.listen, coordinator_key, tenants.front().token));
+  out << fmt::format("  coordinator key: {}\n", coordinator_key);
   for (const UpTenant& t : tenants) {
     out << fmt::format("  tenant {}: token {}\n", t.name, t.token);
   }
@@ -359,11 +384,16 @@ absl::StatusOr<std::vector<UpTenant>> MakeUpTenants(const std::vector<std::strin
 }
 
 std::string RenderUpCoordinatorConfig(const std::string& state_dir,
-                                      const std::vector<UpTenant>& tenants) {
+                                      const std::vector<UpTenant>& tenants,
+                                      const std::vector<std::string>& node_keys) {
   std::string listed;
   for (const UpTenant& t : tenants) {
     listed += fmt::format("  - {{name: {}, token: \"{}\"}}\n", t.name, t.token);
   }
+  std::string keys;
+  // Z85 has characters YAML treats specially ({, #, &, ...) but no quote:
+  // single-quoted, a key is taken as it is.
+  for (const std::string& key : node_keys) keys += fmt::format("    - '{}'\n", key);
   return fmt::format(
       "storage_root: {}/storage\n"
       "heartbeat_timeout: 10s\n"
@@ -371,8 +401,10 @@ std::string RenderUpCoordinatorConfig(const std::string& state_dir,
       "{}"
       "admins:\n"
       "  - {{name: admin, token: \"{}\"}}\n"
-      "workers: {{token: \"{}\"}}\n",
-      state_dir, listed, kAdminToken, kNodeToken);
+      "workers:\n"
+      "  keys:\n"
+      "{}",
+      state_dir, listed, kAdminToken, keys);
 }
 
 absl::Status RunUp(const UpOptions& options, std::ostream& out, std::ostream& err) {
@@ -388,8 +420,9 @@ absl::Status RunUp(const UpOptions& options, std::ostream& out, std::ostream& er
   if (status.ok()) status = cluster.WaitUntilReady(signals);
   bool wrote_context = false;
   if (status.ok()) {
-    wrote_context = ClaimContext(options.context_path, options.listen, tenants.front().token, err);
-    PrintBanner(options, tenants, state_dir, wrote_context, out);
+    wrote_context = ClaimContext(options.context_path, options.listen, tenants.front().token,
+                                 cluster.coordinator_key(), err);
+    PrintBanner(options, tenants, state_dir, cluster.coordinator_key(), wrote_context, out);
     status = cluster.RunUntilStopped(signals);
   }
   err << "sublet up: stopping the cluster" << std::endl;

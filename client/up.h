@@ -56,9 +56,11 @@ struct UpTenant {
 // not starting with `.`): a tenant's name is a directory of the storage.
 absl::StatusOr<std::vector<UpTenant>> MakeUpTenants(const std::vector<std::string>& names);
 
-// The coordinator config `sublet up` runs with.
+// The coordinator config `sublet up` runs with: its tenants, an admin, and
+// the public keys of the nodes it starts (only they may register).
 std::string RenderUpCoordinatorConfig(const std::string& state_dir,
-                                      const std::vector<UpTenant>& tenants);
+                                      const std::vector<UpTenant>& tenants,
+                                      const std::vector<std::string>& node_keys);
 
 // Runs the cluster until it is stopped. OK after SIGINT/SIGTERM;
 // InvalidArgument for bad options; FailedPrecondition when the daemons'

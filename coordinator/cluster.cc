@@ -14,12 +14,7 @@ Cluster::Cluster(Store& store, const Clock& clock, const Config& config)
     : store_(store), clock_(clock), config_(config) {}
 
 absl::Status Cluster::Recover() {
-  std::vector<std::string> tenants;
-  for (const auto& [token, principal] : config_.tokens) {
-    if (principal.role == Role::kTenant) tenants.push_back(principal.name);
-  }
-  std::sort(tenants.begin(), tenants.end());
-  tenants.erase(std::unique(tenants.begin(), tenants.end()), tenants.end());
+  std::vector<std::string> tenants = config_.TenantNames();
   SUBLET_ASSIGN_OR_RETURN(tenant_numbers_, store_.NumberTenants(tenants));
   SUBLET_ASSIGN_OR_RETURN(Store::Snapshot snap, store_.Load());
   jobs_.clear();

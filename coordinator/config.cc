@@ -4,9 +4,13 @@
 #include <set>
 #include <sstream>
 
+#include <sodium.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+
 #include "common/duration.h"
+#include "protocols/curve.h"
 #include "fmt/format.h"
 
 namespace sublet::coordinator {
@@ -35,18 +39,69 @@ absl::Status CheckKeys(const YAML::Node& map, const std::set<std::string>& allow
   return absl::OkStatus();
 }
 
+// `token: T` or `token_sha256: <hex>` of the map `node` (at `where`) for
+// `principal`: exactly one of them.
+absl::Status AddCredential(const YAML::Node& node, const std::string& where, Principal principal,
+                           Config& config) {
+  const bool plain = static_cast<bool>(node["token"]);
+  const bool hashed = static_cast<bool>(node["token_sha256"]);
+  if (plain == hashed) {
+    return FieldError(where, plain ? "give token or token_sha256, not both"
+                                   : "token or token_sha256 is required");
+  }
+  std::string digest;
+  std::string field = where + (plain ? ".token" : ".token_sha256");
+  if (plain) {
+    SUBLET_ASSIGN_OR_RETURN(std::string token, RequiredString(node["token"], field));
+    digest = Sha256(token);
+  } else {
+    SUBLET_ASSIGN_OR_RETURN(std::string hex, RequiredString(node["token_sha256"], field));
+    digest.resize(crypto_hash_sha256_BYTES);
+    size_t length = 0;
+    if (hex.size() != 2 * crypto_hash_sha256_BYTES ||
+        sodium_hex2bin(reinterpret_cast<unsigned char*>(digest.data()), digest.size(), hex.data(),
+                       hex.size(), nullptr, &length, nullptr) != 0 ||
+        length != digest.size()) {
+      return FieldError(field, "must be 64 hex digits, the SHA-256 of the token "
+                               "(`printf %s TOKEN | sha256sum`)");
+    }
+  }
+  if (!config.token_digests.emplace(digest, std::move(principal)).second) {
+    return FieldError(field, "duplicate token: a token identifies exactly one caller");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status AddPrincipals(const YAML::Node& list, Role role, const std::string& field,
                            Config& config) {
   if (!list) return absl::OkStatus();
   if (!list.IsSequence()) return FieldError(field, "must be a list of {name, token}");
   for (size_t i = 0; i < list.size(); ++i) {
     std::string where = fmt::format("{}[{}]", field, i);
-    SUBLET_RETURN_IF_ERROR(CheckKeys(list[i], {"name", "token"}, where));
+    SUBLET_RETURN_IF_ERROR(CheckKeys(list[i], {"name", "token", "token_sha256"}, where));
     SUBLET_ASSIGN_OR_RETURN(std::string name, RequiredString(list[i]["name"], where + ".name"));
-    SUBLET_ASSIGN_OR_RETURN(std::string token, RequiredString(list[i]["token"], where + ".token"));
-    if (!config.tokens.emplace(token, Principal{role, name}).second) {
-      return FieldError(where + ".token", "duplicate token: a token identifies exactly one caller");
-    }
+    SUBLET_RETURN_IF_ERROR(AddCredential(list[i], where, Principal{role, name}, config));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AddWorkers(const YAML::Node& workers, Config& config) {
+  SUBLET_RETURN_IF_ERROR(CheckKeys(workers, {"keys", "token", "token_sha256"}, "workers"));
+  if (workers["token"] || workers["token_sha256"]) {
+    SUBLET_RETURN_IF_ERROR(
+        AddCredential(workers, "workers", Principal{Role::kWorker, "workers"}, config));
+    config.worker_token = true;
+  }
+  const YAML::Node keys = workers["keys"];
+  if (!keys || keys.IsNull()) return absl::OkStatus();
+  if (!keys.IsSequence()) {
+    return FieldError("workers.keys", "must be a list of node public keys (Z85, 40 characters)");
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const std::string where = fmt::format("workers.keys[{}]", i);
+    if (!keys[i].IsScalar()) return FieldError(where, "must be a node public key");
+    SUBLET_ASSIGN_OR_RETURN(std::string key, protocols::ParseCurveKey(keys[i].Scalar(), where));
+    if (!config.worker_keys.insert(key).second) return FieldError(where, "listed twice");
   }
   return absl::OkStatus();
 }
@@ -101,24 +156,52 @@ absl::StatusOr<Config> ParseRoot(const YAML::Node& root) {
   }
   SUBLET_RETURN_IF_ERROR(AddPrincipals(root["tenants"], Role::kTenant, "tenants", config));
   SUBLET_RETURN_IF_ERROR(AddPrincipals(root["admins"], Role::kAdmin, "admins", config));
-  if (root["workers"]) {
-    SUBLET_RETURN_IF_ERROR(CheckKeys(root["workers"], {"token"}, "workers"));
-    SUBLET_ASSIGN_OR_RETURN(std::string token,
-                            RequiredString(root["workers"]["token"], "workers.token"));
-    if (!config.tokens.emplace(token, Principal{Role::kWorker, "workers"}).second) {
-      return FieldError("workers.token", "duplicate token: a token identifies exactly one caller");
-    }
-  }
+  if (root["workers"]) SUBLET_RETURN_IF_ERROR(AddWorkers(root["workers"], config));
   return config;
 }
 
 }  // namespace
 
+std::string Sha256(std::string_view text) {
+  static const int initialised = sodium_init();  // once; thread-safe, idempotent
+  (void)initialised;
+  std::string digest(crypto_hash_sha256_BYTES, '\0');
+  crypto_hash_sha256(reinterpret_cast<unsigned char*>(digest.data()),
+                     reinterpret_cast<const unsigned char*>(text.data()), text.size());
+  return digest;
+}
+
+std::string Sha256Hex(std::string_view text) {
+  const std::string digest = Sha256(text);
+  std::string hex(2 * digest.size() + 1, '\0');
+  sodium_bin2hex(hex.data(), hex.size(), reinterpret_cast<const unsigned char*>(digest.data()),
+                 digest.size());
+  hex.pop_back();
+  return hex;
+}
+
+// The digest is looked up, never the token: how long a lookup takes says
+// nothing an attacker can use about any token.
 std::optional<Principal> Config::Authenticate(std::string_view token) const {
   if (token.empty()) return std::nullopt;
-  auto it = tokens.find(std::string(token));
-  if (it == tokens.end()) return std::nullopt;
+  auto it = token_digests.find(Sha256(token));
+  if (it == token_digests.end()) return std::nullopt;
   return it->second;
+}
+
+bool Config::AddToken(std::string_view token, Principal principal) {
+  if (principal.role == Role::kWorker) worker_token = true;
+  return token_digests.emplace(Sha256(token), std::move(principal)).second;
+}
+
+std::vector<std::string> Config::TenantNames() const {
+  std::vector<std::string> names;
+  for (const auto& [digest, principal] : token_digests) {
+    if (principal.role == Role::kTenant) names.push_back(principal.name);
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
 }
 
 absl::StatusOr<Config> ParseConfig(std::string_view yaml) {

@@ -6,17 +6,23 @@
 //   max_jobs_per_tenant: 10000       # jobs one tenant may have not yet ended
 //   tenants:
 //     - {name: acme, token: "acme-token"}
+//     - {name: globex, token_sha256: "<64 hex digits>"}   # the file holds no credential
 //   admins:
 //     - {name: infra, token: "admin-token"}
-//   workers: {token: "node-token"}
+//   workers:
+//     keys: ["<node CURVE public key>", ...]   # only these nodes may register
+//     token: "node-token"                      # optional: then nodes must also send it
 //
-// A token identifies exactly one tenant, one admin or the worker pool.
+// A token identifies exactly one tenant, one admin or the worker pool. Only
+// tokens' SHA-256 digests are kept in memory, whichever form the file used.
 #pragma once
 
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "common/status.h"
@@ -43,11 +49,28 @@ struct Config {
   // reason. A zero base: restart at once.
   absl::Duration restart_backoff_base = absl::Seconds(10);
   absl::Duration restart_backoff_max = absl::Minutes(10);
-  std::unordered_map<std::string, Principal> tokens;
+  // SHA-256 of each token (32 raw bytes) -> who it stands for.
+  std::unordered_map<std::string, Principal> token_digests;
+  // CURVE public keys (Z85) of the nodes that may register.
+  std::set<std::string> worker_keys;
+  // Whether `workers.token` is set: nodes must then present it too.
+  bool worker_token = false;
+  // Not from the file: set by the coordinator at start from its state dir.
+  // The key every job attempt's rank secret is derived from (32 raw bytes;
+  // empty: ranks get no secret).
+  std::string rank_secret_key;
 
   // The principal a token stands for, or nullopt for an unknown token.
   std::optional<Principal> Authenticate(std::string_view token) const;
+  // Adds a token; false when it (or its digest) is already taken.
+  bool AddToken(std::string_view token, Principal principal);
+  // The names of all tenants, sorted, each once.
+  std::vector<std::string> TenantNames() const;
 };
+
+// SHA-256 of `text` as 32 raw bytes, and as 64 lowercase hex digits.
+std::string Sha256(std::string_view text);
+std::string Sha256Hex(std::string_view text);
 
 // Parses config text; errors name the field ("tenants[1].token: duplicate token").
 absl::StatusOr<Config> ParseConfig(std::string_view yaml);

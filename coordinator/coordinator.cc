@@ -1,7 +1,10 @@
 #include "coordinator/coordinator.h"
 
+#include <sodium.h>
+
 #include <cerrno>
 #include <filesystem>
+#include <fstream>
 
 #include "absl/strings/numbers.h"
 #include "common/log.h"
@@ -30,7 +33,46 @@ protocols::CodecLimits ServerLimits() {
   return limits;
 }
 
+// The key rank secrets are derived from: 32 random bytes, hex in the file.
+absl::StatusOr<std::string> RankSecretKey(const std::string& state_dir) {
+  const std::string path = state_dir + "/" + kRankSecretKeyFile;
+  std::string hex;
+  if (std::ifstream in(path); in) {
+    std::getline(in, hex);
+  } else {
+    std::string key(32, '\0');
+    randombytes_buf(key.data(), key.size());
+    hex.resize(65);
+    sodium_bin2hex(hex.data(), hex.size(), reinterpret_cast<const unsigned char*>(key.data()),
+                   key.size());
+    hex.pop_back();
+    SUBLET_RETURN_IF_ERROR(protocols::WriteFileAtomically(path, hex + "\n", 0600));
+  }
+  std::string key(32, '\0');
+  size_t length = 0;
+  if (sodium_hex2bin(reinterpret_cast<unsigned char*>(key.data()), key.size(), hex.data(),
+                     hex.size(), nullptr, &length, nullptr) != 0 ||
+      length != key.size()) {
+    return absl::DataLossError(fmt::format(
+        "{}: not 64 hex digits (delete it to make a new one; running jobs then restart their "
+        "rendezvous at their next attempt)",
+        path));
+  }
+  return key;
+}
+
 }  // namespace
+
+absl::StatusOr<protocols::CurveKeyPair> CoordinatorKeys(const std::string& state_dir) {
+  bool created = false;
+  SUBLET_ASSIGN_OR_RETURN(
+      protocols::CurveKeyPair keys,
+      protocols::LoadOrCreateKeyFile(state_dir + "/" + kCoordinatorKeyFile, &created));
+  if (created) Log(LogLevel::kInfo, "key_created", {{"public_key", keys.public_key}});
+  SUBLET_RETURN_IF_ERROR(protocols::WriteFileAtomically(
+      state_dir + "/" + kCoordinatorPublicKeyFile, keys.public_key + "\n", 0644));
+  return keys;
+}
 
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOptions options,
                                                                   zmq::context_t& context,
@@ -47,11 +89,35 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOpti
                                std::filesystem::perm_options::replace, ec);
   SUBLET_ASSIGN_OR_RETURN(std::unique_ptr<Store> store,
                           Store::Open(options.state_dir + "/state.db"));
+  if (sodium_init() < 0) return absl::InternalError("libsodium cannot initialise");
+  SUBLET_ASSIGN_OR_RETURN(options.config.rank_secret_key, RankSecretKey(options.state_dir));
+  std::optional<protocols::CurveKeyPair> keys;
+  if (!options.plaintext) {
+    SUBLET_ASSIGN_OR_RETURN(keys, CoordinatorKeys(options.state_dir));
+  }
   std::unique_ptr<Coordinator> c(new Coordinator(std::move(options), context, clock,
                                                  std::move(store)));
   SUBLET_RETURN_IF_ERROR(c->cluster_.Recover());
+  if (keys) {
+    // Every CURVE client is let in and labelled with its key: tenants prove
+    // who they are with tokens inside the channel, nodes by listed keys. A
+    // handshake without CURVE never gets this far.
+    SUBLET_RETURN_IF_ERROR(c->channel_.EnableCurve(
+        *keys, protocols::AdmitCurveClients, [](const protocols::ZapRequest& request) {
+          Log(LogLevel::kWarn, "handshake_refused",
+              {{"mechanism", request.mechanism}, {"address", request.address}});
+        }));
+    c->public_key_ = keys->public_key;
+  }
+  if (c->options_.config.worker_keys.empty() && !c->options_.plaintext) {
+    Log(LogLevel::kWarn, "no_worker_keys",
+        {{"fix", "list each node's public key under workers.keys in the config "
+                 "(sublet-worker --key-file FILE --show-public-key prints it)"}});
+  }
   SUBLET_RETURN_IF_ERROR(c->channel_.Bind(c->options_.listen));
   Log(LogLevel::kInfo, "listening", {{"endpoint", c->endpoint()},
+                                     {"public_key", c->public_key_.empty() ? "none (plaintext)"
+                                                                           : c->public_key_},
                                      {"jobs", c->cluster_.jobs().size()},
                                      {"nodes", c->cluster_.nodes().size()}});
   return c;
@@ -182,7 +248,7 @@ void Coordinator::Dispatch(protocols::Incoming& in) {
   }
   const size_t outbox_mark = outbox_.size();
   try {
-    Apply(env, in.peer);
+    Apply(env, in.peer, in.user_id);
     if (options_.TEST_after_request) options_.TEST_after_request(env);
     if (store_->failure().ok()) (void)store_->ReleaseSavepoint();
   } catch (const std::exception& e) {
@@ -203,7 +269,20 @@ void Coordinator::Dispatch(protocols::Incoming& in) {
 }
 
 // Authenticates one request and applies it; its reply goes to the outbox.
-void Coordinator::Apply(protocols::Envelope& env, const std::string& peer) {
+void Coordinator::Apply(protocols::Envelope& env, const std::string& peer,
+                        const std::string& user_id) {
+  if (channel_.curve() && !user_id.starts_with(protocols::kCurveUserIdPrefix)) {
+    // Fails closed: a connection the ZAP handler did not label (no handler,
+    // or a mechanism it did not ask about) is served nothing.
+    Log(LogLevel::kWarn, "unlabelled_connection", {{"request", env.request_id}});
+    Reply(peer, env.request_id, protocols::ErrorEnvelope(0, absl::PermissionDeniedError(
+                                    "connection not authenticated by CURVE")).body);
+    return;
+  }
+  if (std::holds_alternative<protocols::WorkerReport>(env.body)) {
+    if (AdmitNode(env, peer, user_id)) HandleReport(std::get<protocols::WorkerReport>(env.body), peer);
+    return;
+  }
   std::optional<Principal> who = options_.config.Authenticate(env.token);
   if (!who) {
     Log(LogLevel::kWarn, "auth_refused", {{"request", env.request_id}});
@@ -216,21 +295,48 @@ void Coordinator::Apply(protocols::Envelope& env, const std::string& peer) {
     Reply(peer, env.request_id, protocols::ErrorEnvelope(0, absl::PermissionDeniedError(why)).body);
     return;
   }
-  if (auto* report = std::get_if<protocols::WorkerReport>(&env.body)) {
-    if (who->role != Role::kWorker) {
-      Reply(peer, env.request_id, protocols::ErrorEnvelope(0, absl::PermissionDeniedError(
-                                      "only the worker token may report as a node")).body);
-      return;
-    }
-    HandleReport(*report, peer);
-    return;
-  }
   batch_requests_.push_back({peer, env.request_id});
   bool deferred = false;
   absl::StatusOr<Body> reply = HandleApi(*who, env, peer, deferred);
   if (deferred) return;
   Reply(peer, env.request_id,
         reply.ok() ? *std::move(reply) : protocols::ErrorEnvelope(0, reply.status()).body);
+}
+
+bool Coordinator::AdmitNode(const protocols::Envelope& env, const std::string& peer,
+                            const std::string& user_id) {
+  const auto& report = std::get<protocols::WorkerReport>(env.body);
+  const Config& config = options_.config;
+  std::string refusal;
+  std::string key;
+  if (channel_.curve()) {
+    key = user_id.substr(protocols::kCurveUserIdPrefix.size());
+    if (!config.worker_keys.contains(key)) {
+      refusal = fmt::format("node key {} is not listed under workers.keys in the coordinator's "
+                            "config", key);
+    }
+  } else if (!config.worker_token) {
+    refusal = "plaintext coordinator without workers.token";
+  }
+  if (refusal.empty() && (config.worker_token || !channel_.curve())) {
+    std::optional<Principal> who = config.Authenticate(env.token);
+    if (!who || who->role != Role::kWorker) refusal = "the worker token is missing or wrong";
+  }
+  if (refusal.empty()) return true;
+  Log(LogLevel::kWarn, "node_refused", {{"node", report.node}, {"error", refusal}});
+  // Audited once per key, for at most 1000 keys a run: anyone can mint
+  // keys, and the audit log must not become theirs to fill.
+  if (audited_node_keys_.size() < 1000 && audited_node_keys_.insert(key).second) {
+    cluster_.NoteRefusal(fmt::format("worker:{}", report.node), "registration_refused",
+                         fmt::format("{} (refused node registrations not audited so far: {})",
+                                     refusal, unaudited_node_refusals_));
+  } else {
+    ++unaudited_node_refusals_;
+  }
+  Reply(peer, env.request_id,
+        protocols::ErrorEnvelope(0, absl::PermissionDeniedError(fmt::format(
+                                        "this node may not register: {}", refusal))).body);
+  return false;
 }
 
 void Coordinator::HandleReport(const protocols::WorkerReport& report, const std::string& peer) {

@@ -45,6 +45,9 @@ struct CoordinatorOptions {
   // refused with ResourceExhausted, so a flooding client cannot crowd out
   // others (ZeroMQ already reads connections fairly; this bounds the work).
   size_t max_frames_per_peer = 256;
+  // Plain ZeroMQ instead of CURVE: only for the benchmark's baseline (the
+  // binary has no way to set it). Then nodes authenticate by workers.token.
+  bool plaintext = false;
   absl::Duration log_proxy_timeout = absl::Seconds(4);
   // Test seam: called after each request's handler, inside its savepoint
   // (a test makes it throw to play a buggy handler).
@@ -58,6 +61,8 @@ class Coordinator {
                                                               zmq::context_t& context,
                                                               const Clock& clock);
   std::string endpoint() const { return channel_.endpoint(); }
+  // The CURVE public key clients and workers pin (Z85); empty when plaintext.
+  const std::string& public_key() const { return public_key_; }
   // Serves until `stop` becomes true (checked at least every tick).
   void Run(const std::atomic<bool>& stop);
 
@@ -89,7 +94,11 @@ class Coordinator {
   void Abandon(const absl::Status& cause);
   void Note(const absl::Status& status);
   void Dispatch(protocols::Incoming& in);
-  void Apply(protocols::Envelope& env, const std::string& peer);
+  void Apply(protocols::Envelope& env, const std::string& peer, const std::string& user_id);
+  // Whether the connection labelled `user_id` may report as a node; audits
+  // (a bounded number of times) an unlisted key that tries.
+  bool AdmitNode(const protocols::Envelope& env, const std::string& peer,
+                 const std::string& user_id);
   void HandleReport(const protocols::WorkerReport& report, const std::string& peer);
   absl::StatusOr<protocols::Body> HandleApi(const Principal& who, protocols::Envelope& request,
                                             const std::string& peer, bool& deferred);
@@ -132,6 +141,21 @@ class Coordinator {
   uint64_t throttled_frames_ = 0;
   uint64_t next_proxy_id_ = 1;
   absl::Time next_tick_ = absl::InfinitePast();
+  std::string public_key_;
+  // Unlisted node keys audited already, and how many refusals went
+  // unaudited past the bound (so a stranger minting keys cannot fill the
+  // audit log).
+  std::set<std::string> audited_node_keys_;
+  uint64_t unaudited_node_refusals_ = 0;
 };
+
+// The coordinator's key files in its state directory.
+inline constexpr char kCoordinatorKeyFile[] = "coordinator.key";  // secret, 0600
+inline constexpr char kCoordinatorPublicKeyFile[] = "coordinator.pub";
+inline constexpr char kRankSecretKeyFile[] = "rank-secret.key";  // 0600
+
+// Creates the coordinator's CURVE key pair in `state_dir` on first use and
+// returns it; also writes the public key to coordinator.pub.
+absl::StatusOr<protocols::CurveKeyPair> CoordinatorKeys(const std::string& state_dir);
 
 }  // namespace sublet::coordinator

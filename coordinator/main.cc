@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -29,13 +30,17 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   app.add_option("--listen", listen, "ZeroMQ endpoint to bind")->capture_default_str();
   app.add_option("--state-dir", state_dir, "directory for the durable state (state.db)")->required();
-  app.add_option("--config", config_path, "YAML config: storage_root, tokens, timeouts")
-      ->required();
+  CLI::Option* config_option =
+      app.add_option("--config", config_path, "YAML config: storage_root, tokens, timeouts");
   app.add_option("--log-level", log_level, "debug|info|warn|error")->capture_default_str();
   std::string ready_file;
   app.add_option("--ready-file", ready_file,
                  "once the socket is bound and the state recovered, write the endpoint there "
                  "(for supervisors such as `sublet up`)");
+  bool show_public_key = false;
+  app.add_flag("--show-public-key", show_public_key,
+               "print the coordinator's CURVE public key (made in --state-dir on first use) and "
+               "exit: what clients and workers pin with --coordinator-key");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -43,6 +48,23 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   sublet::InitLogging("coordinator", log_level);
+  if (show_public_key) {
+    std::error_code error;
+    std::filesystem::create_directories(state_dir, error);
+    std::filesystem::permissions(state_dir, std::filesystem::perms::owner_all,
+                                 std::filesystem::perm_options::replace, error);
+    auto keys = sublet::coordinator::CoordinatorKeys(state_dir);
+    if (!keys.ok()) {
+      std::cerr << "sublet-coordinator: " << keys.status().message() << "\n";
+      return 1;
+    }
+    std::cout << keys->public_key << "\n";
+    return 0;
+  }
+  if (config_option->count() == 0) {
+    std::cerr << "sublet-coordinator: --config is required\n";
+    return 2;
+  }
   auto config = sublet::coordinator::LoadConfig(config_path);
   if (!config.ok()) {
     std::cerr << "sublet-coordinator: " << config.status().message() << "\n";
@@ -66,6 +88,8 @@ int main(int argc, char** argv) {
     std::cerr << "sublet-coordinator: " << coordinator.status().message() << "\n";
     return coordinator.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
+  // Printed as well as logged: the operator hands it to clients and workers.
+  std::cout << "coordinator public key: " << (*coordinator)->public_key() << std::endl;
   if (!ready_file.empty()) {
     // Written whole, then renamed: a reader never sees half an endpoint.
     const std::string tmp = ready_file + ".tmp";

@@ -1,8 +1,23 @@
 #include "coordinator/rank_env.h"
 
+#include <sodium.h>
+
 #include "fmt/format.h"
 
 namespace sublet::coordinator {
+
+std::string RankSecret(const Config& config, uint64_t job_id, uint32_t attempt) {
+  if (config.rank_secret_key.size() != crypto_auth_hmacsha256_KEYBYTES) return "";
+  const std::string message = fmt::format("sublet/rank-secret/v1/job/{}/attempt/{}", job_id, attempt);
+  unsigned char mac[crypto_auth_hmacsha256_BYTES];
+  crypto_auth_hmacsha256(mac, reinterpret_cast<const unsigned char*>(message.data()),
+                         message.size(),
+                         reinterpret_cast<const unsigned char*>(config.rank_secret_key.data()));
+  char hex[2 * sizeof(mac) + 1];
+  sodium_bin2hex(hex, sizeof(hex), mac, sizeof(mac));
+  sodium_memzero(mac, sizeof(mac));
+  return hex;
+}
 
 std::string CheckpointDir(const Config& config, const std::string& tenant, uint64_t job_id) {
   return fmt::format("{}/{}/{}/checkpoints", config.storage_root, tenant, job_id);
@@ -45,6 +60,13 @@ std::vector<protocols::KeyValue> RankEnv(const Job& job, const RankRecord& rank,
       {"MASTER_PORT", std::to_string(job.master_port)},
   };
   env.insert(env.end(), ours.begin(), ours.end());
+  // Proves a connection to the job's rendezvous store and rank mesh comes
+  // from a rank of this attempt (collectives/internal/peer_auth.h). It
+  // travels only inside CURVE to the workers and is visible only inside the
+  // attempt's PID namespace.
+  if (std::string secret = RankSecret(config, job.id, job.attempt); !secret.empty()) {
+    env.push_back({"SUBLET_JOB_SECRET", std::move(secret)});
+  }
   if (job.array_id != 0) {
     // Slurm's SLURM_ARRAY_JOB_ID, SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT.
     env.push_back({"SUBLET_ARRAY_JOB_ID", std::to_string(job.array_id)});

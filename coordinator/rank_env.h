@@ -19,6 +19,11 @@ namespace sublet::coordinator {
 // checkpoint directory (DESIGN.md "Daemons and configuration").
 std::string CheckpointDir(const Config& config, const std::string& tenant, uint64_t job_id);
 
+// The secret of one job attempt's ranks, 64 hex digits: HMAC-SHA256 of the
+// job and attempt under config.rank_secret_key, so it survives coordinator
+// restarts without being stored. Empty when the config has no key.
+std::string RankSecret(const Config& config, uint64_t job_id, uint32_t attempt);
+
 // The variables `rank` of `job`'s current attempt starts with: the spec's
 // `env` first, then Sublet's own, so a spec cannot override SUBLET_RANK,
 // MASTER_ADDR and the rest (later entries win when the worker overlays them).

@@ -8,6 +8,8 @@
 #include <vector>
 #include <zmq_addon.hpp>
 
+#include "absl/strings/cord.h"
+
 #include "common/duration.h"
 
 namespace sublet::protocols {
@@ -57,7 +59,19 @@ std::string FormatTimeout(std::chrono::milliseconds timeout) {
   return sublet::FormatDuration(absl::Milliseconds(timeout.count()));
 }
 
+constexpr char kHandshakePayload[] = "sublet.dev/handshake-failed";
+
+absl::Status HandshakeError(std::string message) {
+  absl::Status status = absl::UnavailableError(std::move(message));
+  status.SetPayload(kHandshakePayload, absl::Cord("1"));
+  return status;
+}
+
 }  // namespace
+
+bool IsHandshakeFailure(const absl::Status& status) {
+  return status.GetPayload(kHandshakePayload).has_value();
+}
 
 // ---- ServerChannel -----------------------------------------------------------
 
@@ -299,7 +313,7 @@ void ClientChannel::DrainMonitor() {
         // Closed before the handshake finished: the server could not open
         // our HELLO, which it can only with the secret of the pinned key.
         if (connected_) {
-          handshake_status_ = absl::UnavailableError(fmt::format(
+          handshake_status_ = HandshakeError(fmt::format(
               "the encrypted handshake with {} was refused: the server closed the connection; {}",
               endpoint_, key_hint));
         }
@@ -307,13 +321,13 @@ void ClientChannel::DrainMonitor() {
         break;
       case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
         connected_ = false;  // the disconnection that follows says nothing more
-        handshake_status_ = absl::UnavailableError(fmt::format(
+        handshake_status_ = HandshakeError(fmt::format(
             "{} refused this connection's key (ZAP status {})", endpoint_, value));
         break;
       case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
       case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
         connected_ = false;
-        handshake_status_ = absl::UnavailableError(fmt::format(
+        handshake_status_ = HandshakeError(fmt::format(
             "the encrypted handshake with {} failed (ZeroMQ error {:#x}): {}", endpoint_, value,
             key_hint));
         break;

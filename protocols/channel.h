@@ -47,6 +47,10 @@ struct ClientSecurity {
   std::optional<CurveKeyPair> own_keys;
 };
 
+// True for the Unavailable a ClientChannel returns when a CURVE handshake
+// failed (wrong pinned key, refused key), as opposed to no answer at all.
+bool IsHandshakeFailure(const absl::Status& status);
+
 class ServerChannel {
  public:
   ServerChannel(zmq::context_t& context, CodecLimits limits = {});

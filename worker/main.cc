@@ -30,6 +30,7 @@
 #include "worker/job_cgroup.h"
 #include "worker/job_sandbox.h"
 #include "worker/process_launcher.h"
+#include "protocols/curve.h"
 #include "worker/worker.h"
 
 namespace {
@@ -56,6 +57,9 @@ struct Flags {
   std::string heartbeat = "1s";
   std::string log_level = "info";
   std::string token_file;
+  std::string coordinator_key;
+  std::string key_file;
+  bool show_public_key = false;
   bool no_isolation = false;
   std::string uids = "200000-299999";
   uint64_t memory_mib_per_gpu = 0;
@@ -64,21 +68,29 @@ struct Flags {
 void DefineFlags(CLI::App& app, Flags& flags) {
   auto& o = flags.options;
   app.add_option("--coordinator", o.coordinator,
-                 "ZeroMQ endpoint of the coordinator, e.g. tcp://10.0.0.1:7700")
-      ->required();
-  app.add_option("--name", o.node, "this node's name, unique in the cluster")->required();
+                 "ZeroMQ endpoint of the coordinator, e.g. tcp://10.0.0.1:7700 (required)");
+  app.add_option("--coordinator-key", flags.coordinator_key,
+                 "the coordinator's CURVE public key to pin (env SUBLET_COORDINATOR_KEY; "
+                 "`sublet-coordinator --show-public-key` prints it) (required)");
+  app.add_option("--key-file", flags.key_file,
+                 "this node's CURVE secret key, made (mode 600) if missing; its public key "
+                 "must be listed under workers.keys in the coordinator's config (default: "
+                 "<work-dir>/node.key)");
+  app.add_flag("--show-public-key", flags.show_public_key,
+               "print this node's public key (making the key file if missing) and exit");
+  app.add_option("--name", o.node, "this node's name, unique in the cluster (required)");
   app.add_option("--gpus", flags.gpus,
                  "emulate this many GPUs (model \"emulated\"); without it the GPUs come "
                  "from the NVIDIA driver")
       ->check(CLI::Range(0, 1024));
   app.add_option("--work-dir", o.work_dir,
-                 "directory for rank working directories, logs, pid files and the control "
-                 "socket (created if missing)")
-      ->required();
+                 "directory for rank working directories, logs, pid files, the control "
+                 "socket and the node key (created if missing) (required)");
   app.add_option("--token-file", flags.token_file,
-                 "file holding the worker-pool token from the coordinator's config (it must "
-                 "not be readable by group or others); without it the token comes from "
-                 "SUBLET_WORKER_TOKEN, which the worker removes from its environment");
+                 "file holding the worker-pool token, when the coordinator's config sets "
+                 "workers.token (it must not be readable by group or others); without it the "
+                 "token comes from SUBLET_WORKER_TOKEN, which the worker removes from its "
+                 "environment");
   app.add_option("--token", o.token,
                  "the worker-pool token (deprecated: any process on the node can read a "
                  "command line; use --token-file)");
@@ -142,11 +154,37 @@ std::optional<int> ReadToken(Flags& flags) {
   }
   unsetenv("SUBLET_WORKER_TOKEN");
   while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
-  if (token.empty()) {
-    std::cerr << "no worker token: pass --token-file FILE (mode 600) or set "
-                 "SUBLET_WORKER_TOKEN\n";
+  return std::nullopt;  // none: the node proves itself by its key alone
+}
+
+// The node's key pair and the coordinator's key to pin.
+std::optional<int> ReadKeys(Flags& flags) {
+  if (flags.key_file.empty()) flags.key_file = flags.options.work_dir + "/node.key";
+  absl::StatusOr<sublet::protocols::CurveKeyPair> keys =
+      sublet::protocols::LoadOrCreateKeyFile(flags.key_file);
+  if (!keys.ok()) {
+    std::cerr << "--key-file: " << keys.status().message() << "\n";
     return 2;
   }
+  if (flags.show_public_key) {
+    std::cout << keys->public_key << "\n";
+    return 0;
+  }
+  if (flags.coordinator_key.empty()) {
+    if (const char* env = getenv("SUBLET_COORDINATOR_KEY")) flags.coordinator_key = env;
+  }
+  if (flags.coordinator_key.empty()) {
+    std::cerr << "no coordinator key: pass --coordinator-key KEY or set SUBLET_COORDINATOR_KEY "
+                 "(`sublet-coordinator --state-dir DIR --show-public-key` prints it)\n";
+    return 2;
+  }
+  absl::StatusOr<std::string> pinned =
+      sublet::protocols::ParseCurveKey(flags.coordinator_key, "--coordinator-key");
+  if (!pinned.ok()) {
+    std::cerr << pinned.status().message() << "\n";
+    return 2;
+  }
+  flags.options.security = {.server_key = *pinned, .own_keys = *keys};
   return std::nullopt;
 }
 
@@ -197,6 +235,22 @@ std::optional<int> Complete(Flags& flags) {
     return 2;
   }
   flags.options.heartbeat = *heartbeat;
+  for (auto [name, value] : {std::pair{"--coordinator", &flags.options.coordinator},
+                             std::pair{"--name", &flags.options.node}}) {
+    if (value->empty() && !flags.show_public_key) {
+      std::cerr << name << " is required\n";
+      return 2;
+    }
+  }
+  if (flags.options.work_dir.empty() && flags.key_file.empty()) {
+    std::cerr << "--work-dir is required\n";
+    return 2;
+  }
+  if (flags.show_public_key) {
+    std::error_code error;
+    if (flags.key_file.empty()) std::filesystem::create_directories(flags.options.work_dir, error);
+    return ReadKeys(flags);
+  }
   if (std::optional<int> failed = ReadToken(flags)) return failed;
   uint64_t first = 0, last = 0;
   char dash = 0;
@@ -218,6 +272,7 @@ std::optional<int> Complete(Flags& flags) {
     std::cerr << "--work-dir: " << error.message() << "\n";
     return 2;
   }
+  if (std::optional<int> failed = ReadKeys(flags)) return failed;
   if (flags.gpus) {
     flags.options.gpus = sublet::worker::EmulatedGpus(*flags.gpus);
     return std::nullopt;

@@ -65,7 +65,10 @@ class Worker {
   struct Options {
     std::string coordinator;   // ZeroMQ endpoint, e.g. "tcp://10.0.0.1:7700" (required)
     std::string node;          // this node's name (required)
-    std::string token;         // the worker-pool token, sent in every envelope
+    std::string token;         // the worker-pool token, if the config has one
+    // CURVE: the coordinator's public key and this node's key pair (listed
+    // under workers.keys). An empty server key: plain ZeroMQ (tests only).
+    protocols::ClientSecurity security;
     std::string address = "127.0.0.1";  // where ranks on other nodes reach this node
     std::string work_dir;      // absolute; created if missing (required)
     std::vector<protocols::GpuInfo> gpus;            // the inventory

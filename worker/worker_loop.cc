@@ -56,7 +56,9 @@ absl::Status Worker::Run(const std::atomic<bool>& stop) {
 }
 
 absl::Status Worker::OpenSockets() {
-  channel_ = std::make_unique<protocols::ClientChannel>(context_, options_.coordinator);
+  channel_ = std::make_unique<protocols::ClientChannel>(context_, options_.coordinator,
+                                                        protocols::CodecLimits{},
+                                                        options_.security);
   const std::string path = control_endpoint_.substr(std::string("ipc://").size());
   unlink(path.c_str());  // a stale socket file from a previous worker process
   try {
@@ -222,6 +224,9 @@ void Worker::SendReport() {
 void Worker::Send(protocols::Envelope envelope) {
   envelope.token = options_.token;
   absl::Status sent = channel_->Send(envelope);
+  if (absl::Status handshake = channel_->HandshakeStatus(); !handshake.ok()) {
+    sent = handshake;  // says why nothing gets through: the key, not the network
+  }
   if (sent.ok()) {
     if (coordinator_unreachable_) {
       coordinator_unreachable_ = false;

@@ -14,10 +14,12 @@ namespace {
 struct GlobalFlags {
   std::string coordinator;
   std::string token;
+  std::string coordinator_key;
   std::string output = "table";
   std::string timeout = "5s";
   CLI::Option* coordinator_option = nullptr;
   CLI::Option* token_option = nullptr;
+  CLI::Option* coordinator_key_option = nullptr;
 };
 
 void AddGlobalFlags(CLI::App& app, GlobalFlags& flags) {
@@ -27,6 +29,10 @@ void AddGlobalFlags(CLI::App& app, GlobalFlags& flags) {
                      "`sublet up` writes, then tcp://127.0.0.1:7700)");
   flags.token_option =
       app.add_option("--token", flags.token, "API token (env SUBLET_TOKEN, then the context file)");
+  flags.coordinator_key_option = app.add_option(
+      "--coordinator-key", flags.coordinator_key,
+      "The coordinator's CURVE public key to pin (env SUBLET_COORDINATOR_KEY, then the context "
+      "file; `sublet-coordinator --show-public-key` prints it)");
   app.add_option("-o,--output", flags.output, "Output format: table or json")
       ->check(CLI::IsMember({"table", "json"}));
   app.add_option("--timeout", flags.timeout,
@@ -93,6 +99,9 @@ int RunCli(int argc, const char* const* argv, EnvLookup env, std::ostream& out, 
   SettingFlags setting_flags;
   if (flags.coordinator_option->count() > 0) setting_flags.coordinator = flags.coordinator;
   if (flags.token_option->count() > 0) setting_flags.token = flags.token;
+  if (flags.coordinator_key_option->count() > 0) {
+    setting_flags.coordinator_key = flags.coordinator_key;
+  }
   Session session(std::move(setting_flags), std::move(env), format,
                   absl::ToChronoMilliseconds(*timeout), out, err);
   return chosen(session);

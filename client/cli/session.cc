@@ -20,6 +20,7 @@ absl::StatusOr<Client*> Session::client() {
     ClientOptions options;
     options.endpoint = settings.coordinator;
     options.token = settings.token;
+    options.coordinator_key = settings.coordinator_key;
     options.timeout = timeout_;
     client_ = std::make_unique<Client>(std::move(options));
   }

@@ -52,7 +52,8 @@ class CliTest : public ::testing::Test {
 
   // Runs against `fake` with a tenant token.
   int RunAgainst(const testing::FakeCoordinator& fake, std::vector<std::string> args) {
-    args.insert(args.begin(), {"--coordinator", fake.endpoint(), "--token", "acme-token"});
+    args.insert(args.begin(), {"--coordinator", fake.endpoint(), "--coordinator-key",
+                               fake.public_key(), "--token", "acme-token"});
     return Run(std::move(args));
   }
 

@@ -110,8 +110,28 @@ TEST_F(CliTest, ErrorInJsonModeIsAJsonDocumentOnStdout) {
 }
 
 TEST_F(CliTest, UnreachableCoordinatorExitsFiveNamingTheAddress) {
-  EXPECT_EQ(Run({"--coordinator", "tcp://127.0.0.1:1", "--timeout", "100ms", "nodes"}), 5);
+  EXPECT_EQ(Run({"--coordinator", "tcp://127.0.0.1:1", "--coordinator-key",
+                 protocols::NewCurveKeyPair().public_key, "--timeout", "100ms", "nodes"}),
+            5);
   EXPECT_EQ(err_.str(), "sublet: cannot reach coordinator at tcp://127.0.0.1:1\n");
+}
+
+TEST_F(CliTest, WrongCoordinatorKeyExitsFiveSayingSo) {
+  FakeCoordinator fake([](const Envelope&) -> Body { return protocols::NodeListReply{}; });
+  const std::string wrong = protocols::NewCurveKeyPair().public_key;
+  // A minute's timeout: the exit must come from the failed handshake.
+  EXPECT_EQ(Run({"--coordinator", fake.endpoint(), "--coordinator-key", wrong, "--token",
+                 "acme-token", "--timeout", "60s", "nodes"}),
+            5);
+  EXPECT_THAT(err_.str(), HasSubstr("pinned " + wrong));
+  EXPECT_TRUE(fake.requests().empty());
+}
+
+TEST_F(CliTest, NoCoordinatorKeyExitsTwoSayingWhereToFindIt) {
+  FakeCoordinator fake([](const Envelope&) -> Body { return protocols::NodeListReply{}; });
+  EXPECT_EQ(Run({"--coordinator", fake.endpoint(), "--token", "acme-token", "nodes"}), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("--coordinator-key"));
+  EXPECT_TRUE(fake.requests().empty());
 }
 
 TEST_F(CliTest, JobsInJsonModeListsJobs) {

@@ -14,7 +14,10 @@ using protocols::Envelope;
 using testing::FakeCoordinator;
 
 ClientOptions OptionsFor(const FakeCoordinator& fake) {
-  return {.endpoint = fake.endpoint(), .token = "acme-token", .timeout = std::chrono::seconds(5)};
+  return {.endpoint = fake.endpoint(),
+          .token = "acme-token",
+          .coordinator_key = fake.public_key(),
+          .timeout = std::chrono::seconds(5)};
 }
 
 Body Error(absl::StatusCode code, std::string message) {
@@ -118,11 +121,39 @@ TEST(ClientTest, ReplyOfTheWrongTypeIsInternal) {
 TEST(ClientTest, UnreachableCoordinatorIsUnavailableNamingTheAddress) {
   ClientOptions options;
   options.endpoint = "tcp://127.0.0.1:1";
+  options.coordinator_key = protocols::NewCurveKeyPair().public_key;
   options.timeout = std::chrono::milliseconds(100);
   Client client(options);
   absl::StatusOr<std::vector<protocols::NodeInfo>> nodes = client.ListNodes();
   EXPECT_EQ(nodes.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(nodes.status().message(), "cannot reach coordinator at tcp://127.0.0.1:1");
+}
+
+TEST(ClientTest, WithoutACoordinatorKeyEveryCallIsInvalidArgumentSayingWhereToGetIt) {
+  FakeCoordinator fake([](const Envelope&) -> Body { return protocols::NodeListReply{}; });
+  ClientOptions options = OptionsFor(fake);
+  options.coordinator_key.clear();
+  Client client(options);
+  absl::StatusOr<std::vector<protocols::NodeInfo>> nodes = client.ListNodes();
+  ASSERT_EQ(nodes.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(nodes.status().message().find("SUBLET_COORDINATOR_KEY"), absl::string_view::npos);
+  EXPECT_TRUE(fake.requests().empty());
+  options.coordinator_key = "not-a-key";
+  EXPECT_EQ(Client(options).ListNodes().status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ClientTest, WrongCoordinatorKeyIsUnavailableNamingThePinnedKeyAndSendsNothing) {
+  FakeCoordinator fake([](const Envelope&) -> Body { return protocols::NodeListReply{}; });
+  ClientOptions options = OptionsFor(fake);
+  options.coordinator_key = protocols::NewCurveKeyPair().public_key;
+  options.timeout = std::chrono::seconds(60);  // the failure must come from the handshake
+  Client client(options);
+  absl::StatusOr<std::vector<protocols::NodeInfo>> nodes = client.ListNodes();
+  ASSERT_EQ(nodes.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(nodes.status().message().find(options.coordinator_key), absl::string_view::npos)
+      << nodes.status();
+  EXPECT_EQ(ExitCodeFor(nodes.status()), 5);
+  EXPECT_TRUE(fake.requests().empty());
 }
 
 }  // namespace

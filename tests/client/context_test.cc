@@ -31,8 +31,12 @@ class ContextTest : public ::testing::Test {
     };
   }
   std::string ContextPath() { return dir_ + "/xdg/sublet/context.yaml"; }
-  void WriteContext(const std::string& coordinator, const std::string& token) {
-    ASSERT_TRUE(WriteContextFile(ContextPath(), {coordinator, token}).ok());
+  void WriteContext(const std::string& coordinator, const std::string& token,
+                    const std::string& key = "") {
+    ASSERT_TRUE(WriteContextFile(ContextPath(), {.coordinator = coordinator,
+                                                 .coordinator_key = key,
+                                                 .token = token})
+                    .ok());
   }
 
   std::string dir_;
@@ -74,6 +78,14 @@ TEST_F(ContextTest, FlagsBeatEnvironment) {
   EXPECT_EQ(settings->token, "flag-token");
 }
 
+TEST_F(ContextTest, CoordinatorKeyComesFromFlagThenEnvironmentThenContextFile) {
+  WriteContext("tcp://127.0.0.1:9000", "dev-token", "context-key");
+  EXPECT_EQ(ResolveSettings({}, Env())->coordinator_key, "context-key");
+  env_["SUBLET_COORDINATOR_KEY"] = "env-key";
+  EXPECT_EQ(ResolveSettings({}, Env())->coordinator_key, "env-key");
+  EXPECT_EQ(ResolveSettings({.coordinator_key = "flag-key"}, Env())->coordinator_key, "flag-key");
+}
+
 TEST_F(ContextTest, EachSettingFallsBackOnItsOwn) {
   WriteContext("tcp://127.0.0.1:9000", "dev-token");
   env_["SUBLET_TOKEN"] = "env-token";
@@ -93,11 +105,13 @@ TEST_F(ContextTest, ContextPathFallsBackToHomeConfig) {
 }
 
 TEST_F(ContextTest, WrittenContextReadsBack) {
-  WriteContext("tcp://127.0.0.1:7700", "dev-token");
+  WriteContext("tcp://127.0.0.1:7700", "dev-token", "{#&*!%@:]key");
   absl::StatusOr<std::optional<ContextFile>> context = ReadContextFile(ContextPath());
   ASSERT_TRUE(context.ok()) << context.status();
   ASSERT_TRUE(context->has_value());
-  EXPECT_EQ(**context, (ContextFile{"tcp://127.0.0.1:7700", "dev-token"}));
+  EXPECT_EQ(**context, (ContextFile{.coordinator = "tcp://127.0.0.1:7700",
+                                    .coordinator_key = "{#&*!%@:]key",
+                                    .token = "dev-token"}));
 }
 
 TEST_F(ContextTest, MissingContextFileIsNotAnError) {
@@ -117,7 +131,9 @@ TEST_F(ContextTest, MalformedContextFileIsInvalidArgumentNamingTheFile) {
 TEST_F(ContextTest, MalformedContextFileIsIgnoredWhenFlagsSayEverything) {
   fs::create_directories(fs::path(ContextPath()).parent_path());
   std::ofstream(ContextPath()) << "- not a map\n";
-  EXPECT_TRUE(ResolveSettings({.coordinator = "tcp://h:1", .token = "t"}, Env()).ok());
+  EXPECT_TRUE(
+      ResolveSettings({.coordinator = "tcp://h:1", .token = "t", .coordinator_key = "k"}, Env())
+          .ok());
 }
 
 }  // namespace

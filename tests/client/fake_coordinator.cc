@@ -7,7 +7,8 @@
 
 namespace sublet::client::testing {
 
-FakeCoordinator::FakeCoordinator(Handler handler) : handler_(std::move(handler)), context_(1) {
+FakeCoordinator::FakeCoordinator(Handler handler)
+    : handler_(std::move(handler)), keys_(protocols::NewCurveKeyPair()), context_(1) {
   std::future<std::string> endpoint = bound_.get_future();
   thread_ = std::thread([this] { Serve(); });
   endpoint_ = endpoint.get();
@@ -26,7 +27,8 @@ std::vector<protocols::Envelope> FakeCoordinator::requests() const {
 // The server socket is created, bound and used on this thread only.
 void FakeCoordinator::Serve() {
   protocols::ServerChannel server(context_);
-  absl::Status status = server.Bind("tcp://127.0.0.1:0");
+  absl::Status status = server.EnableCurve(keys_);
+  if (status.ok()) status = server.Bind("tcp://127.0.0.1:0");
   bound_.set_value(status.ok() ? server.endpoint() : "bind failed");
   if (!status.ok()) return;
   while (!stop_) {

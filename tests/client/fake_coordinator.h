@@ -1,5 +1,5 @@
-// A stand-in coordinator for client tests: a protocols::ServerChannel on
-// tcp://127.0.0.1:0 served by its own thread, answering every request with
+// A stand-in coordinator for client tests: a CURVE protocols::ServerChannel
+// on tcp://127.0.0.1:0 (with a fresh key pair) served by its own thread, answering every request with
 // whatever body the test's handler returns.
 #pragma once
 
@@ -12,6 +12,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "protocols/curve.h"
 #include "protocols/messages.h"
 
 namespace sublet::client::testing {
@@ -24,6 +25,7 @@ class FakeCoordinator {
   ~FakeCoordinator();
 
   const std::string& endpoint() const { return endpoint_; }
+  const std::string& public_key() const { return keys_.public_key; }
   // Every request received so far.
   std::vector<protocols::Envelope> requests() const;
 
@@ -31,6 +33,7 @@ class FakeCoordinator {
   void Serve();
 
   Handler handler_;
+  protocols::CurveKeyPair keys_;
   zmq::context_t context_;
   std::promise<std::string> bound_;  // the endpoint, once bound
   std::string endpoint_;

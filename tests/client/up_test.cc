@@ -12,14 +12,21 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 
-TEST(UpConfigTest, NamesStorageTokensAndHeartbeat) {
-  YAML::Node config = YAML::Load(RenderUpCoordinatorConfig("/tmp/up-1", *MakeUpTenants({})));
+TEST(UpConfigTest, NamesStorageTokensHeartbeatAndNodeKeys) {
+  // Z85 keys hold YAML's special characters; the config must carry them as they are.
+  const std::vector<std::string> keys = {"{#&*!%@:]abcdefghijklmnopqrstuvwxyz012345",
+                                         "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"};
+  YAML::Node config =
+      YAML::Load(RenderUpCoordinatorConfig("/tmp/up-1", *MakeUpTenants({}), keys));
   EXPECT_EQ(config["storage_root"].as<std::string>(), "/tmp/up-1/storage");
   EXPECT_EQ(config["heartbeat_timeout"].as<std::string>(), "10s");
   EXPECT_EQ(config["tenants"][0]["name"].as<std::string>(), "dev");
   EXPECT_EQ(config["tenants"][0]["token"].as<std::string>(), "dev-token");
   EXPECT_EQ(config["admins"][0]["token"].as<std::string>(), "admin-token");
-  EXPECT_EQ(config["workers"]["token"].as<std::string>(), "node-token");
+  EXPECT_FALSE(config["workers"]["token"]) << "nodes prove themselves by their keys";
+  ASSERT_EQ(config["workers"]["keys"].size(), 2u);
+  EXPECT_EQ(config["workers"]["keys"][0].as<std::string>(), keys[0]);
+  EXPECT_EQ(config["workers"]["keys"][1].as<std::string>(), keys[1]);
 }
 
 TEST(UpConfigTest, WithoutTenantsTheOneTenantIsDev) {
@@ -40,7 +47,7 @@ TEST(UpConfigTest, EachNamedTenantGetsItsOwnRandomTokenAndNoDev) {
   EXPECT_NE((*tenants)[0].token, (*tenants)[1].token);
   EXPECT_NE((*tenants)[0].token, (*MakeUpTenants({"acme"}))[0].token) << "fresh every time";
 
-  YAML::Node config = YAML::Load(RenderUpCoordinatorConfig("/tmp/up-2", *tenants));
+  YAML::Node config = YAML::Load(RenderUpCoordinatorConfig("/tmp/up-2", *tenants, {}));
   ASSERT_EQ(config["tenants"].size(), 2u);
   for (size_t i = 0; i < 2; ++i) {
     EXPECT_EQ(config["tenants"][i]["name"].as<std::string>(), (*tenants)[i].name);

@@ -27,9 +27,10 @@ class AuditTest : public ::testing::Test {
                          ::testing::UnitTest::GetInstance()->current_test_info()->name();
     std::filesystem::remove_all(options_.state_dir);
     options_.config.storage_root = options_.state_dir + "/storage";
-    options_.config.tokens["acme-token"] = {Role::kTenant, "acme"};
-    options_.config.tokens["admin-token"] = {Role::kAdmin, "infra"};
-    options_.config.tokens["node-token"] = {Role::kWorker, "workers"};
+    options_.config.AddToken("acme-token", {Role::kTenant, "acme"});
+    options_.config.AddToken("admin-token", {Role::kAdmin, "infra"});
+    options_.config.AddToken("node-token", {Role::kWorker, "workers"});
+    options_.config.worker_keys.insert(node_key_);
   }
 
   void Start() {
@@ -43,7 +44,8 @@ class AuditTest : public ::testing::Test {
     e.request_id = ++next_request_;
     e.token = token;
     e.body = std::move(body);
-    return {"peer-" + token, std::move(e), 64};
+    // Every frame comes over CURVE, labelled as the ZAP handler would.
+    return {"peer-" + token, std::move(e), 64, "curve:" + node_key_};
   }
 
   protocols::Incoming Report(const std::string& node, const std::string& instance) {
@@ -99,6 +101,7 @@ class AuditTest : public ::testing::Test {
   CoordinatorOptions options_;
   std::unique_ptr<Coordinator> coordinator_;
   uint64_t next_request_ = 0;
+  const std::string node_key_ = protocols::NewCurveKeyPair().public_key;
 };
 
 TEST_F(AuditTest, AdminReadsTheNewestEntriesOldestFirst) {
@@ -201,6 +204,54 @@ TEST_F(AuditTest, AWorkerClaimingAConnectedNodesNameIsAuditedOnce) {
   EXPECT_THAT(audit[0].detail, HasSubstr("connected from another worker (instance first)"));
   EXPECT_THAT(audit[0].detail, HasSubstr("this worker (instance second)"));
   EXPECT_EQ(coordinator_->TEST_cluster().FindNode("node-a")->instance, "first");
+}
+
+TEST_F(AuditTest, ANodeWithAnUnlistedKeyIsRefusedAndAuditedOncePerKey) {
+  Start();
+  const std::string stranger = protocols::NewCurveKeyPair().public_key;
+  for (int i = 0; i < 3; ++i) {  // it keeps reporting
+    protocols::Incoming in = Report("node-a", "i1");
+    in.user_id = "curve:" + stranger;
+    const uint64_t id = in.envelope->request_id;
+    std::vector<protocols::Incoming> batch;
+    batch.push_back(std::move(in));
+    Sent sent = coordinator_->TEST_Turn(std::move(batch));
+    ASSERT_EQ(sent.size(), 1u);
+    EXPECT_EQ(sent[0].second.request_id, id);
+    absl::Status refused = protocols::StatusFromReply(sent[0].second);
+    EXPECT_EQ(refused.code(), absl::StatusCode::kPermissionDenied);
+    EXPECT_THAT(std::string(refused.message()), HasSubstr(stranger));
+  }
+  EXPECT_EQ(coordinator_->TEST_cluster().FindNode("node-a"), nullptr);
+  std::vector<protocols::AuditEntry> audit = Audit();
+  ASSERT_EQ(audit.size(), 1u);
+  EXPECT_EQ(audit[0].who, "worker:node-a");
+  EXPECT_EQ(audit[0].action, "registration_refused");
+  EXPECT_THAT(audit[0].detail, HasSubstr("node key " + stranger + " is not listed"));
+}
+
+TEST_F(AuditTest, AListedNodeWithoutTheConfiguredWorkerTokenIsRefused) {
+  Start();
+  protocols::Incoming in = Report("node-a", "i1");
+  in.envelope->token = "not-the-node-token";
+  Turn(std::move(in));
+  EXPECT_EQ(coordinator_->TEST_cluster().FindNode("node-a"), nullptr);
+  EXPECT_THAT(Actions(), ElementsAre("registration_refused:worker:node-a"));
+  Turn(Report("node-a", "i1"));
+  EXPECT_NE(coordinator_->TEST_cluster().FindNode("node-a"), nullptr);
+}
+
+TEST_F(AuditTest, AFrameWithoutACurveLabelIsServedNothing) {
+  Start();
+  protocols::Incoming in = Frame("admin-token", protocols::ListAuditRequest{});
+  in.user_id.clear();  // as if no ZAP handler had labelled the connection
+  std::vector<protocols::Incoming> batch;
+  batch.push_back(std::move(in));
+  Sent sent = coordinator_->TEST_Turn(std::move(batch));
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(protocols::StatusFromReply(sent[0].second).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_FALSE(std::holds_alternative<protocols::AuditListReply>(sent[0].second.body));
 }
 
 }  // namespace

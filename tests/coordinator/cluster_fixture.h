@@ -33,8 +33,8 @@ class ClusterTest : public ::testing::Test {
     config_.storage_root = ::testing::TempDir() + "/storage";
     config_.heartbeat_timeout = absl::Seconds(10);
     config_.restart_backoff_base = absl::ZeroDuration();  // tests of restarts restart at once
-    config_.tokens["acme-token"] = {Role::kTenant, "acme"};
-    config_.tokens["globex-token"] = {Role::kTenant, "globex"};
+    config_.AddToken("acme-token", {Role::kTenant, "acme"});
+    config_.AddToken("globex-token", {Role::kTenant, "globex"});
     cluster_ = std::make_unique<Cluster>(*store_, clock_, config_);
     ASSERT_TRUE(cluster_->Recover().ok());
   }

@@ -85,3 +85,65 @@ TEST(ConfigTest, RejectsYamlSyntaxError) {
 
 }  // namespace
 }  // namespace sublet::coordinator
+
+namespace sublet::coordinator {
+namespace {
+
+TEST(ConfigSecurityTest, ATokenHashAuthenticatesTheTokenItIsTheHashOf) {
+  // printf %s acme-token | sha256sum
+  const std::string hash = Sha256Hex("acme-token");
+  EXPECT_EQ(hash.size(), 64u);
+  auto config = ParseConfig("storage_root: /x\ntenants: [{name: acme, token_sha256: \"" + hash +
+                            "\"}]\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->Authenticate("acme-token")->name, "acme");
+  EXPECT_FALSE(config->Authenticate(hash).has_value()) << "the hash is not the credential";
+}
+
+TEST(ConfigSecurityTest, TokenAndHashOfTheSameTokenAreADuplicate) {
+  auto config = ParseConfig("storage_root: /x\ntenants: [{name: a, token: t}]\nadmins: [{name: b, "
+                            "token_sha256: \"" + Sha256Hex("t") + "\"}]\n");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(std::string(config.status().message()),
+              HasSubstr("admins[0].token_sha256: duplicate"));
+}
+
+TEST(ConfigSecurityTest, MalformedOrDoubledCredentialsNameTheField) {
+  auto bad_hash = ParseConfig("storage_root: /x\ntenants: [{name: a, token_sha256: abc}]\n");
+  ASSERT_FALSE(bad_hash.ok());
+  EXPECT_THAT(std::string(bad_hash.status().message()),
+              HasSubstr("tenants[0].token_sha256: must be 64 hex digits"));
+  auto both = ParseConfig("storage_root: /x\ntenants: [{name: a, token: t, token_sha256: \"" +
+                          Sha256Hex("t") + "\"}]\n");
+  ASSERT_FALSE(both.ok());
+  EXPECT_THAT(std::string(both.status().message()), HasSubstr("tenants[0]: give token or"));
+  auto none = ParseConfig("storage_root: /x\ntenants: [{name: a}]\n");
+  ASSERT_FALSE(none.ok());
+  EXPECT_THAT(std::string(none.status().message()), HasSubstr("tenants[0]: token or"));
+}
+
+TEST(ConfigSecurityTest, WorkerKeysAreParsedAndTheWorkerTokenIsOptional) {
+  const std::string key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+  auto config = ParseConfig("storage_root: /x\nworkers:\n  keys: ['" + key + "']\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->worker_keys.contains(key));
+  EXPECT_FALSE(config->worker_token);
+  auto with_token =
+      ParseConfig("storage_root: /x\nworkers: {keys: ['" + key + "'], token: node-token}\n");
+  ASSERT_TRUE(with_token.ok()) << with_token.status();
+  EXPECT_TRUE(with_token->worker_token);
+  EXPECT_EQ(with_token->Authenticate("node-token")->role, Role::kWorker);
+}
+
+TEST(ConfigSecurityTest, BadOrRepeatedWorkerKeysNameTheirIndex) {
+  auto bad = ParseConfig("storage_root: /x\nworkers: {keys: [short]}\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("workers.keys[0]: not a CURVE key"));
+  const std::string key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+  auto twice = ParseConfig("storage_root: /x\nworkers: {keys: ['" + key + "', '" + key + "']}\n");
+  ASSERT_FALSE(twice.ok());
+  EXPECT_THAT(std::string(twice.status().message()), HasSubstr("workers.keys[1]: listed twice"));
+}
+
+}  // namespace
+}  // namespace sublet::coordinator

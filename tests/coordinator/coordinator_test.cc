@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <thread>
 #include <tuple>
 
@@ -25,8 +26,8 @@ class CoordinatorTest : public ::testing::Test {
                         ::testing::UnitTest::GetInstance()->current_test_info()->name();
     std::filesystem::remove_all(options.state_dir);
     options.config.storage_root = options.state_dir + "/storage";
-    options.config.tokens["acme-token"] = {Role::kTenant, "acme"};
-    options.config.tokens["admin-token"] = {Role::kAdmin, "infra"};
+    options.config.AddToken("acme-token", {Role::kTenant, "acme"});
+    options.config.AddToken("admin-token", {Role::kAdmin, "infra"});
     options.max_frames_per_peer = max_frames_per_peer;
     auto c = Coordinator::Create(options, context_, clock_);
     ASSERT_TRUE(c.ok()) << c.status();
@@ -41,7 +42,8 @@ class CoordinatorTest : public ::testing::Test {
 
   absl::StatusOr<protocols::Envelope> Call(protocols::Body body,
                                            const std::string& token = "acme-token") {
-    protocols::ClientChannel channel(context_, coordinator_->endpoint());
+    protocols::ClientChannel channel(context_, coordinator_->endpoint(), {},
+                                     {.server_key = coordinator_->public_key()});
     protocols::Envelope e;
     e.token = token;
     e.body = std::move(body);
@@ -85,6 +87,10 @@ TEST_F(CoordinatorTest, AMissingTokenIsToldHowToPassOne) {
 TEST_F(CoordinatorTest, AnswersGarbageWithAnErrorAndKeepsServing) {
   Start();
   zmq::socket_t raw(context_, zmq::socket_type::dealer);
+  const protocols::CurveKeyPair keys = protocols::NewCurveKeyPair();
+  raw.set(zmq::sockopt::curve_serverkey, coordinator_->public_key());
+  raw.set(zmq::sockopt::curve_publickey, keys.public_key);
+  raw.set(zmq::sockopt::curve_secretkey, keys.secret_key);
   raw.connect(coordinator_->endpoint());
   raw.send(zmq::str_buffer("definitely not a capnp frame"), zmq::send_flags::none);
   zmq::message_t reply;
@@ -93,6 +99,45 @@ TEST_F(CoordinatorTest, AnswersGarbageWithAnErrorAndKeepsServing) {
   ASSERT_TRUE(decoded.ok());
   EXPECT_EQ(protocols::StatusFromReply(*decoded).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(Call(protocols::ListJobsRequest{}).ok());
+}
+
+TEST_F(CoordinatorTest, APlaintextClientIsServedNothingAndOthersKeepBeingServed) {
+  Start();
+  zmq::socket_t raw(context_, zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.connect(coordinator_->endpoint());
+  protocols::Envelope e;
+  e.token = "admin-token";
+  e.body = protocols::ListJobsRequest{true};
+  raw.send(zmq::buffer(protocols::Encode(e)), zmq::send_flags::dontwait);
+  // A CURVE client is served meanwhile; the plaintext one never gets a byte.
+  EXPECT_TRUE(Call(protocols::ListJobsRequest{}).ok());
+  zmq::pollitem_t item{raw.handle(), 0, ZMQ_POLLIN, 0};
+  EXPECT_EQ(zmq::poll(&item, 1, std::chrono::milliseconds(300)), 0);
+}
+
+TEST_F(CoordinatorTest, KeepsItsKeyPairAcrossRestartsInTheStateDir) {
+  Start();
+  const std::string key = coordinator_->public_key();
+  ASSERT_TRUE(protocols::ParseCurveKey(key, "key").ok());
+  std::ifstream pub(::testing::TempDir() + "/coordinator_test_" +
+                    ::testing::UnitTest::GetInstance()->current_test_info()->name() +
+                    "/coordinator.pub");
+  std::string written;
+  std::getline(pub, written);
+  EXPECT_EQ(written, key);
+  stop_ = true;
+  thread_.join();
+  coordinator_.reset();
+  stop_ = false;
+  CoordinatorOptions options;
+  options.listen = "tcp://127.0.0.1:0";
+  options.state_dir = ::testing::TempDir() + "/coordinator_test_" +
+                      ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  options.config.storage_root = options.state_dir + "/storage";
+  auto again = Coordinator::Create(options, context_, clock_);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)->public_key(), key);
 }
 
 TEST_F(CoordinatorTest, LogsOfAJobThatNeverStartedAreAFailedPrecondition) {
@@ -144,6 +189,10 @@ TEST_F(CoordinatorTest, FloodingConnectionIsThrottledWhileOthersAreServed) {
   Start(/*max_frames_per_peer=*/2);
   zmq::socket_t flooder(context_, zmq::socket_type::dealer);
   flooder.set(zmq::sockopt::sndhwm, 0);
+  const protocols::CurveKeyPair keys = protocols::NewCurveKeyPair();
+  flooder.set(zmq::sockopt::curve_serverkey, coordinator_->public_key());
+  flooder.set(zmq::sockopt::curve_publickey, keys.public_key);
+  flooder.set(zmq::sockopt::curve_secretkey, keys.secret_key);
   flooder.connect(coordinator_->endpoint());
   protocols::Envelope e;
   e.token = "acme-token";

@@ -104,5 +104,27 @@ TEST(RankEnvTest, CarriesNoServiceCredentialOrWorkerSetting) {
   EXPECT_THAT(env, Not(Contains(Key("CUDA_VISIBLE_DEVICES")))) << "the worker sets it";
 }
 
+TEST(RankEnvTest, EachAttemptHasItsOwnSecretThatASpecCannotSet) {
+  Config config = Storage();
+  config.rank_secret_key = std::string(32, 'k');
+  Job job = TwoByTwo();
+  job.spec.env = {{"SUBLET_JOB_SECRET", "chosen-by-the-tenant"}};
+  auto first = EnvMap(RankEnv(job, job.ranks[0], config));
+  auto other_rank = EnvMap(RankEnv(job, job.ranks[3], config));
+  EXPECT_THAT(first["SUBLET_JOB_SECRET"], ::testing::MatchesRegex("[0-9a-f]{64}"));
+  EXPECT_EQ(first["SUBLET_JOB_SECRET"], other_rank["SUBLET_JOB_SECRET"]) << "one per attempt";
+  EXPECT_EQ(first["SUBLET_JOB_SECRET"], RankSecret(config, job.id, job.attempt)) << "stable";
+  job.attempt += 1;
+  EXPECT_NE(EnvMap(RankEnv(job, job.ranks[0], config))["SUBLET_JOB_SECRET"],
+            first["SUBLET_JOB_SECRET"]);
+  EXPECT_NE(RankSecret(config, job.id + 1, job.attempt - 1), first["SUBLET_JOB_SECRET"]);
+  config.rank_secret_key = std::string(32, 'j');
+  EXPECT_NE(RankSecret(config, job.id, job.attempt - 1), first["SUBLET_JOB_SECRET"]);
+  const Job plain = TwoByTwo();
+  EXPECT_THAT(EnvMap(RankEnv(plain, plain.ranks[0], Storage())),
+              Not(Contains(Key("SUBLET_JOB_SECRET"))))
+      << "no key, no secret";
+}
+
 }  // namespace
 }  // namespace sublet::coordinator

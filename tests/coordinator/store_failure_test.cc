@@ -63,10 +63,11 @@ class StoreFailureTest : public ::testing::Test {
     options_.state_dir = ::testing::TempDir() + "/store_failure_test_" +
                          ::testing::UnitTest::GetInstance()->current_test_info()->name();
     options_.config.storage_root = options_.state_dir + "/storage";
-    options_.config.tokens["acme-token"] = {Role::kTenant, "acme"};
-    options_.config.tokens["globex-token"] = {Role::kTenant, "globex"};
-    options_.config.tokens["admin-token"] = {Role::kAdmin, "infra"};
-    options_.config.tokens["node-token"] = {Role::kWorker, "workers"};
+    options_.config.AddToken("acme-token", {Role::kTenant, "acme"});
+    options_.config.AddToken("globex-token", {Role::kTenant, "globex"});
+    options_.config.AddToken("admin-token", {Role::kAdmin, "infra"});
+    options_.config.AddToken("node-token", {Role::kWorker, "workers"});
+    options_.config.worker_keys.insert(node_key_);
   }
 
   void Start() {
@@ -82,7 +83,8 @@ class StoreFailureTest : public ::testing::Test {
     e.request_id = ++next_request_;
     e.token = token;
     e.body = std::move(body);
-    return {"peer-" + token, std::move(e), 64};
+    // Every frame comes over CURVE, labelled as the ZAP handler would.
+    return {"peer-" + token, std::move(e), 64, "curve:" + node_key_};
   }
 
   protocols::Incoming Submit(const std::string& name, uint32_t nodes = 1, uint32_t gpus = 2,
@@ -161,6 +163,7 @@ class StoreFailureTest : public ::testing::Test {
   CoordinatorOptions options_;
   std::unique_ptr<Coordinator> coordinator_;
   uint64_t next_request_ = 0;
+  const std::string node_key_ = protocols::NewCurveKeyPair().public_key;
 };
 
 absl::Status StatusOf(const Sent& sent, uint64_t request_id) {
