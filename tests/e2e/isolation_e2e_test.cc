@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "protocols/curve.h"
 #include "tests/e2e/test_cluster.h"
 
 namespace sublet::e2e {
@@ -114,7 +115,9 @@ TEST(IsolationE2eTest, AWorkerThatCannotConfineRefusesToStartUnlessToldAndNodesS
       e2e::Run({"/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
            Bin("sublet-worker"), "--coordinator", "tcp://127.0.0.1:1", "--name", "n", "--gpus",
            "1", "--work-dir", dir + "/work"},
-          {{"SUBLET_WORKER_TOKEN", "node-token"}}, dir);
+          {{"SUBLET_WORKER_TOKEN", "node-token"},
+           {"SUBLET_COORDINATOR_KEY", protocols::NewCurveKeyPair().public_key}},
+          dir);
   EXPECT_EQ(refused.exit_code, 3) << refused.err;
   EXPECT_THAT(refused.err, HasSubstr("cannot confine ranks on this node: not running as root"));
   EXPECT_THAT(refused.err, HasSubstr("--no-isolation"));
@@ -125,7 +128,8 @@ TEST(IsolationE2eTest, AWorkerThatCannotConfineRefusesToStartUnlessToldAndNodesS
   CommandResult open_token = e2e::Run({Bin("sublet-worker"), "--coordinator", "tcp://127.0.0.1:1",
                                   "--name", "n", "--gpus", "1", "--work-dir", dir + "/work",
                                   "--token-file", dir + "/token"},
-                                 {}, dir);
+                                 {{"SUBLET_COORDINATOR_KEY", protocols::NewCurveKeyPair().public_key}},
+                                 dir);
   EXPECT_EQ(open_token.exit_code, 2);
   EXPECT_THAT(open_token.err, HasSubstr("readable by group or others (chmod 600 it)"));
   std::filesystem::remove_all(dir);

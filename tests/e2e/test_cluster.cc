@@ -1,5 +1,7 @@
 #include "tests/e2e/test_cluster.h"
 
+#include "protocols/curve.h"
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -125,6 +127,19 @@ TestCluster::TestCluster(Options options) : options_(std::move(options)) {
   std::string tmpl = ::testing::TempDir() + "/sublet-e2e-XXXXXX";
   dir_ = mkdtemp(tmpl.data());
   endpoint_ = fmt::format("tcp://{}:{}", options_.listen_host, FreePort());
+  // Keys as `sublet up` makes them: the coordinator's in its state dir, each
+  // node's in its work dir, listed in the config.
+  std::filesystem::create_directories(dir_ + "/coordinator");
+  chmod((dir_ + "/coordinator").c_str(), 0700);
+  coordinator_key_ =
+      protocols::LoadOrCreateKeyFile(dir_ + "/coordinator/coordinator.key")->public_key;
+  std::string node_keys;
+  for (int i = 0; i < options_.workers; ++i) {
+    const std::string work = fmt::format("{}/node-{}", dir_, i);
+    std::filesystem::create_directories(work);
+    node_keys += fmt::format("    - '{}'\n",
+                             protocols::LoadOrCreateKeyFile(work + "/node.key")->public_key);
+  }
   std::ofstream(dir_ + "/coordinator.yaml") << fmt::format(
       "storage_root: {}/storage\n"
       "heartbeat_timeout: {}\n"
@@ -135,8 +150,11 @@ TestCluster::TestCluster(Options options) : options_(std::move(options)) {
       "  - {{name: globex, token: globex-token}}\n"
       "admins:\n"
       "  - {{name: infra, token: admin-token}}\n"
-      "workers: {{token: node-token}}\n",
-      dir_, options_.heartbeat_timeout, options_.stop_grace);
+      "workers:\n"
+      "  token: node-token\n"
+      "  keys:\n"
+      "{}",
+      dir_, options_.heartbeat_timeout, options_.stop_grace, node_keys);
   // The worker token stays off every command line.
   std::ofstream(dir_ + "/node-token") << "node-token\n";
   chmod((dir_ + "/node-token").c_str(), 0600);
@@ -195,7 +213,8 @@ void TestCluster::StartWorker(int i) {
     address = options_.worker_net[i].second;
   }
   std::vector<std::string> worker = {
-      Bin("sublet-worker"), "--coordinator", endpoint_, "--name", fmt::format("node-{}", i),
+      Bin("sublet-worker"), "--coordinator", endpoint_, "--coordinator-key", coordinator_key_,
+      "--name", fmt::format("node-{}", i),
       "--gpus", std::to_string(options_.gpus), "--work-dir", fmt::format("{}/node-{}", dir_, i),
       "--token-file", dir_ + "/node-token", "--heartbeat", "200ms", "--address", address,
       "--share", shared_dir(),
@@ -222,7 +241,8 @@ CommandResult TestCluster::Sublet(const std::vector<std::string>& args,
   std::vector<std::string> argv = {Bin("sublet")};
   argv.insert(argv.end(), args.begin(), args.end());
   return Run(argv,
-             {{"SUBLET_COORDINATOR", endpoint_}, {"SUBLET_TOKEN", token},
+             {{"SUBLET_COORDINATOR", endpoint_}, {"SUBLET_COORDINATOR_KEY", coordinator_key_},
+              {"SUBLET_TOKEN", token},
               {"XDG_CONFIG_HOME", dir_ + "/xdg"}, {"HOME", dir_}},
              dir_);
 }

@@ -69,6 +69,7 @@ class TestCluster {
   // files a test and its ranks both use; the rest of dir() ranks cannot see.
   std::string shared_dir() const { return dir_ + "/shared"; }
   const std::string& endpoint() const { return endpoint_; }
+  const std::string& coordinator_key() const { return coordinator_key_; }
 
  private:
   pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) const;
@@ -76,6 +77,7 @@ class TestCluster {
   Options options_;
   std::string dir_;
   std::string endpoint_;
+  std::string coordinator_key_;
   pid_t coordinator_ = -1;
   std::map<int, pid_t> workers_;
 };
