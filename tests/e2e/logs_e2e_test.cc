@@ -71,7 +71,10 @@ TEST(LogsE2eTest, FollowOutlivesACoordinatorRestartAndExitsZeroWhenTheJobEnds) {
   const pid_t follower =
       SpawnTo({Bin("sublet"), "--coordinator", cluster.endpoint(), "--token", "acme-token",
                "--timeout", "1s", "logs", "-f", id},
-              {{"XDG_CONFIG_HOME", cluster.dir() + "/xdg"}, {"HOME", cluster.dir()}}, out, err);
+              {{"XDG_CONFIG_HOME", cluster.dir() + "/xdg"},
+               {"HOME", cluster.dir()},
+               {"SUBLET_COORDINATOR_KEY", cluster.coordinator_key()}},
+              out, err);
   ASSERT_GT(follower, 0);
   ASSERT_TRUE(WaitForText(out, "before the restart\n")) << Slurp(err);
 
