@@ -1,12 +1,14 @@
 #include "collectives/bootstrap.h"
 
-#include <algorithm>
-
 #include <unistd.h>
 
+#include <algorithm>
+
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "collectives/host/host_backend.h"
+#include "collectives/internal/peer_auth.h"
 #include "collectives/internal/socket.h"
 #include "collectives/mpi/mpi_backend.h"
 #include "collectives/nccl/nccl_backend.h"
@@ -23,6 +25,24 @@ absl::StatusOr<int> IntVar(const GetenvFn& getenv, const char* name) {
                                                    "; expected a non-negative integer"));
   }
   return out;
+}
+
+// SUBLET_JOB_SECRET: unset or empty (no secret), or 64 lowercase hex digits.
+// The value never goes into the error.
+absl::StatusOr<std::string> JobSecret(const GetenvFn& getenv) {
+  const char* v = getenv("SUBLET_JOB_SECRET");
+  if (v == nullptr || *v == '\0') return std::string();
+  const std::string_view hex(v);
+  const bool well_formed =
+      hex.size() == 2 * internal::kSecretBytes && std::all_of(hex.begin(), hex.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+      });
+  if (!well_formed) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("SUBLET_JOB_SECRET is malformed (", hex.size(), " characters); expected ",
+                     2 * internal::kSecretBytes, " lowercase hex digits"));
+  }
+  return absl::HexStringToBytes(absl::string_view(hex.data(), hex.size()));
 }
 
 std::string HostName() {
@@ -67,13 +87,15 @@ absl::StatusOr<RankInfo> RankInfoFromEnv(const GetenvFn& getenv) {
   if (info.rendezvous.empty() && !info.under_mpi) {
     return absl::InvalidArgumentError("SUBLET_RENDEZVOUS is unset; expected host:port");
   }
+  SUBLET_ASSIGN_OR_RETURN(info.secret, JobSecret(getenv));
   return info;
 }
 
 absl::StatusOr<std::unique_ptr<Communicator>> CreateHostCommunicator(
     std::shared_ptr<Store> store, int rank, int size, const std::string& node,
-    const CommunicatorOptions& options) {
-  host::HostGroup group{std::make_shared<PrefixStore>(std::move(store), "world"), rank, size, node};
+    const CommunicatorOptions& options, std::string_view secret) {
+  host::HostGroup group{std::make_shared<PrefixStore>(std::move(store), "world"), rank, size, node,
+                        std::string(secret)};
   SUBLET_ASSIGN_OR_RETURN(auto backend, host::CreateHostBackend(std::move(group), options,
                                                                 absl::Now() + options.timeout));
   return std::make_unique<Communicator>(std::move(backend), options);
@@ -92,7 +114,7 @@ absl::StatusOr<std::shared_ptr<Store>> ConnectStore(const RankInfo& info, absl::
   if (address.empty()) {  // under mpirun: rank 0 picks a port and tells the others
     std::string mine;
     if (info.rank == 0) {
-      SUBLET_ASSIGN_OR_RETURN(server, TcpStoreServer::Start("0.0.0.0", 0));
+      SUBLET_ASSIGN_OR_RETURN(server, TcpStoreServer::Start("0.0.0.0", 0, {}, info.secret));
       mine = absl::StrCat(HostNameForPeers(), ":", server->port());
     }
     SUBLET_ASSIGN_OR_RETURN(address, mpi::BroadcastFromRankZero(mine));
@@ -101,9 +123,10 @@ absl::StatusOr<std::shared_ptr<Store>> ConnectStore(const RankInfo& info, absl::
   int port = 0;
   SUBLET_RETURN_IF_ERROR(internal::ParseHostPort(address, &host, &port));
   if (info.rank == 0 && !server) {
-    SUBLET_ASSIGN_OR_RETURN(server, TcpStoreServer::Start("0.0.0.0", port));
+    SUBLET_ASSIGN_OR_RETURN(server, TcpStoreServer::Start("0.0.0.0", port, {}, info.secret));
   }
-  SUBLET_ASSIGN_OR_RETURN(auto store, TcpStore::Connect(host, port, deadline, server, linger));
+  SUBLET_ASSIGN_OR_RETURN(auto store,
+                          TcpStore::Connect(host, port, deadline, server, linger, info.secret));
   return std::shared_ptr<Store>(std::move(store));
 }
 
@@ -135,7 +158,8 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateCommunicator(
                                               info.rank, info.size, options, deadline));
     return std::make_unique<Communicator>(std::move(backend), options);
   }
-  return CreateHostCommunicator(std::move(store), info.rank, info.size, info.node, options);
+  return CreateHostCommunicator(std::move(store), info.rank, info.size, info.node, options,
+                                info.secret);
 }
 
 }  // namespace sublet::collectives

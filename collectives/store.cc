@@ -1,19 +1,20 @@
 #include "collectives/store.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <condition_variable>
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
-#include <fcntl.h>
 #include <map>
 #include <mutex>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "collectives/internal/peer_auth.h"
 #include "collectives/internal/socket.h"
 #include "common/status.h"
 
@@ -35,8 +36,8 @@ void PutI64(std::string& s, int64_t v) { s.append(reinterpret_cast<const char*>(
 
 class TcpStoreServer::Impl {
  public:
-  Impl(Fd listener, int port, StoreLimits limits)
-      : listener_(std::move(listener)), port_(port), limits_(limits) {
+  Impl(Fd listener, int port, StoreLimits limits, std::string secret)
+      : listener_(std::move(listener)), port_(port), limits_(limits), secret_(std::move(secret)) {
     if (pipe2(wake_, O_CLOEXEC) != 0) wake_[0] = wake_[1] = -1;
     accept_thread_ = std::thread([this] { AcceptLoop(); });
   }
@@ -51,7 +52,7 @@ class TcpStoreServer::Impl {
     if (wake_[1] >= 0 && write(wake_[1], "x", 1) < 0) {
     }
     accept_thread_.join();
-    for (auto& t : handlers_) t.join();
+    for (auto& [id, t] : handlers_) t.join();
     if (wake_[0] >= 0) close(wake_[0]);
     if (wake_[1] >= 0) close(wake_[1]);
   }
@@ -60,7 +61,7 @@ class TcpStoreServer::Impl {
 
   void WaitForClientsToLeave(absl::Time deadline) {
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_until(lock, absl::ToChronoTime(deadline), [&] { return conns_.empty(); });
+    cv_.wait_until(lock, absl::ToChronoTime(deadline), [&] { return clients_ == 0; });
   }
 
  private:
@@ -72,34 +73,69 @@ class TcpStoreServer::Impl {
       if (stop_) return;
       auto conn = internal::Accept(listener_.get(), absl::Now(), "store");
       if (!conn.ok()) continue;
+      ReapFinishedHandlers();
+      // Connections still proving the secret count too: strangers cannot
+      // crowd out ranks beyond the limit, and only for the handshake timeout.
       if (static_cast<int>(conns_.size()) >= limits_.max_connections) continue;  // closes it
-      int fd = conn->get();
-      conns_.push_back(fd);
-      handlers_.emplace_back([this, c = std::move(*conn)]() mutable { Serve(std::move(c)); });
+      conns_.push_back(conn->get());
+      const bool admitted = secret_.empty();
+      if (admitted) ++clients_;
+      const int id = next_handler_++;
+      handlers_.emplace(id, std::thread([this, id, admitted, c = std::move(*conn)]() mutable {
+                          Serve(id, std::move(c), admitted);
+                        }));
     }
   }
 
-  // One connection: read requests until the peer goes away or breaks a limit.
-  void Serve(Fd conn) {
+  // Joins the handlers that have returned. Requires mu_.
+  void ReapFinishedHandlers() {
+    for (int id : finished_) {
+      auto it = handlers_.find(id);
+      it->second.join();  // it has left Serve; only its return remains
+      handlers_.erase(it);
+    }
+    finished_.clear();
+  }
+
+  // One connection, on its own thread: the job-secret handshake when the
+  // store has a secret, then requests until the peer goes away or breaks a
+  // limit. A connection that fails the handshake is closed with nothing sent
+  // but the challenge.
+  void Serve(int id, Fd conn, bool admitted) {
+    if (!admitted) {
+      internal::PeerAuth auth{secret_, internal::AuthPurpose::kStore, "", "store client"};
+      admitted = internal::ChallengeConnector(conn.get(), auth,
+                                              absl::Now() + internal::kAcceptorHandshakeTimeout)
+                     .ok();
+      std::lock_guard<std::mutex> lock(mu_);
+      if (admitted) ++clients_;
+    }
+    if (admitted) ServeRequests(conn.get());
+    std::lock_guard<std::mutex> lock(mu_);
+    std::erase(conns_, conn.get());
+    if (admitted) --clients_;
+    finished_.push_back(id);
+    cv_.notify_all();
+  }
+
+  void ServeRequests(int fd) {
     const absl::Time forever = absl::InfiniteFuture();
     while (true) {
       uint8_t cmd;
       uint32_t klen;
-      if (!internal::ReadFull(conn.get(), &cmd, 1, forever, "store client").ok()) break;
-      if (!internal::ReadFull(conn.get(), &klen, 4, forever, "store client").ok()) break;
+      if (!internal::ReadFull(fd, &cmd, 1, forever, "store client").ok()) break;
+      if (!internal::ReadFull(fd, &klen, 4, forever, "store client").ok()) break;
       if (klen > limits_.max_key_bytes) break;
       std::string key(klen, '\0');
-      if (!internal::ReadFull(conn.get(), key.data(), klen, forever, "store client").ok()) break;
+      if (!internal::ReadFull(fd, key.data(), klen, forever, "store client").ok()) break;
       std::string reply;
-      if (!Handle(conn.get(), cmd, key, reply)) break;
-      if (!internal::WriteFull(conn.get(), reply.data(), reply.size(), absl::Now() + absl::Seconds(30),
-                               "store client").ok()) {
+      if (!Handle(fd, cmd, key, reply)) break;
+      if (!internal::WriteFull(fd, reply.data(), reply.size(), absl::Now() + absl::Seconds(30),
+                               "store client")
+               .ok()) {
         break;
       }
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    std::erase(conns_, conn.get());
-    cv_.notify_all();
   }
 
   static std::string Reply(Code code, const std::string& payload) {
@@ -159,24 +195,30 @@ class TcpStoreServer::Impl {
   Fd listener_;
   const int port_;
   const StoreLimits limits_;
+  const std::string secret_;  // empty: no handshake
   int wake_[2] = {-1, -1};
   std::thread accept_thread_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;                       // guarded by mu_
-  std::vector<int> conns_;                  // guarded by mu_
-  std::vector<std::thread> handlers_;       // guarded by mu_ (joined after stop)
+  std::vector<int> conns_;                  // guarded by mu_: open connections
+  int clients_ = 0;                         // guarded by mu_: of those, past the handshake
+  std::map<int, std::thread> handlers_;     // guarded by mu_: by id (joined when finished)
+  std::vector<int> finished_;               // guarded by mu_: handlers that have returned
+  int next_handler_ = 0;                    // guarded by mu_
   std::map<std::string, std::string> data_;  // guarded by mu_
   size_t total_ = 0;                         // guarded by mu_
 };
 
 absl::StatusOr<std::unique_ptr<TcpStoreServer>> TcpStoreServer::Start(const std::string& host,
-                                                                      int port,
-                                                                      StoreLimits limits) {
+                                                                      int port, StoreLimits limits,
+                                                                      std::string_view secret) {
+  SUBLET_RETURN_IF_ERROR(internal::CheckSecretSize(secret, "rendezvous store"));
+  if (!secret.empty()) SUBLET_RETURN_IF_ERROR(internal::SodiumReady());
   int bound = 0;
   SUBLET_ASSIGN_OR_RETURN(Fd fd, internal::Listen(host, port, &bound));
-  return std::unique_ptr<TcpStoreServer>(
-      new TcpStoreServer(std::make_unique<Impl>(std::move(fd), bound, limits)));
+  return std::unique_ptr<TcpStoreServer>(new TcpStoreServer(
+      std::make_unique<Impl>(std::move(fd), bound, limits, std::string(secret))));
 }
 
 TcpStoreServer::TcpStoreServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -208,6 +250,14 @@ class TcpStore::Impl {
     uint8_t code;
     uint32_t len;
     SUBLET_RETURN_IF_ERROR(internal::ReadFull(fd_.get(), &code, 1, deadline, what));
+    if (code > kRefused) shutdown(fd_.get(), SHUT_RDWR);  // out of step: no later call may read on
+    if (code == internal::kChallengeMarker) {
+      return absl::PermissionDeniedError(
+          absl::StrCat(what,
+                       ": the store demands the job-secret challenge and this client has no secret "
+                       "(SUBLET_JOB_SECRET unset?)"));
+    }
+    if (code > kRefused) return absl::DataLossError(absl::StrCat(what, ": bad reply code"));
     SUBLET_RETURN_IF_ERROR(internal::ReadFull(fd_.get(), &len, 4, deadline, what));
     if (len > (size_t{16} << 20)) return absl::DataLossError(what + ": oversized reply");
     std::string payload(len, '\0');
@@ -224,12 +274,21 @@ class TcpStore::Impl {
   std::mutex mu_;
 };
 
-absl::StatusOr<std::shared_ptr<TcpStore>> TcpStore::Connect(
-    const std::string& host, int port, absl::Time deadline,
-    std::shared_ptr<TcpStoreServer> server, absl::Duration linger) {
+absl::StatusOr<std::shared_ptr<TcpStore>> TcpStore::Connect(const std::string& host, int port,
+                                                            absl::Time deadline,
+                                                            std::shared_ptr<TcpStoreServer> server,
+                                                            absl::Duration linger,
+                                                            std::string_view secret) {
+  std::string where = absl::StrCat(host, ":", port);
+  SUBLET_RETURN_IF_ERROR(internal::CheckSecretSize(secret, "rendezvous store at " + where));
   SUBLET_ASSIGN_OR_RETURN(Fd fd, internal::Connect(host, port, deadline, "rendezvous store"));
-  return std::shared_ptr<TcpStore>(new TcpStore(std::make_unique<Impl>(
-      std::move(fd), absl::StrCat(host, ":", port), std::move(server), linger)));
+  if (!secret.empty()) {
+    internal::PeerAuth auth{secret, internal::AuthPurpose::kStore, "",
+                            "rendezvous store at " + where};
+    SUBLET_RETURN_IF_ERROR(internal::AnswerChallenge(fd.get(), auth, "", deadline));
+  }
+  return std::shared_ptr<TcpStore>(new TcpStore(
+      std::make_unique<Impl>(std::move(fd), std::move(where), std::move(server), linger)));
 }
 
 TcpStore::TcpStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

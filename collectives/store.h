@@ -2,7 +2,16 @@
 // (like PyTorch's TCPStore). Ranks publish their addresses and shared-memory
 // names in it and wait for each other's; it carries no bulk data.
 //
-// Protocol (one request, one response, on a persistent connection):
+// Protocol, on a persistent connection:
+//   0. When the store has a job secret (SUBLET_JOB_SECRET, 32 bytes), the
+//      server first runs the challenge-response of internal/peer_auth.h
+//      (purpose "store", empty context): it sends 0xa7 || Ns, the client
+//      answers Nc || HMAC(secret, "sublet/store/connector" || Ns || Nc), the
+//      server checks it and answers HMAC(secret, "sublet/store/acceptor" ||
+//      Nc || Ns), which the client checks. A connection that fails is closed
+//      before any request is read; one that stays silent is closed after
+//      10 s. The secret is never sent. Without a secret there is no step 0.
+//   Then one request, one response at a time:
 //   1. Request: u8 command (1 set, 2 get, 3 add), u32 key length, key bytes,
 //      then for set: u32 value length + value; for get: i64 wait in ms;
 //      for add: i64 delta. Integers are little-endian.
@@ -10,7 +19,9 @@
 //      (get: the value; add: the new value as 8 bytes; refused: the reason).
 //   3. get blocks in the server until the key exists or the wait runs out.
 // Untrusted input is bounded: keys <= 1 KiB, values <= 16 MiB, 256 MiB in all,
-// 4096 connections; anything else closes that connection.
+// 4096 connections (those still in step 0 included); anything else closes
+// that connection. Each connection is served on its own thread, so a slow
+// or silent peer holds up no one else.
 //
 // Thread-safety: TcpStore and PrefixStore are safe to share between threads.
 #pragma once
@@ -18,6 +29,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -46,13 +58,16 @@ struct StoreLimits {
 };
 
 // Serves the store on host:port (port 0: an ephemeral one) until destroyed.
+// `secret`: empty (anyone who reaches the port is served) or the job
+// attempt's 32 raw bytes (only clients that prove it are).
 class TcpStoreServer {
  public:
   static absl::StatusOr<std::unique_ptr<TcpStoreServer>> Start(const std::string& host, int port,
-                                                               StoreLimits limits = {});
+                                                               StoreLimits limits = {},
+                                                               std::string_view secret = {});
   ~TcpStoreServer();
   int port() const;
-  // Waits until no client is connected, or until `deadline`.
+  // Waits until no client is connected (past the handshake), or until `deadline`.
   void WaitForClientsToLeave(absl::Time deadline);
 
   class Impl;
@@ -68,12 +83,16 @@ class TcpStoreServer {
 // a rank 0 that finishes first does not pull the store from under the others.
 // Bootstrap passes the collective timeout: a peer silent that long is hung,
 // and waiting longer would only delay reporting the failure.
+// `secret` must be the server's: with one, Connect proves it and checks the
+// server's proof (PermissionDenied naming the store if either fails); with
+// none, a server that demands one makes the first call PermissionDenied and
+// the connection unusable.
 class TcpStore final : public Store {
  public:
   static absl::StatusOr<std::shared_ptr<TcpStore>> Connect(
       const std::string& host, int port, absl::Time deadline,
-      std::shared_ptr<TcpStoreServer> server = nullptr,
-      absl::Duration linger = absl::Seconds(30));
+      std::shared_ptr<TcpStoreServer> server = nullptr, absl::Duration linger = absl::Seconds(30),
+      std::string_view secret = {});
   ~TcpStore() override;
 
   absl::Status Set(const std::string& key, const std::string& value) override;

@@ -178,6 +178,7 @@ absl::StatusOr<std::unique_ptr<Backend>> HostBackend::Split(const OpContext& ctx
   child.store = std::make_shared<PrefixStore>(group_.store, absl::StrCat("split", n, "/", color));
   child.size = static_cast<int>(members.size());
   child.node = group_.node;
+  child.secret = group_.secret;
   for (int i = 0; i < child.size; ++i) {
     if (std::get<1>(members[i]) == rank()) child.rank = i;
   }
@@ -197,8 +198,9 @@ absl::StatusOr<std::unique_ptr<internal::Backend>> CreateHostBackend(
   SUBLET_ASSIGN_OR_RETURN(std::vector<std::string> nodes,
                           AllGatherViaStore(*group.store, "node", group.rank, group.size,
                                             group.node, deadline));
-  SUBLET_ASSIGN_OR_RETURN(std::unique_ptr<TcpMesh> mesh,
-                          TcpMesh::Connect(*group.store, group.rank, group.size, deadline));
+  SUBLET_ASSIGN_OR_RETURN(
+      std::unique_ptr<TcpMesh> mesh,
+      TcpMesh::Connect(*group.store, group.rank, group.size, deadline, group.secret));
   std::unique_ptr<ShmSegment> shm;
   bool one_node = std::all_of(nodes.begin(), nodes.end(),
                               [&](const std::string& n) { return n == nodes[0]; });
@@ -224,10 +226,9 @@ absl::StatusOr<std::unique_ptr<internal::Backend>> CreateHostBackend(
   auto backend = std::make_unique<HostBackend>(group, options, std::move(mesh), std::move(shm));
   if (!one_node && uniform && local_size > 1) {
     HostGroup local{std::make_shared<PrefixStore>(group.store, "local/" + group.node), local_rank,
-                    local_size, group.node};
-    HostGroup cross{std::make_shared<PrefixStore>(group.store,
-                                                  absl::StrCat("cross/", local_rank)),
-                    node_index, static_cast<int>(order.size()), group.node};
+                    local_size, group.node, group.secret};
+    HostGroup cross{std::make_shared<PrefixStore>(group.store, absl::StrCat("cross/", local_rank)),
+                    node_index, static_cast<int>(order.size()), group.node, group.secret};
     SUBLET_ASSIGN_OR_RETURN(auto l, CreateHostBackend(std::move(local), options, deadline));
     SUBLET_ASSIGN_OR_RETURN(auto c, CreateHostBackend(std::move(cross), options, deadline));
     backend->SetHierarchy(std::move(l), std::move(c));

@@ -24,6 +24,7 @@ struct HostGroup {
   int rank = 0;
   int size = 1;
   std::string node;  // ranks with equal node names share memory
+  std::string secret;  // the job secret (32 raw bytes) the TCP mesh proves; empty: none
 };
 
 absl::StatusOr<std::unique_ptr<internal::Backend>> CreateHostBackend(

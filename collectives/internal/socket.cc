@@ -90,6 +90,25 @@ class RecvLowWater {
   int rcvbuf_ = -1;  // read once, at the first wait
 };
 
+// Errors accept() reports for a connection that failed in the backlog (see
+// accept(2)): the fault of that peer, so they must not fail the listener.
+bool PeerGoneBeforeAccept(int err) {
+  switch (err) {
+    case ECONNABORTED:
+    case EPROTO:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 void Fd::Reset() {
@@ -124,6 +143,7 @@ absl::StatusOr<Fd> Accept(int listen_fd, absl::Time deadline, const std::string&
       setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
       return Fd(c);
     }
+    if (PeerGoneBeforeAccept(errno)) continue;  // that one is gone; take the next
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return Errno(what, "accept");
     if (absl::Now() >= deadline) return Timeout(what, "waiting for a connection");
     pollfd p{listen_fd, POLLIN, 0};

@@ -60,6 +60,78 @@ TEST(RankInfo, RejectsMissingOrBadValuesNamingTheVariable) {
   EXPECT_NE(no_store.status().message().find("SUBLET_RENDEZVOUS"), std::string::npos);
 }
 
+std::map<std::string, std::string> WorkerEnv(std::string secret) {
+  return {{"SUBLET_RANK", "0"},
+          {"SUBLET_WORLD_SIZE", "1"},
+          {"SUBLET_RENDEZVOUS", "h:1"},
+          {"SUBLET_JOB_SECRET", std::move(secret)}};
+}
+
+TEST(RankInfo, DecodesTheJobSecret) {
+  std::string hex, raw;
+  for (int i = 0; i < 32; ++i) {
+    const char digits[] = "0123456789abcdef";
+    hex += {digits[(i * 7 + 3) >> 4 & 15], digits[(i * 7 + 3) & 15]};
+    raw += static_cast<char>(i * 7 + 3);
+  }
+  auto info = RankInfoFromEnv(Env(WorkerEnv(hex)));
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->secret, raw);
+}
+
+TEST(RankInfo, AbsentOrEmptyJobSecretMeansNone) {
+  auto empty = RankInfoFromEnv(Env(WorkerEnv("")));
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_TRUE(empty->secret.empty());
+  auto absent =
+      RankInfoFromEnv(Env({{"OMPI_COMM_WORLD_RANK", "0"}, {"OMPI_COMM_WORLD_SIZE", "1"}}));
+  ASSERT_TRUE(absent.ok()) << absent.status();
+  EXPECT_TRUE(absent->secret.empty());
+}
+
+TEST(RankInfo, RejectsAMalformedJobSecretWithoutEchoingIt) {
+  const std::string good(64, 'a');
+  for (const std::string& bad : {good.substr(1), good + "a", "G" + good.substr(1),
+                                 "A" + good.substr(1), "z" + good.substr(1)}) {
+    auto info = RankInfoFromEnv(Env(WorkerEnv(bad)));
+    EXPECT_TRUE(absl::IsInvalidArgument(info.status())) << info.status();
+    EXPECT_NE(info.status().message().find("SUBLET_JOB_SECRET"), std::string::npos);
+    EXPECT_EQ(info.status().message().find(bad.substr(0, 16)), std::string::npos) << info.status();
+  }
+}
+
+// Ranks as threads, bootstrapped as under the Sublet worker with a job
+// secret: the store and the TCP mesh both admit them.
+TEST(RankInfo, RanksWithTheSameJobSecretFormACommunicator) {
+  const int world = 2;
+  int port = 0;
+  {  // a port that was free a moment ago; rank 0's store binds it
+    auto probe = internal::Listen("127.0.0.1", 0, &port);
+    ASSERT_TRUE(probe.ok());
+  }
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < world; ++r) {
+    ranks.emplace_back([&, r] {
+      auto info = RankInfoFromEnv(Env({{"SUBLET_RANK", std::to_string(r)},
+                                       {"SUBLET_WORLD_SIZE", std::to_string(world)},
+                                       {"SUBLET_NODE_NAME", "n" + std::to_string(r)},
+                                       {"SUBLET_RENDEZVOUS", "127.0.0.1:" + std::to_string(port)},
+                                       {"SUBLET_JOB_SECRET", std::string(64, 'c')}}));
+      ASSERT_TRUE(info.ok()) << info.status();
+      CommunicatorOptions o;
+      o.backend = BackendKind::kHost;
+      o.timeout = absl::Seconds(30);
+      auto comm = CreateCommunicator(*info, o);
+      ASSERT_TRUE(comm.ok()) << comm.status();
+      int64_t v = r + 1;
+      ASSERT_TRUE((*comm)->AllReduce(&v, &v, 1, DataType::kI64, ReduceOp::kSum).ok());
+      EXPECT_EQ(v, 3);
+      EXPECT_EQ((*comm)->backend_name(), "host(tcp)");
+    });
+  }
+  for (auto& t : ranks) t.join();
+}
+
 TEST(Backends, NcclIsRefusedWithAReasonWithoutADevice) {
   auto devices = nccl::CudaDeviceCount();
   if (devices.ok()) GTEST_SKIP() << "a CUDA device exists here";

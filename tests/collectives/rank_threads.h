@@ -39,17 +39,20 @@ inline CommunicatorOptions TestOptions() {
   return o;
 }
 
+// `secret`: the job secret the store and the mesh demand (empty: none).
 inline void RunRanks(int world, Layout layout, const CommunicatorOptions& options,
-                     const std::function<void(Communicator&)>& body) {
-  auto server = TcpStoreServer::Start("127.0.0.1", 0);
+                     const std::function<void(Communicator&)>& body,
+                     const std::string& secret = "") {
+  auto server = TcpStoreServer::Start("127.0.0.1", 0, {}, secret);
   ASSERT_TRUE(server.ok()) << server.status();
   const int port = (*server)->port();
   std::vector<std::thread> threads;
   for (int r = 0; r < world; ++r) {
     threads.emplace_back([&, r] {
-      auto store = TcpStore::Connect("127.0.0.1", port, absl::Now() + absl::Seconds(10));
+      auto store = TcpStore::Connect("127.0.0.1", port, absl::Now() + absl::Seconds(10), nullptr,
+                                     absl::Seconds(30), secret);
       ASSERT_TRUE(store.ok()) << store.status();
-      auto comm = CreateHostCommunicator(*store, r, world, NodeOf(layout, r), options);
+      auto comm = CreateHostCommunicator(*store, r, world, NodeOf(layout, r), options, secret);
       ASSERT_TRUE(comm.ok()) << comm.status();
       body(**comm);
     });
