@@ -69,6 +69,10 @@ absl::StatusOr<protocols::WorkerSync> Cluster::OnWorkerReport(
   node.address = report.address;
   node.instance = report.instance;
   node.isolation = report.isolation;
+  // A node recovered from the store is unschedulable until its worker
+  // reports (no peer to send work to); a pass made before that left jobs
+  // waiting, so the first report must make another.
+  if (node.peer.empty() && !peer.empty()) sched_dirty_ = true;
   node.peer = peer;
   node.last_seen = clock_.Now();
   node.free_ports = report.free_ports;

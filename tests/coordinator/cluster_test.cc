@@ -323,6 +323,19 @@ TEST_F(ClusterTest, RecoverRestoresRunningJobsAndTheirPlacement) {
   EXPECT_THAT(recovered.SyncFor(*recovered.FindNode("node-a")).desired, SizeIs(2));
 }
 
+TEST_F(ClusterTest, JobSubmittedBeforeARecoveredNodeReportsStartsOnItsFirstReport) {
+  Report("node-a");
+  ASSERT_TRUE(cluster_->Recover().ok());  // the node is known, but not connected yet
+  uint64_t id = Submit(Spec(1, 1));
+  Schedule();
+  EXPECT_EQ(JobById(id).state, JobState::kPending);
+  EXPECT_FALSE(cluster_->NeedsScheduling());
+  Report("node-a");  // the same worker, reconnected
+  EXPECT_TRUE(cluster_->NeedsScheduling()) << "the node's first report must trigger a pass";
+  Schedule();
+  EXPECT_EQ(JobById(id).state, JobState::kRunning);
+}
+
 TEST_F(ClusterTest, ReportWithoutIncarnationIsRefused) {
   protocols::WorkerReport r;
   r.node = "node-a";

@@ -3,10 +3,14 @@
 // ITERS all-reduces, checking the sums. With STRAGGLER set, that rank stops
 // before the second all-reduce and never arrives (a hung peer): the others
 // must fail with DeadlineExceeded naming the operation and the peer.
+// COLLECTIVE_TIMEOUT_S overrides the collective (and bootstrap) timeout, 3 s.
+// With COLLECTIVE_GATE=PATH, each rank creates PATH.ready-RANK once its
+// communicator exists and waits until PATH exists before the all-reduces.
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "collectives/bootstrap.h"
@@ -26,11 +30,17 @@ int main(int argc, char** argv) {
   }
   CommunicatorOptions options;
   options.backend = BackendKind::kHost;
-  options.timeout = absl::Seconds(3);
+  const char* timeout = std::getenv("COLLECTIVE_TIMEOUT_S");
+  options.timeout = absl::Seconds(timeout ? std::atoi(timeout) : 3);
   auto comm = CreateCommunicator(*info, options);
   if (!comm.ok()) {
     std::fprintf(stderr, "%s\n", comm.status().ToString().c_str());
     return 1;
+  }
+  if (const char* gate = std::getenv("COLLECTIVE_GATE")) {
+    const std::string ready = std::string(gate) + ".ready-" + std::to_string(info->rank);
+    if (FILE* f = std::fopen(ready.c_str(), "w")) std::fclose(f);
+    while (access(gate, F_OK) != 0) usleep(50 * 1000);
   }
   std::vector<float> data(4096);
   for (int i = 0; i < iters; ++i) {

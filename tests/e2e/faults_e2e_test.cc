@@ -22,21 +22,11 @@ namespace {
 using ::testing::HasSubstr;
 using nlohmann::json;
 
-// Processes on this host whose environment says they are ranks of `job`'s
-// attempt `attempt` (the ranks and whatever they started).
+// Processes of `job`'s attempt `attempt` (the ranks and whatever they started).
 std::vector<int> ProcessesOfAttempt(const std::string& job, const std::string& attempt) {
   std::vector<int> pids;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(entry.path() / "environ", std::ios::binary);
-    std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const std::string nul(1, '\0');
-    const std::string all = nul + env;
-    if (all.find(nul + "SUBLET_JOB_ID=" + job + nul) != std::string::npos &&
-        all.find(nul + "SUBLET_ATTEMPT=" + attempt + nul) != std::string::npos) {
-      pids.push_back(std::stoi(name));
-    }
+  for (JobProcess& p : ProcessesOfJob(job)) {
+    if (p.env["SUBLET_ATTEMPT"] == attempt) pids.push_back(p.pid);
   }
   return pids;
 }

@@ -22,23 +22,6 @@ using ::testing::HasSubstr;
 constexpr auto kDeadline = std::chrono::seconds(60);
 constexpr auto kPollEvery = std::chrono::milliseconds(50);
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// Polls `path` until it holds `text`; false at the deadline.
-bool WaitForText(const std::string& path, const std::string& text) {
-  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
-  while (Slurp(path).find(text) == std::string::npos) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(kPollEvery);
-  }
-  return true;
-}
-
 // The exit code of `pid`, or -1 (after killing it) at the deadline.
 int WaitForExit(pid_t pid) {
   const auto deadline = std::chrono::steady_clock::now() + kDeadline;
@@ -76,15 +59,15 @@ TEST(LogsE2eTest, FollowOutlivesACoordinatorRestartAndExitsZeroWhenTheJobEnds) {
                {"SUBLET_COORDINATOR_KEY", cluster.coordinator_key()}},
               out, err);
   ASSERT_GT(follower, 0);
-  ASSERT_TRUE(WaitForText(out, "before the restart\n")) << Slurp(err);
+  ASSERT_TRUE(WaitForText(out, "before the restart\n")) << ReadFile(err);
 
   cluster.KillCoordinator(SIGKILL);
-  ASSERT_TRUE(WaitForText(err, "coordinator unreachable, retrying...")) << Slurp(err);
+  ASSERT_TRUE(WaitForText(err, "coordinator unreachable, retrying...")) << ReadFile(err);
   cluster.StartCoordinator();
   std::ofstream(go) << "go\n";
 
-  EXPECT_EQ(WaitForExit(follower), 0) << Slurp(err);
-  EXPECT_EQ(Slurp(out), "before the restart\nafter the restart\n");
+  EXPECT_EQ(WaitForExit(follower), 0) << ReadFile(err);
+  EXPECT_EQ(ReadFile(out), "before the restart\nafter the restart\n");
   EXPECT_EQ(cluster.WaitForState(id, "succeeded")["attempt"], 1) << "the rank ran through";
 }
 

@@ -31,13 +31,6 @@ namespace {
 constexpr auto kDeadline = std::chrono::seconds(90);
 constexpr auto kPollEvery = std::chrono::milliseconds(50);
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 int FreePort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -70,6 +63,45 @@ std::vector<std::string> EnvWith(const std::map<std::string, std::string>& extra
 }
 
 }  // namespace
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::vector<JobProcess> ProcessesOfJob(const std::string& job) {
+  std::vector<JobProcess> found;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    JobProcess p;
+    p.pid = std::stoi(name);
+    const std::string env = ReadFile(entry.path() / "environ");
+    for (size_t start = 0; start < env.size();) {
+      size_t end = env.find('\0', start);
+      if (end == std::string::npos) end = env.size();
+      const std::string kv = env.substr(start, end - start);
+      if (size_t eq = kv.find('='); eq != std::string::npos) p.env[kv.substr(0, eq)] = kv.substr(eq + 1);
+      start = end + 1;
+    }
+    if (p.env["SUBLET_JOB_ID"] != job) continue;
+    p.comm = ReadFile(entry.path() / "comm");
+    if (!p.comm.empty() && p.comm.back() == '\n') p.comm.pop_back();
+    found.push_back(std::move(p));
+  }
+  return found;
+}
+
+bool WaitForText(const std::string& path, const std::string& text) {
+  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  while (ReadFile(path).find(text) == std::string::npos) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(kPollEvery);
+  }
+  return true;
+}
 
 pid_t SpawnTo(std::vector<std::string> argv, const std::map<std::string, std::string>& env,
               const std::string& out, const std::string& err) {

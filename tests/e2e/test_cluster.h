@@ -91,6 +91,21 @@ bool HasEvent(const nlohmann::json& job, const std::string& kind);
 // appended to `dir`/violations: a GPU given twice, or a rank running twice.
 std::string LockingRank(const std::string& dir, const std::string& then);
 
+// The whole file (binary-safe), or "" if it cannot be read.
+std::string ReadFile(const std::string& path);
+// Polls `path` until it holds `text`; false at the deadline.
+bool WaitForText(const std::string& path, const std::string& text);
+
+// A process on this host whose environment names a job.
+struct JobProcess {
+  int pid = 0;
+  std::string comm;  // /proc/PID/comm
+  std::map<std::string, std::string> env;
+};
+// Processes whose environment has SUBLET_JOB_ID=`job`: its ranks and whatever
+// they started (read as root, from the host's /proc).
+std::vector<JobProcess> ProcessesOfJob(const std::string& job);
+
 // Starts argv with extra environment, appending stdout/stderr to files.
 pid_t SpawnTo(std::vector<std::string> argv, const std::map<std::string, std::string>& env,
               const std::string& out, const std::string& err);
