@@ -104,8 +104,12 @@ struct SubmitResult {
   size_t stored = 0;
 };
 
-SubmitResult DurableSubmissions(const SchedBenchOptions& o, const std::string& dir) {
+// `plaintext`: the coordinator and its clients without CURVE (the wire
+// security baseline); otherwise as deployed, with CURVE and a pinned key.
+SubmitResult DurableSubmissions(const SchedBenchOptions& o, const std::string& dir,
+                                bool plaintext = false) {
   coordinator::CoordinatorOptions copts;
+  copts.plaintext = plaintext;
   copts.listen = "tcp://127.0.0.1:0";
   copts.state_dir = dir + "/coordinator";
   copts.config.storage_root = dir + "/storage";
@@ -125,6 +129,7 @@ SubmitResult DurableSubmissions(const SchedBenchOptions& o, const std::string& d
       client::Client cl({.endpoint = (*coord)->endpoint(),
                          .token = "bench-token",
                          .coordinator_key = (*coord)->public_key(),
+                         .plaintext = plaintext,
                          .timeout = std::chrono::seconds(30)});
       for (int i = c; i < o.submissions; i += o.clients) {
         (cl.Submit(BenchSpec(i)).ok() ? acked : failed)++;
@@ -267,6 +272,19 @@ Report RunSchedBench(const SchedBenchOptions& o, const std::string& command) {
                          {"stored_after_restart", ours.stored}, {"ours_per_s", ours.per_s},
                          {"peer", "sqlite_commit_per_request"}, {"peer_per_s", peer},
                          {"ratio", ours.per_s / peer}, {"target_per_s", 1000}});
+  // CURVE against plain TCP, alternated in fresh state dirs; the best round of each.
+  double curve = 0, plain = 0;
+  for (int round = 0; round < o.wire_rounds; ++round) {
+    std::string a = TempDir(dir, "plain"), b = TempDir(dir, "curve");
+    plain = std::max(plain, DurableSubmissions(o, a, /*plaintext=*/true).per_s);
+    curve = std::max(curve, DurableSubmissions(o, b).per_s);
+    std::filesystem::remove_all(a);
+    std::filesystem::remove_all(b);
+  }
+  report.rows.push_back({{"op", "durable_submit_wire"}, {"clients", o.clients},
+                         {"rounds", o.wire_rounds}, {"ours", "curve"}, {"ours_per_s", curve},
+                         {"peer", "plaintext_tcp"}, {"peer_per_s", plain},
+                         {"ratio", plain > 0 ? curve / plain : 0}, {"target_ratio", 0.8}});
   report.rows.push_back(PurePass(o));
   report.rows.push_back(ClusterPass(o, dir));
   std::filesystem::remove_all(dir);
@@ -285,12 +303,17 @@ std::pair<CLI::App*, std::function<Report(const std::string&)>> AddSchedCommand(
       "has --clients threads (one ZeroMQ socket each) submit --submissions 2-node jobs in total "
       "and reports acknowledged submissions/s; reopens the store to check every acknowledged job "
       "is there. Peer: the same rows written with one SQLite WAL commit (fsync) per request. "
+      "Then the same submissions over CURVE (as deployed) against plain TCP, alternated "
+      "--wire-rounds times. "
       "Then times one scheduling pass over --nodes nodes x --gpus-per-node GPUs (randomly half "
       "busy) and --pending-jobs queued gang jobs of mixed sizes: the pure pass (median of "
       "--repeats) and the coordinator's pass including the store writes of its placements.");
   s->add_option("--clients", o->clients)->capture_default_str();
   s->add_option("--submissions", o->submissions)->capture_default_str();
   s->add_option("--baseline-commits", o->baseline_commits)->capture_default_str();
+  s->add_option("--wire-rounds", o->wire_rounds,
+                "rounds of the same submissions over CURVE and over plain TCP")
+      ->capture_default_str();
   s->add_option("--nodes", o->nodes)->capture_default_str();
   s->add_option("--gpus-per-node", o->gpus_per_node)->capture_default_str();
   s->add_option("--pending-jobs", o->pending_jobs)->capture_default_str();

@@ -18,6 +18,7 @@ struct SchedBenchOptions {
   int clients = 8;               // concurrent client threads, one socket each
   int submissions = 4000;        // in total, spread over the clients
   int baseline_commits = 400;    // rows for the one-commit-per-request peer
+  int wire_rounds = 3;           // CURVE vs plaintext rounds (best of each)
   int nodes = 1000;              // scheduling pass: cluster size
   int gpus_per_node = 8;
   int pending_jobs = 10000;      // scheduling pass: queue length
