@@ -215,5 +215,62 @@ TEST(WireE2eTest, AProcessThatIsNotARankCannotReadTheRendezvousNorJoinTheMesh) {
   }
 }
 
+TEST(WireE2eTest, AClientPinnedToAnotherKeyExits5OnTheHandshakeNotAtItsTimeout) {
+  TestCluster::Options options;
+  options.workers = 0;
+  TestCluster cluster(options);
+  // A well-formed key that is not the coordinator's (a worker's key file).
+  const std::string other = cluster.dir() + "/other.key";
+  CommandResult key = e2e::Run({Bin("sublet-worker"), "--key-file", other, "--work-dir",
+                           cluster.dir() + "/other", "--show-public-key"},
+                          {}, cluster.dir());
+  ASSERT_EQ(key.exit_code, 0) << key.err;
+  const std::string wrong = key.out.substr(0, key.out.find('\n'));
+  ASSERT_NE(wrong, cluster.coordinator_key());
+  CommandResult r = e2e::Run({Bin("sublet"), "--coordinator", cluster.endpoint(), "--coordinator-key",
+                         wrong, "--token", "acme-token", "--timeout", "10m", "jobs"},
+                        {{"HOME", cluster.dir()}, {"XDG_CONFIG_HOME", cluster.dir() + "/xdg"}},
+                        cluster.dir());
+  EXPECT_EQ(r.exit_code, 5) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("not the pinned " + wrong));
+  EXPECT_THAT(r.err, ::testing::Not(HasSubstr("within")))  // not "no reply within 10m"
+      << "it waited for its timeout";
+  // The right key works against the same coordinator.
+  EXPECT_EQ(cluster.Sublet({"jobs"}).exit_code, 0);
+}
+
+TEST(WireE2eTest, AWorkerWithAnUnlistedKeyIsRefusedAndTheRefusalIsAudited) {
+  TestCluster::Options options;
+  options.workers = 1;
+  options.gpus = 1;
+  TestCluster cluster(options);
+  // Its own fresh key, the right token, the right coordinator key: only the
+  // key is not listed under workers.keys.
+  const std::string work = cluster.dir() + "/intruder";
+  const pid_t intruder = SpawnTo(
+      {Bin("sublet-worker"), "--coordinator", cluster.endpoint(), "--coordinator-key",
+       cluster.coordinator_key(), "--name", "node-9", "--gpus", "8", "--work-dir", work,
+       "--token-file", cluster.dir() + "/node-token", "--heartbeat", "200ms", "--no-isolation"},
+      {}, cluster.dir() + "/intruder.log", cluster.dir() + "/intruder.log");
+  ASSERT_GT(intruder, 0);
+  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  json refusal, audit;
+  while (refusal.is_null() && std::chrono::steady_clock::now() < deadline) {
+    audit = cluster.Json({"audit"}, "admin-token");
+    for (const json& e : audit["entries"]) {
+      if (e["action"] == "registration_refused" && e["who"] == "worker:node-9") refusal = e;
+    }
+    if (refusal.is_null()) std::this_thread::sleep_for(kPollEvery);
+  }
+  kill(intruder, SIGKILL);
+  waitpid(intruder, nullptr, 0);
+  ASSERT_FALSE(refusal.is_null()) << audit.dump(2);
+  EXPECT_THAT(refusal["detail"].get<std::string>(), HasSubstr("not listed under workers.keys"));
+  for (const json& n : cluster.Json({"nodes"}, "admin-token")["nodes"]) {
+    EXPECT_NE(n["name"], "node-9") << "an unlisted node registered";
+  }
+  EXPECT_THAT(ReadFile(cluster.dir() + "/intruder.log"), HasSubstr("may not register"));
+}
+
 }  // namespace
 }  // namespace sublet::e2e
