@@ -132,6 +132,13 @@ absl::StatusOr<uint64_t> Cluster::Submit(const std::string& tenant, protocols::J
   if (!spec.array.empty()) {
     SUBLET_ASSIGN_OR_RETURN(array, protocols::ParseArraySpec(spec.array, limits));
   }
+  const protocols::Priority allowed =
+      AllowedPriority(config_.PolicyOf(tenant), config_.policies_configured);
+  if (spec.priority > allowed) {
+    return absl::InvalidArgumentError(fmt::format(
+        "priority: {} is above tenant {}'s max_priority ({}) in the coordinator's config",
+        protocols::PriorityName(spec.priority), tenant, protocols::PriorityName(allowed)));
+  }
   const std::vector<uint32_t>& indices = array.indices;
   const size_t count = indices.empty() ? 1 : indices.size();
   const uint32_t limit = config_.max_jobs_per_tenant;

@@ -43,6 +43,7 @@
 #include "coordinator/dependencies.h"
 #include "coordinator/gpu_ledger.h"
 #include "coordinator/model.h"
+#include "coordinator/scheduler.h"
 #include "coordinator/store.h"
 #include "protocols/messages.h"
 
@@ -126,6 +127,9 @@ class Cluster {
   // Pending jobs whose dependencies do not hold yet get the reason; those
   // whose never will are cancelled. True when the job may be placed.
   absl::StatusOr<bool> DependenciesHold(Job& job, std::map<uint64_t, DependencyTarget>& cache);
+  // Quotas and shares for this pass (fair_share.h); sets each pending job's tenant index.
+  SchedPolicy QuotaPolicy(const std::vector<SchedNode>& nodes,
+                          std::vector<SchedJob>& pending) const;
   absl::Status Event(Job& job, const std::string& kind, const std::string& who,
                      const std::string& message);
   absl::Status Save(Job& job);

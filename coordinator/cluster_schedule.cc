@@ -8,6 +8,7 @@
 #include "common/duration.h"
 #include "common/log.h"
 #include "common/plural.h"
+#include "coordinator/accounting.h"
 #include "coordinator/cluster.h"
 #include "coordinator/scheduler.h"
 #include "fmt/format.h"
@@ -139,7 +140,10 @@ absl::Status Cluster::Schedule() {
     pending.push_back({id, static_cast<int>(job.spec.priority), id, job.spec.nodes,
                        job.spec.gpus_per_node, job.spec.time_limit, min_nodes});
   }
-  SchedResult result = coordinator::Schedule(sched_nodes, running, std::move(pending), clock_.Now());
+  SchedPolicy policy;
+  if (config_.policies_configured) policy = QuotaPolicy(sched_nodes, pending);
+  SchedResult result =
+      coordinator::Schedule(sched_nodes, running, std::move(pending), clock_.Now(), policy);
   for (Waiting& w : result.waiting) jobs_.at(w.job_id).reason = std::move(w.reason);
   for (const Placement& p : result.placements) {
     std::vector<const Node*> chosen;
@@ -147,6 +151,46 @@ absl::Status Cluster::Schedule() {
     SUBLET_RETURN_IF_ERROR(StartAttempt(jobs_.at(p.job_id), chosen, p.gpus));
   }
   return absl::OkStatus();
+}
+
+SchedPolicy Cluster::QuotaPolicy(const std::vector<SchedNode>& nodes,
+                                 std::vector<SchedJob>& pending) const {
+  SchedPolicy policy;
+  policy.quotas = true;
+  std::map<std::string, uint32_t> index;
+  auto tenant_index = [&](const std::string& name) {
+    auto [it, added] = index.try_emplace(name, static_cast<uint32_t>(policy.tenants.size()));
+    if (added) {
+      const TenantPolicy p = config_.PolicyOf(name);
+      policy.tenants.push_back(
+          {name, p.quota_gpus.value_or(0), p.borrow_limit_gpus, p.weight, 0, 0});
+    }
+    return it->second;
+  };
+  for (const std::string& name : config_.TenantNames()) tenant_index(name);
+  uint32_t pool = 0;
+  for (const SchedNode& n : nodes) {
+    if (n.schedulable) pool += n.total_gpus;
+  }
+  const absl::Time now = clock_.Now();
+  const absl::Duration half_life = config_.fair_share_half_life;
+  std::vector<double> decayed(policy.tenants.size(), 0);
+  for (const auto& [id, job] : jobs_) {
+    const uint32_t t = tenant_index(job.tenant);
+    if (decayed.size() <= t) decayed.resize(t + 1, 0);
+    double used = job.gpu_seconds;
+    if (job.HasLiveRanks()) {
+      used += AttemptGpuSeconds(job, now);
+      for (const RankRecord& r : job.ranks) policy.tenants[t].in_use += r.exited ? 0 : 1;
+    }
+    // An ended job's GPU-seconds age from its end; an open job's count in full.
+    decayed[t] += used * (IsFinal(job.state) ? DecayFactor(now - job.end_time, half_life) : 1.0);
+  }
+  for (size_t t = 0; t < policy.tenants.size(); ++t) {
+    policy.tenants[t].history = HistoryFraction(decayed[t], pool, half_life);
+  }
+  for (SchedJob& job : pending) job.tenant = tenant_index(jobs_.at(job.id).tenant);
+  return policy;
 }
 
 absl::StatusOr<bool> Cluster::DependenciesHold(Job& job,

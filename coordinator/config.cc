@@ -8,6 +8,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "common/duration.h"
 #include "protocols/curve.h"
@@ -72,15 +73,79 @@ absl::Status AddCredential(const YAML::Node& node, const std::string& where, Pri
   return absl::OkStatus();
 }
 
+absl::StatusOr<uint32_t> WholeNumber(const YAML::Node& node, const std::string& field) {
+  uint32_t n = 0;
+  if (!node.IsScalar() || node.Scalar().empty() ||
+      node.Scalar().find_first_not_of("0123456789") != std::string::npos ||
+      !YAML::convert<uint32_t>::decode(node, n)) {
+    return FieldError(field, "must be a whole number");
+  }
+  return n;
+}
+
+// `{gpus: N}` at `field`.
+absl::StatusOr<uint32_t> GpuAmount(const YAML::Node& node, const std::string& field) {
+  if (!node.IsMap()) return FieldError(field, "expected {gpus: N}");
+  SUBLET_RETURN_IF_ERROR(CheckKeys(node, {"gpus"}, field));
+  if (!node["gpus"]) return FieldError(field + ".gpus", "required");
+  return WholeNumber(node["gpus"], field + ".gpus");
+}
+
+// A tenant's quota, borrow_limit, weight and max_priority (fair_share.h).
+absl::Status AddTenantPolicy(const YAML::Node& entry, const std::string& where,
+                             const std::string& name, Config& config) {
+  const bool any = entry["quota"] || entry["borrow_limit"] || entry["weight"] ||
+                   entry["max_priority"];
+  if (!any) return absl::OkStatus();
+  if (config.tenant_policies.count(name)) {
+    return FieldError(where, fmt::format("tenant {} has a quota, borrow_limit, weight or "
+                                         "max_priority in another entry already", name));
+  }
+  TenantPolicy policy;
+  if (entry["quota"]) {
+    SUBLET_ASSIGN_OR_RETURN(policy.quota_gpus, GpuAmount(entry["quota"], where + ".quota"));
+  }
+  if (entry["borrow_limit"]) {
+    SUBLET_ASSIGN_OR_RETURN(policy.borrow_limit_gpus,
+                            GpuAmount(entry["borrow_limit"], where + ".borrow_limit"));
+  }
+  if (const YAML::Node w = entry["weight"]) {
+    double weight = 0;
+    if (!w.IsScalar() || !YAML::convert<double>::decode(w, weight) || !(weight > 0) ||
+        !std::isfinite(weight)) {
+      return FieldError(where + ".weight", "must be a number above 0");
+    }
+    policy.weight = weight;
+  }
+  if (const YAML::Node p = entry["max_priority"]) {
+    const std::string text = p.IsScalar() ? p.Scalar() : "";
+    if (text == "low") {
+      policy.max_priority = protocols::Priority::kLow;
+    } else if (text == "normal") {
+      policy.max_priority = protocols::Priority::kNormal;
+    } else if (text == "high") {
+      policy.max_priority = protocols::Priority::kHigh;
+    } else {
+      return FieldError(where + ".max_priority", "must be low, normal or high");
+    }
+  }
+  config.tenant_policies[name] = policy;
+  config.policies_configured = true;
+  return absl::OkStatus();
+}
+
 absl::Status AddPrincipals(const YAML::Node& list, Role role, const std::string& field,
                            Config& config) {
   if (!list) return absl::OkStatus();
   if (!list.IsSequence()) return FieldError(field, "must be a list of {name, token}");
+  std::set<std::string> allowed = {"name", "token", "token_sha256"};
+  if (role == Role::kTenant) allowed.insert({"quota", "borrow_limit", "weight", "max_priority"});
   for (size_t i = 0; i < list.size(); ++i) {
     std::string where = fmt::format("{}[{}]", field, i);
-    SUBLET_RETURN_IF_ERROR(CheckKeys(list[i], {"name", "token", "token_sha256"}, where));
+    SUBLET_RETURN_IF_ERROR(CheckKeys(list[i], allowed, where));
     SUBLET_ASSIGN_OR_RETURN(std::string name, RequiredString(list[i]["name"], where + ".name"));
     SUBLET_RETURN_IF_ERROR(AddCredential(list[i], where, Principal{role, name}, config));
+    if (role == Role::kTenant) SUBLET_RETURN_IF_ERROR(AddTenantPolicy(list[i], where, name, config));
   }
   return absl::OkStatus();
 }
@@ -109,7 +174,7 @@ absl::Status AddWorkers(const YAML::Node& workers, Config& config) {
 absl::StatusOr<Config> ParseRoot(const YAML::Node& root) {
   SUBLET_RETURN_IF_ERROR(CheckKeys(
       root, {"storage_root", "heartbeat_timeout", "stop_grace", "max_jobs_per_tenant", "tenants",
-             "admins", "workers", "restart_backoff"},
+             "admins", "workers", "restart_backoff", "fair_share"},
       ""));
   Config config;
   SUBLET_ASSIGN_OR_RETURN(config.storage_root, RequiredString(root["storage_root"], "storage_root"));
@@ -154,6 +219,16 @@ absl::StatusOr<Config> ParseRoot(const YAML::Node& root) {
     }
     config.max_jobs_per_tenant = n;
   }
+  if (const YAML::Node fair = root["fair_share"]) {
+    if (!fair.IsMap()) return FieldError("fair_share", "expected {half_life: D}");
+    SUBLET_RETURN_IF_ERROR(CheckKeys(fair, {"half_life"}, "fair_share"));
+    if (fair["half_life"]) {
+      auto d = ParseDuration(fair["half_life"].Scalar());
+      if (!d.ok()) return FieldError("fair_share.half_life", std::string(d.status().message()));
+      config.fair_share_half_life = *d;
+    }
+    config.policies_configured = true;
+  }
   SUBLET_RETURN_IF_ERROR(AddPrincipals(root["tenants"], Role::kTenant, "tenants", config));
   SUBLET_RETURN_IF_ERROR(AddPrincipals(root["admins"], Role::kAdmin, "admins", config));
   if (root["workers"]) SUBLET_RETURN_IF_ERROR(AddWorkers(root["workers"], config));
@@ -192,6 +267,11 @@ std::optional<Principal> Config::Authenticate(std::string_view token) const {
 bool Config::AddToken(std::string_view token, Principal principal) {
   if (principal.role == Role::kWorker) worker_token = true;
   return token_digests.emplace(Sha256(token), std::move(principal)).second;
+}
+
+TenantPolicy Config::PolicyOf(const std::string& tenant) const {
+  auto it = tenant_policies.find(tenant);
+  return it == tenant_policies.end() ? TenantPolicy{} : it->second;
 }
 
 std::vector<std::string> Config::TenantNames() const {

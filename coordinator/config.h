@@ -5,13 +5,15 @@
 //   stop_grace: 10s                  # SIGTERM -> SIGKILL grace when stopping ranks
 //   max_jobs_per_tenant: 10000       # jobs one tenant may have not yet ended
 //   tenants:
-//     - {name: acme, token: "acme-token"}
+//     - {name: acme, token: "acme-token", quota: {gpus: 8}, borrow_limit: {gpus: 4},
+//        weight: 2, max_priority: high}              # all four optional: fair_share.h
 //     - {name: globex, token_sha256: "<64 hex digits>"}   # the file holds no credential
 //   admins:
 //     - {name: infra, token: "admin-token"}
 //   workers:
 //     keys: ["<node CURVE public key>", ...]   # only these nodes may register
 //     token: "node-token"                      # optional: then nodes must also send it
+//   fair_share: {half_life: 7d}                # usage decay for borrowers' order
 //
 // A token identifies exactly one tenant, one admin or the worker pool. Only
 // tokens' SHA-256 digests are kept in memory, whichever form the file used.
@@ -26,6 +28,7 @@
 
 #include "absl/time/time.h"
 #include "common/status.h"
+#include "coordinator/fair_share.h"
 
 namespace sublet::coordinator {
 
@@ -55,6 +58,13 @@ struct Config {
   std::set<std::string> worker_keys;
   // Whether `workers.token` is set: nodes must then present it too.
   bool worker_token = false;
+  // Per tenant (by name): quota, borrow limit, weight, max priority. A
+  // tenant without an entry has the defaults.
+  std::unordered_map<std::string, TenantPolicy> tenant_policies;
+  absl::Duration fair_share_half_life = absl::Hours(24 * 7);
+  // Whether any tenant policy field or fair_share was written: quotas and
+  // fair share apply, and max_priority defaults to normal.
+  bool policies_configured = false;
   // Not from the file: set by the coordinator at start from its state dir.
   // The key every job attempt's rank secret is derived from (32 raw bytes;
   // empty: ranks get no secret).
@@ -64,6 +74,8 @@ struct Config {
   std::optional<Principal> Authenticate(std::string_view token) const;
   // Adds a token; false when it (or its digest) is already taken.
   bool AddToken(std::string_view token, Principal principal);
+  // The tenant's policy (the defaults when it has none).
+  TenantPolicy PolicyOf(const std::string& tenant) const;
   // The names of all tenants, sorted, each once.
   std::vector<std::string> TenantNames() const;
 };

@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "common/plural.h"
+#include "coordinator/fair_share.h"
 #include "fmt/format.h"
 
 namespace sublet::coordinator {
@@ -37,8 +38,11 @@ class Pass {
     }
   }
 
-  void Consider(const SchedJob& job, SchedResult& out) {
-    if (!CouldEverFit(job, out)) return;
+  enum class Outcome { kPlaced, kWaits, kNeverFits };
+
+  // Places `job` or says in out.waiting why it waits.
+  Outcome Consider(const SchedJob& job, SchedResult& out) {
+    if (!CouldEverFit(job, out)) return Outcome::kNeverFits;
     const bool restricted = reservation_.active && !EndsBeforeShadow(job);
     // An elastic job (min_nodes, set only after a preemption) takes as many
     // of its nodes as fit now, down to min_nodes.
@@ -48,7 +52,7 @@ class Pass {
       SchedJob placed = job;
       placed.nodes = static_cast<uint32_t>(chosen.size());
       Place(placed, chosen, out);
-      return;
+      return Outcome::kPlaced;
     }
     if (CountFitting(job.gpus_per_node) >= job.nodes) {
       // It fits now but only by taking what the head job is promised.
@@ -58,10 +62,20 @@ class Pass {
                        "would delay it",
                        reservation_.job_id, Plural(reservation_.node_count, "node"),
                        Plural(reservation_.gpus_per_node, "GPU"))});
-      return;
+      return Outcome::kWaits;
     }
     out.waiting.push_back({job.id, NeedsText(job)});
     if (!reservation_.active) Reserve(job, out);
+    return Outcome::kWaits;
+  }
+
+  // Schedulable GPUs in all: the pool shares are fractions of.
+  uint32_t PoolGpus() const {
+    uint32_t pool = 0;
+    for (const SchedNode& n : nodes_) {
+      if (n.schedulable) pool += n.total_gpus;
+    }
+    return pool;
   }
 
  private:
@@ -228,16 +242,102 @@ class Pass {
   Reservation reservation_;
 };
 
+bool Before(const SchedJob& a, const SchedJob& b) {
+  if (a.priority != b.priority) return a.priority > b.priority;
+  return a.order < b.order;
+}
+
+uint32_t Need(const SchedJob& job) { return job.nodes * job.gpus_per_node; }
+
+// The quota pass: tenants' queues merged one job at a time, each time the
+// best head: any that fits within its tenant's quota first (by priority,
+// then submit order), then borrowers by lowest weighted share. A head beyond
+// its tenant's quota + borrow_limit waits without being tried.
+void ScheduleWithQuotas(Pass& pass, const SchedPolicy& policy, std::vector<SchedJob> jobs,
+                        SchedResult& result) {
+  std::vector<SchedTenant> tenants = policy.tenants;  // in_use grows as jobs are placed
+  std::vector<std::vector<SchedJob>> queues(tenants.size());
+  for (SchedJob& job : jobs) {
+    if (job.tenant >= tenants.size()) {
+      result.waiting.push_back({job.id, "internal: the job's tenant has no quota entry"});
+      continue;
+    }
+    queues[job.tenant].push_back(std::move(job));
+  }
+  for (auto& q : queues) std::sort(q.begin(), q.end(), Before);
+  std::vector<size_t> next(queues.size(), 0);
+  const uint32_t pool = pass.PoolGpus();
+  auto share = [&](size_t t) {
+    return WeightedShare(tenants[t].in_use, tenants[t].history, pool, tenants[t].weight);
+  };
+  while (true) {
+    int best = -1;
+    bool best_within = false;
+    for (size_t t = 0; t < queues.size(); ++t) {
+      if (next[t] >= queues[t].size()) continue;
+      const SchedJob& job = queues[t][next[t]];
+      const SchedTenant& tenant = tenants[t];
+      const uint64_t after = uint64_t{tenant.in_use} + Need(job);
+      if (tenant.borrow_limit && after > uint64_t{tenant.quota} + *tenant.borrow_limit) {
+        result.waiting.push_back(
+            {job.id, fmt::format("{} uses {} of its {}-GPU quota and may borrow at most {} more "
+                                 "(borrow_limit); this job needs {}",
+                                 tenant.name, tenant.in_use, tenant.quota,
+                                 Plural(*tenant.borrow_limit, "GPU"), Plural(Need(job), "GPU"))});
+        ++next[t];
+        t = static_cast<size_t>(-1);  // look at the heads again
+        best = -1;
+        continue;
+      }
+      const bool within = after <= tenant.quota;
+      if (best < 0) {
+        best = static_cast<int>(t);
+        best_within = within;
+        continue;
+      }
+      const SchedJob& other = queues[best][next[best]];
+      bool better;
+      if (within != best_within) {
+        better = within;
+      } else if (within) {
+        better = Before(job, other);
+      } else {
+        const double mine = share(t), theirs = share(best);
+        better = mine != theirs ? mine < theirs : Before(job, other);
+      }
+      if (better) {
+        best = static_cast<int>(t);
+        best_within = within;
+      }
+    }
+    if (best < 0) return;
+    const SchedJob job = queues[best][next[best]++];
+    SchedTenant& tenant = tenants[best];
+    const size_t placed_before = result.placements.size();
+    const Pass::Outcome outcome = pass.Consider(job, result);
+    if (outcome == Pass::Outcome::kPlaced) {
+      const Placement& p = result.placements[placed_before];
+      tenant.in_use += static_cast<uint32_t>(p.nodes.size()) * job.gpus_per_node;
+    } else if (outcome == Pass::Outcome::kWaits && !best_within) {
+      std::string& reason = result.waiting.back().reason;
+      reason = fmt::format("{} uses {} of its {}-GPU quota and no idle GPUs can be borrowed for "
+                           "this job ({})",
+                           tenant.name, tenant.in_use, tenant.quota, reason);
+    }
+  }
+}
+
 }  // namespace
 
 SchedResult Schedule(const std::vector<SchedNode>& nodes, const std::vector<SchedRunning>& running,
-                     std::vector<SchedJob> jobs, absl::Time now) {
-  std::sort(jobs.begin(), jobs.end(), [](const SchedJob& a, const SchedJob& b) {
-    if (a.priority != b.priority) return a.priority > b.priority;
-    return a.order < b.order;
-  });
+                     std::vector<SchedJob> jobs, absl::Time now, const SchedPolicy& policy) {
   SchedResult result;
   Pass pass(nodes, running, now);
+  if (policy.quotas) {
+    ScheduleWithQuotas(pass, policy, std::move(jobs), result);
+    return result;
+  }
+  std::sort(jobs.begin(), jobs.end(), Before);
   for (const SchedJob& job : jobs) pass.Consider(job, result);
   return result;
 }

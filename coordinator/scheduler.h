@@ -25,9 +25,20 @@
 //  6. A job that can never fit the cluster as it is (more nodes than exist,
 //     more GPUs per node than any node has) waits with that reason and
 //     reserves nothing, so it cannot block anyone.
+//  7. With quotas (SchedPolicy::quotas; fair_share.h), rule 1's order becomes:
+//     the tenants' queues (each by priority, then submit order) are merged
+//     one job at a time, taking first any head that fits within its tenant's
+//     quota (by priority, then submit order), then the borrowing head of the
+//     tenant with the lowest weighted share. Every placement updates its
+//     tenant's use, so the order follows the shares as the pass fills the
+//     cluster. A head beyond its tenant's quota + borrow_limit waits and is
+//     not tried. Rules 2-6 hold unchanged: a borrower cannot take what the
+//     head job is promised, so it borrows only capacity no job ahead of it
+//     needs.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -59,6 +70,22 @@ struct SchedJob {
   // Elastic: when > 0 and less than `nodes`, the job may start on as few as
   // min_nodes nodes when `nodes` do not fit (it never waits for more).
   uint32_t min_nodes = 0;
+  uint32_t tenant = 0;  // index into SchedPolicy::tenants (with quotas)
+};
+
+// A tenant as the quota pass sees it (fair_share.h).
+struct SchedTenant {
+  std::string name;
+  uint32_t quota = 0;                    // guaranteed GPUs
+  std::optional<uint32_t> borrow_limit;  // beyond the quota; absent: no limit
+  double weight = 1.0;
+  uint32_t in_use = 0;  // GPUs its live jobs hold now
+  double history = 0;   // HistoryFraction of its decayed GPU-seconds
+};
+
+struct SchedPolicy {
+  bool quotas = false;  // off: rule 1 as it is
+  std::vector<SchedTenant> tenants;
 };
 
 struct Placement {
@@ -80,6 +107,7 @@ struct SchedResult {
 
 // `jobs` may be in any order; `running` describes GPUs held by live ranks.
 SchedResult Schedule(const std::vector<SchedNode>& nodes, const std::vector<SchedRunning>& running,
-                     std::vector<SchedJob> jobs, absl::Time now);
+                     std::vector<SchedJob> jobs, absl::Time now,
+                     const SchedPolicy& policy = {});
 
 }  // namespace sublet::coordinator
