@@ -22,6 +22,7 @@ struct SchedBenchOptions {
   int nodes = 1000;              // scheduling pass: cluster size
   int gpus_per_node = 8;
   int pending_jobs = 10000;      // scheduling pass: queue length
+  int tenants = 20;              // quota pass: tenants the queue is spread over
   int repeats = 5;               // pure passes timed; the median is reported
   uint64_t seed = 1;
   std::string dir = "/tmp";      // where the state directories go (same disk as a real one)
