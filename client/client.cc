@@ -122,6 +122,10 @@ absl::StatusOr<std::vector<protocols::AuditEntry>> Client::ListAudit(
   return std::move(reply.entries);
 }
 
+absl::StatusOr<protocols::TenantListReply> Client::ListTenants() {
+  return Roundtrip<protocols::TenantListReply>(protocols::ListTenantsRequest{});
+}
+
 bool IsFinalState(const std::string& state) {
   return state == "succeeded" || state == "failed" || state == "cancelled";
 }

@@ -68,6 +68,8 @@ class Client {
   // Admin: the audit log, oldest first (protocols::ListAuditRequest).
   absl::StatusOr<std::vector<protocols::AuditEntry>> ListAudit(
       const protocols::ListAuditRequest& request);
+  // Tenants' quotas, use and shares: a tenant gets its own row, an admin all.
+  absl::StatusOr<protocols::TenantListReply> ListTenants();
 
  private:
   // Sends `body` and returns the reply of type `Reply`, or the error it stands for.

@@ -347,6 +347,45 @@ std::string RenderAuditTable(const std::vector<protocols::AuditEntry>& entries) 
   return RenderTable({"TIME", "WHO", "ACTION", "DETAIL"}, rows);
 }
 
+nlohmann::json TenantsToJson(const protocols::TenantListReply& reply) {
+  json tenants = json::array();
+  for (const protocols::TenantInfo& t : reply.tenants) {
+    tenants.push_back({{"name", t.name},
+                       {"quota_gpus", t.quota_gpus ? json(*t.quota_gpus) : json(nullptr)},
+                       {"borrow_limit_gpus",
+                        t.borrow_limit_gpus ? json(*t.borrow_limit_gpus) : json(nullptr)},
+                       {"weight", t.weight},
+                       {"max_priority", std::string(protocols::PriorityName(t.max_priority))},
+                       {"in_use_gpus", t.in_use_gpus},
+                       {"borrowed_gpus", t.borrowed_gpus},
+                       {"pending_jobs", t.pending_jobs},
+                       {"pending_gpus", t.pending_gpus},
+                       {"share", t.share},
+                       {"decayed_gpu_seconds", t.decayed_gpu_seconds},
+                       {"gpu_seconds", t.gpu_seconds}});
+  }
+  return {{"tenants", tenants}, {"policies", reply.policies}, {"pool_gpus", reply.pool_gpus}};
+}
+
+std::string RenderTenantsTable(const protocols::TenantListReply& reply) {
+  std::vector<std::vector<std::string>> rows;
+  for (const protocols::TenantInfo& t : reply.tenants) {
+    rows.push_back({t.name, t.quota_gpus ? std::to_string(*t.quota_gpus) : "-",
+                    t.borrow_limit_gpus ? std::to_string(*t.borrow_limit_gpus) : "none",
+                    fmt::format("{:g}", t.weight), std::string(protocols::PriorityName(t.max_priority)),
+                    std::to_string(t.in_use_gpus), std::to_string(t.borrowed_gpus),
+                    fmt::format("{} ({} GPUs)", t.pending_jobs, t.pending_gpus),
+                    fmt::format("{:.3f}", t.share), fmt::format("{:.0f}", t.decayed_gpu_seconds),
+                    fmt::format("{:.0f}", t.gpu_seconds)});
+  }
+  std::string out = RenderTable({"TENANT", "QUOTA", "BORROW-LIMIT", "WEIGHT", "MAX-PRIORITY",
+                                 "IN-USE", "BORROWED", "PENDING", "SHARE", "DECAYED-GPU-S",
+                                 "GPU-S"},
+                                rows);
+  if (!reply.policies) out += "no quotas or fair share configured: priority, then submit order\n";
+  return out;
+}
+
 std::string RenderNodesTable(const std::vector<NodeInfo>& nodes, absl::Time now) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& node : nodes) {

@@ -67,6 +67,9 @@ std::string RenderNodesTable(const std::vector<protocols::NodeInfo>& nodes, absl
 std::string RenderJobDetail(const protocols::JobInfo& job, absl::Time now);
 // TIME WHO ACTION DETAIL, oldest first as given.
 std::string RenderAuditTable(const std::vector<protocols::AuditEntry>& entries);
+// `sublet tenants`: one row per tenant, and the document `-o json` prints.
+std::string RenderTenantsTable(const protocols::TenantListReply& reply);
+nlohmann::json TenantsToJson(const protocols::TenantListReply& reply);
 // ID STATE WHO NODES JOBS DEADLINE AGE REASON
 std::string RenderReclaimsTable(const std::vector<protocols::ReclaimInfo>& reclaims,
                                 absl::Time now);

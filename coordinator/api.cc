@@ -51,6 +51,11 @@ absl::StatusOr<Body> Coordinator::HandleApi(const Principal& who, protocols::Env
   if (auto* r = std::get_if<protocols::ReleaseRequest>(&body)) return Release(who, *r);
   if (auto* r = std::get_if<protocols::ListReclaimsRequest>(&body)) return ListReclaims(who, *r);
   if (auto* r = std::get_if<protocols::ListAuditRequest>(&body)) return ListAudit(who, *r);
+  if (std::holds_alternative<protocols::ListTenantsRequest>(body)) {
+    // A tenant sees its own row; an admin every tenant's.
+    return cluster_.Tenants(who.role == Role::kAdmin ? std::nullopt
+                                                     : std::optional<std::string>(who.name));
+  }
   if (auto* r = std::get_if<protocols::ReadLogsRequest>(&body)) {
     SUBLET_RETURN_IF_ERROR(ForwardLogs(who, *r, peer, request.request_id));
     deferred = true;

@@ -33,6 +33,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -105,6 +106,10 @@ class Cluster {
   // changed since the last pass.
   absl::Status Schedule();
   bool NeedsScheduling() const { return sched_dirty_; }
+  // Each tenant's quota, use and share (`sublet tenants`); `only`: one tenant.
+  protocols::TenantListReply Tenants(const std::optional<std::string>& only) const;
+  // GPUs on ready, connected nodes: the pool shares are fractions of.
+  uint32_t PoolGpus() const;
 
   // Nodes whose desired rank set changed since the last call.
   std::set<std::string> TakeDirtyNodes();
@@ -127,6 +132,15 @@ class Cluster {
   // Pending jobs whose dependencies do not hold yet get the reason; those
   // whose never will are cancelled. True when the job may be placed.
   absl::StatusOr<bool> DependenciesHold(Job& job, std::map<uint64_t, DependencyTarget>& cache);
+  struct TenantUsage {
+    uint32_t in_use = 0;  // GPUs held by live ranks
+    uint32_t pending_jobs = 0;
+    uint32_t pending_gpus = 0;
+    double gpu_seconds = 0;
+    double decayed_gpu_seconds = 0;  // fair_share.half_life
+  };
+  // Every configured tenant (and any other with jobs), by name.
+  std::map<std::string, TenantUsage> UsageByTenant() const;
   // Quotas and shares for this pass (fair_share.h); sets each pending job's tenant index.
   SchedPolicy QuotaPolicy(const std::vector<SchedNode>& nodes,
                           std::vector<SchedJob>& pending) const;

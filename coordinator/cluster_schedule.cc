@@ -153,44 +153,86 @@ absl::Status Cluster::Schedule() {
   return absl::OkStatus();
 }
 
+std::map<std::string, Cluster::TenantUsage> Cluster::UsageByTenant() const {
+  std::map<std::string, TenantUsage> usage;
+  for (const std::string& name : config_.TenantNames()) usage[name];
+  const absl::Time now = clock_.Now();
+  for (const auto& [id, job] : jobs_) {
+    TenantUsage& u = usage[job.tenant];
+    double used = job.gpu_seconds;
+    if (job.HasLiveRanks()) {
+      used += AttemptGpuSeconds(job, now);
+      for (const RankRecord& r : job.ranks) u.in_use += r.exited ? 0 : 1;
+    }
+    if (job.state == JobState::kPending && !job.stopping) {
+      ++u.pending_jobs;
+      u.pending_gpus += job.spec.nodes * job.spec.gpus_per_node;
+    }
+    u.gpu_seconds += used;
+    // An ended job's GPU-seconds age from its end; an open job's count in full.
+    u.decayed_gpu_seconds +=
+        used * (IsFinal(job.state) ? DecayFactor(now - job.end_time, config_.fair_share_half_life)
+                                   : 1.0);
+  }
+  return usage;
+}
+
+uint32_t Cluster::PoolGpus() const {
+  uint32_t pool = 0;
+  for (const auto& [name, node] : nodes_) {
+    if (node.state == NodeState::kReady && !node.peer.empty()) {
+      pool += static_cast<uint32_t>(node.gpus.size());
+    }
+  }
+  return pool;
+}
+
 SchedPolicy Cluster::QuotaPolicy(const std::vector<SchedNode>& nodes,
                                  std::vector<SchedJob>& pending) const {
   SchedPolicy policy;
   policy.quotas = true;
-  std::map<std::string, uint32_t> index;
-  auto tenant_index = [&](const std::string& name) {
-    auto [it, added] = index.try_emplace(name, static_cast<uint32_t>(policy.tenants.size()));
-    if (added) {
-      const TenantPolicy p = config_.PolicyOf(name);
-      policy.tenants.push_back(
-          {name, p.quota_gpus.value_or(0), p.borrow_limit_gpus, p.weight, 0, 0});
-    }
-    return it->second;
-  };
-  for (const std::string& name : config_.TenantNames()) tenant_index(name);
   uint32_t pool = 0;
   for (const SchedNode& n : nodes) {
     if (n.schedulable) pool += n.total_gpus;
   }
-  const absl::Time now = clock_.Now();
-  const absl::Duration half_life = config_.fair_share_half_life;
-  std::vector<double> decayed(policy.tenants.size(), 0);
-  for (const auto& [id, job] : jobs_) {
-    const uint32_t t = tenant_index(job.tenant);
-    if (decayed.size() <= t) decayed.resize(t + 1, 0);
-    double used = job.gpu_seconds;
-    if (job.HasLiveRanks()) {
-      used += AttemptGpuSeconds(job, now);
-      for (const RankRecord& r : job.ranks) policy.tenants[t].in_use += r.exited ? 0 : 1;
-    }
-    // An ended job's GPU-seconds age from its end; an open job's count in full.
-    decayed[t] += used * (IsFinal(job.state) ? DecayFactor(now - job.end_time, half_life) : 1.0);
+  std::map<std::string, uint32_t> index;
+  for (const auto& [name, u] : UsageByTenant()) {
+    const TenantPolicy p = config_.PolicyOf(name);
+    index[name] = static_cast<uint32_t>(policy.tenants.size());
+    policy.tenants.push_back({name, p.quota_gpus.value_or(0), p.borrow_limit_gpus, p.weight,
+                              u.in_use,
+                              HistoryFraction(u.decayed_gpu_seconds, pool,
+                                              config_.fair_share_half_life)});
   }
-  for (size_t t = 0; t < policy.tenants.size(); ++t) {
-    policy.tenants[t].history = HistoryFraction(decayed[t], pool, half_life);
-  }
-  for (SchedJob& job : pending) job.tenant = tenant_index(jobs_.at(job.id).tenant);
+  for (SchedJob& job : pending) job.tenant = index.at(jobs_.at(job.id).tenant);
   return policy;
+}
+
+protocols::TenantListReply Cluster::Tenants(const std::optional<std::string>& only) const {
+  protocols::TenantListReply reply;
+  reply.policies = config_.policies_configured;
+  reply.pool_gpus = PoolGpus();
+  for (const auto& [name, u] : UsageByTenant()) {
+    if (only && name != *only) continue;
+    const TenantPolicy p = config_.PolicyOf(name);
+    protocols::TenantInfo t;
+    t.name = name;
+    t.quota_gpus = p.quota_gpus;
+    t.borrow_limit_gpus = p.borrow_limit_gpus;
+    t.weight = p.weight;
+    t.max_priority = AllowedPriority(p, config_.policies_configured);
+    t.in_use_gpus = u.in_use;
+    t.borrowed_gpus = u.in_use > p.quota_gpus.value_or(0) ? u.in_use - p.quota_gpus.value_or(0) : 0;
+    t.pending_jobs = u.pending_jobs;
+    t.pending_gpus = u.pending_gpus;
+    const double history =
+        HistoryFraction(u.decayed_gpu_seconds, reply.pool_gpus, config_.fair_share_half_life);
+    t.share = WeightedShare(u.in_use, history, reply.pool_gpus, p.weight);
+    t.decayed_gpu_seconds = u.decayed_gpu_seconds;
+    t.gpu_seconds = u.gpu_seconds;
+    reply.tenants.push_back(std::move(t));
+  }
+  return reply;
 }
 
 absl::StatusOr<bool> Cluster::DependenciesHold(Job& job,

@@ -235,6 +235,33 @@ struct AuditListReply {
   bool operator==(const AuditListReply&) const = default;
 };
 
+// Tenants' quotas and use (coordinator/fair_share.h): a tenant gets its own
+// row, an admin every tenant's.
+struct ListTenantsRequest {
+  bool operator==(const ListTenantsRequest&) const = default;
+};
+struct TenantInfo {
+  std::string name;
+  std::optional<uint32_t> quota_gpus;         // absent: no quota (0)
+  std::optional<uint32_t> borrow_limit_gpus;  // absent: no limit
+  double weight = 1.0;
+  Priority max_priority = Priority::kHigh;
+  uint32_t in_use_gpus = 0;    // held by its live ranks
+  uint32_t borrowed_gpus = 0;  // of those, beyond its quota
+  uint32_t pending_jobs = 0;
+  uint32_t pending_gpus = 0;   // what its pending jobs ask for in all
+  double share = 0;            // weighted share, as the scheduler orders borrowers
+  double decayed_gpu_seconds = 0;
+  double gpu_seconds = 0;      // used in all, ended attempts and running ones
+  bool operator==(const TenantInfo&) const = default;
+};
+struct TenantListReply {
+  std::vector<TenantInfo> tenants;
+  bool policies = false;  // quotas and fair share are configured
+  uint32_t pool_gpus = 0;
+  bool operator==(const TenantListReply&) const = default;
+};
+
 // ---- worker channel ------------------------------------------------------
 
 struct GpuInfo {
@@ -353,7 +380,9 @@ using Body = std::variant<
     // reclaim (admin API), and the notice a worker passes to a rank
     ReclaimRequest, ReleaseRequest, ListReclaimsRequest, ReclaimListReply, PreemptNotice,
     // audit log (admin API)
-    ListAuditRequest, AuditListReply>;
+    ListAuditRequest, AuditListReply,
+    // tenants' quotas and use
+    ListTenantsRequest, TenantListReply>;
 
 struct Envelope {
   uint16_t version = kProtocolVersion;

@@ -193,6 +193,29 @@ struct AuditEntry {
 }
 struct AuditListReply { entries @0 :List(AuditEntry); }
 
+struct ListTenantsRequest {}
+struct TenantInfo {
+  name @0 :Text;
+  hasQuota @1 :Bool;
+  quotaGpus @2 :UInt32;
+  hasBorrowLimit @3 :Bool;
+  borrowLimitGpus @4 :UInt32;
+  weight @5 :Float64;
+  maxPriority @6 :UInt8;       # Priority
+  inUseGpus @7 :UInt32;
+  borrowedGpus @8 :UInt32;
+  pendingJobs @9 :UInt32;
+  pendingGpus @10 :UInt32;
+  share @11 :Float64;
+  decayedGpuSeconds @12 :Float64;
+  gpuSeconds @13 :Float64;
+}
+struct TenantListReply {
+  tenants @0 :List(TenantInfo);
+  policies @1 :Bool;           # quotas and fair share are configured
+  poolGpus @2 :UInt32;
+}
+
 struct ErrorReply {
   code @0 :UInt32;  # absl::StatusCode number
   message @1 :Text;
@@ -309,5 +332,7 @@ struct Envelope {
     preemptNotice @23 :PreemptNotice;
     listAuditRequest @24 :ListAuditRequest;
     auditListReply @25 :AuditListReply;
+    listTenantsRequest @26 :ListTenantsRequest;
+    tenantListReply @27 :TenantListReply;
   }
 }

@@ -82,6 +82,7 @@ int RunCli(int argc, const char* const* argv, EnvLookup env, std::ostream& out, 
   AddCkptCommands(app, &chosen);
   AddReclaimCommands(app, &chosen);
   AddAuditCommand(app, &chosen);
+  AddTenantsCommand(app, &chosen);
 
   try {
     app.parse(argc, argv);

@@ -62,6 +62,7 @@ void AddUpCommand(CLI::App& app, Command* chosen);
 void AddCkptCommands(CLI::App& app, Command* chosen);  // ckpt ls, ckpt verify
 void AddReclaimCommands(CLI::App& app, Command* chosen);  // reclaim, release, reclaims
 void AddAuditCommand(CLI::App& app, Command* chosen);
+void AddTenantsCommand(CLI::App& app, Command* chosen);
 
 // Parses argv and runs the command; returns the process exit code.
 int RunCli(int argc, const char* const* argv, EnvLookup env, std::ostream& out, std::ostream& err);

@@ -149,6 +149,7 @@ absl::Status Read(wire::ReclaimVictim::Reader in, const CodecLimits&, ReclaimVic
 absl::Status Read(wire::ReclaimNode::Reader in, const CodecLimits&, ReclaimNode& out);
 absl::Status Read(wire::ReclaimInfo::Reader in, const CodecLimits& limits, ReclaimInfo& out);
 absl::Status Read(wire::AuditEntry::Reader in, const CodecLimits&, AuditEntry& out);
+absl::Status Read(wire::TenantInfo::Reader in, const CodecLimits&, TenantInfo& out);
 
 // Adapts the overloads above for ReadList.
 auto ReadOne(const CodecLimits& limits) {
@@ -315,6 +316,33 @@ absl::Status Read(wire::AuditEntry::Reader in, const CodecLimits&, AuditEntry& o
   out.detail = ToString(in.getDetail());
   return absl::OkStatus();
 }
+absl::Status Read(wire::ListTenantsRequest::Reader, const CodecLimits&, ListTenantsRequest&) {
+  return absl::OkStatus();
+}
+absl::Status Read(wire::TenantInfo::Reader in, const CodecLimits&, TenantInfo& out) {
+  out.name = ToString(in.getName());
+  if (in.getHasQuota()) out.quota_gpus = in.getQuotaGpus();
+  if (in.getHasBorrowLimit()) out.borrow_limit_gpus = in.getBorrowLimitGpus();
+  out.weight = in.getWeight();
+  if (in.getMaxPriority() > static_cast<uint8_t>(Priority::kHigh)) {
+    return absl::InvalidArgumentError(
+        fmt::format("TenantInfo.maxPriority: {} is not a priority", in.getMaxPriority()));
+  }
+  out.max_priority = static_cast<Priority>(in.getMaxPriority());
+  out.in_use_gpus = in.getInUseGpus();
+  out.borrowed_gpus = in.getBorrowedGpus();
+  out.pending_jobs = in.getPendingJobs();
+  out.pending_gpus = in.getPendingGpus();
+  out.share = in.getShare();
+  out.decayed_gpu_seconds = in.getDecayedGpuSeconds();
+  out.gpu_seconds = in.getGpuSeconds();
+  return absl::OkStatus();
+}
+absl::Status Read(wire::TenantListReply::Reader in, const CodecLimits& limits, TenantListReply& out) {
+  out.policies = in.getPolicies();
+  out.pool_gpus = in.getPoolGpus();
+  return ReadList("TenantListReply.tenants", in.getTenants(), limits, out.tenants, ReadOne(limits));
+}
 absl::Status Read(wire::AuditListReply::Reader in, const CodecLimits& limits, AuditListReply& out) {
   return ReadList("AuditListReply.entries", in.getEntries(), limits, out.entries, ReadOne(limits));
 }
@@ -467,6 +495,10 @@ absl::Status ReadEnvelope(wire::Envelope::Reader in, const CodecLimits& limits, 
       return ReadBody<ListAuditRequest>(body.getListAuditRequest(), limits, out.body);
     case W::AUDIT_LIST_REPLY:
       return ReadBody<AuditListReply>(body.getAuditListReply(), limits, out.body);
+    case W::LIST_TENANTS_REQUEST:
+      return ReadBody<ListTenantsRequest>(body.getListTenantsRequest(), limits, out.body);
+    case W::TENANT_LIST_REPLY:
+      return ReadBody<TenantListReply>(body.getTenantListReply(), limits, out.body);
   }
   return absl::InvalidArgumentError(
       fmt::format("unknown message body {}", static_cast<uint16_t>(body.which())));

@@ -219,6 +219,31 @@ struct BodyWriter {
     out.setSinceMs(in.since_ms);
     out.setLimit(in.limit);
   }
+  void operator()(const ListTenantsRequest&) { body.initListTenantsRequest(); }
+  void operator()(const TenantListReply& in) {
+    auto out = body.initTenantListReply();
+    out.setPolicies(in.policies);
+    out.setPoolGpus(in.pool_gpus);
+    auto list = out.initTenants(in.tenants.size());
+    for (unsigned i = 0; i < in.tenants.size(); ++i) {
+      const TenantInfo& t = in.tenants[i];
+      auto w = list[i];
+      w.setName(AsText(t.name));
+      w.setHasQuota(t.quota_gpus.has_value());
+      w.setQuotaGpus(t.quota_gpus.value_or(0));
+      w.setHasBorrowLimit(t.borrow_limit_gpus.has_value());
+      w.setBorrowLimitGpus(t.borrow_limit_gpus.value_or(0));
+      w.setWeight(t.weight);
+      w.setMaxPriority(static_cast<uint8_t>(t.max_priority));
+      w.setInUseGpus(t.in_use_gpus);
+      w.setBorrowedGpus(t.borrowed_gpus);
+      w.setPendingJobs(t.pending_jobs);
+      w.setPendingGpus(t.pending_gpus);
+      w.setShare(t.share);
+      w.setDecayedGpuSeconds(t.decayed_gpu_seconds);
+      w.setGpuSeconds(t.gpu_seconds);
+    }
+  }
   void operator()(const AuditListReply& in) {
     auto entries = body.initAuditListReply().initEntries(in.entries.size());
     for (unsigned i = 0; i < in.entries.size(); ++i) {

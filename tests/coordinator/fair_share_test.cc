@@ -306,5 +306,36 @@ TEST_F(FairShareClusterTest, WithinQuotaJobsGoBeforeAnEarlierBorrowersJobs) {
   }
 }
 
+TEST_F(FairShareClusterTest, TenantsShowQuotaUseBorrowingAndPendingAndOnlyTheirOwnRow) {
+  config_.policies_configured = true;
+  config_.tenant_policies["acme"].quota_gpus = 2;
+  config_.tenant_policies["acme"].weight = 2;
+  Report("node-a");
+  Report("node-b");
+  Submit(Spec(2, 2));  // 4 GPUs: 2 within the quota, 2 borrowed
+  uint64_t waiting = Submit(Spec(2, 2));
+  Schedule();
+  EXPECT_EQ(JobById(waiting).state, JobState::kPending);
+  protocols::TenantListReply all = cluster_->Tenants(std::nullopt);
+  EXPECT_TRUE(all.policies);
+  EXPECT_EQ(all.pool_gpus, 4u);
+  ASSERT_EQ(all.tenants.size(), 2u);  // acme and globex, by name
+  const protocols::TenantInfo& acme = all.tenants[0];
+  EXPECT_EQ(acme.name, "acme");
+  EXPECT_EQ(acme.quota_gpus, 2u);
+  EXPECT_EQ(acme.borrow_limit_gpus, std::nullopt);
+  EXPECT_EQ(acme.max_priority, protocols::Priority::kNormal);
+  EXPECT_EQ(acme.in_use_gpus, 4u);
+  EXPECT_EQ(acme.borrowed_gpus, 2u);
+  EXPECT_EQ(acme.pending_jobs, 1u);
+  EXPECT_EQ(acme.pending_gpus, 4u);
+  EXPECT_DOUBLE_EQ(acme.share, (4.0 / 4 + 0) / 2);  // nothing used yet: no history
+  EXPECT_EQ(all.tenants[1].name, "globex");
+  EXPECT_EQ(all.tenants[1].in_use_gpus, 0u);
+  protocols::TenantListReply mine = cluster_->Tenants(std::string("globex"));
+  ASSERT_EQ(mine.tenants.size(), 1u);
+  EXPECT_EQ(mine.tenants[0].name, "globex");
+}
+
 }  // namespace
 }  // namespace sublet::coordinator

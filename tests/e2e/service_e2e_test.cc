@@ -71,6 +71,25 @@ TEST_F(ServiceE2eTest, TwoNodeJobRanksSeeConsistentEnvironmentAndSucceed) {
   EXPECT_EQ(rendezvous.size(), 1u);
 }
 
+TEST_F(ServiceE2eTest, TenantsSeeTheirOwnRowAndAdminsEveryTenants) {
+  std::string id = cluster_.Submit(cluster_.WriteSpec("hold", RankSpec("hold", "sleep 600", 1, 2)));
+  cluster_.WaitForState(id, "running");
+  nlohmann::json mine = cluster_.Json({"tenants"});
+  ASSERT_EQ(mine["tenants"].size(), 1u) << mine.dump();
+  EXPECT_EQ(mine["tenants"][0]["name"], "acme");
+  EXPECT_EQ(mine["tenants"][0]["in_use_gpus"], 2);
+  EXPECT_EQ(mine["tenants"][0]["quota_gpus"], nullptr);
+  EXPECT_EQ(mine["policies"], false);
+  EXPECT_EQ(mine["pool_gpus"], 4);
+  nlohmann::json all = cluster_.Json({"tenants"}, "admin-token");
+  std::vector<std::string> names;
+  for (const auto& t : all["tenants"]) names.push_back(t["name"]);
+  EXPECT_THAT(names, ::testing::ElementsAre("acme", "globex"));
+  CommandResult table = cluster_.Sublet({"tenants"});
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_THAT(table.out, HasSubstr("no quotas or fair share configured"));
+}
+
 TEST_F(ServiceE2eTest, JobTooLargeToFitStaysPendingWithReason) {
   std::string id = cluster_.Submit(cluster_.WriteSpec("big", RankSpec("big", "true", 3, 2)));
   json job = cluster_.WaitForJob(id, [](const json& j) {

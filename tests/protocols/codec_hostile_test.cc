@@ -96,6 +96,14 @@ TEST_F(CodecHostileTest, RefusesVersionOneFramesWithTextIds) {
             "peer speaks protocol version 1, this build speaks version 2");
 }
 
+TEST_F(CodecHostileTest, RejectsATenantRowWithAPriorityThatDoesNotExist) {
+  TenantInfo row;
+  row.name = "acme";
+  row.max_priority = static_cast<Priority>(9);
+  ExpectInvalid(Encode(WithBody(TenantListReply{{row}, true, 8})), {},
+                "TenantInfo.maxPriority: 9 is not a priority");
+}
+
 TEST_F(CodecHostileTest, RejectsUnknownBodyMember) {
   std::string frame = Encode(WithBody(ListNodesRequest{}));
   ASSERT_EQ(frame[kEnvelopeData], kProtocolVersion);  // layout assumption of this test

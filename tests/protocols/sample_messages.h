@@ -133,7 +133,13 @@ inline std::vector<Body> AllBodies() {
           PreemptNotice{SampleKey(0), 1'700'000'060'000, "reclaim 7", 10},
           ListAuditRequest{3'600'000, 50},
           AuditListReply{{AuditEntry{1'700'000'000'000, "infra", "reclaim", "reclaim 7: n2"},
-                          AuditEntry{1'700'000'000'500, "acme", "reclaim_refused", "not an admin"}}}};
+                          AuditEntry{1'700'000'000'500, "acme", "reclaim_refused", "not an admin"}}},
+          ListTenantsRequest{},
+          TenantListReply{{TenantInfo{"acme", 8u, 4u, 2.5, Priority::kHigh, 10, 2, 3, 12, 0.75,
+                                      1234.5, 9999.25},
+                           TenantInfo{"globex", std::nullopt, std::nullopt, 1.0, Priority::kNormal,
+                                      0, 0, 0, 0, 0, 0, 0}},
+                          true, 16}};
 }
 
 inline Envelope WithBody(Body body, uint64_t request_id = 0x1122334455667788) {
