@@ -204,6 +204,11 @@ SchedPolicy Cluster::QuotaPolicy(const std::vector<SchedNode>& nodes,
                               HistoryFraction(u.decayed_gpu_seconds, pool,
                                               config_.fair_share_half_life)});
   }
+  // Guarantees shrink with the pool (reclaimed, lost or draining nodes).
+  std::vector<uint32_t> quotas;
+  for (const SchedTenant& t : policy.tenants) quotas.push_back(t.quota);
+  quotas = EffectiveQuotas(quotas, pool);
+  for (size_t t = 0; t < policy.tenants.size(); ++t) policy.tenants[t].quota = quotas[t];
   for (SchedJob& job : pending) job.tenant = index.at(jobs_.at(job.id).tenant);
   return policy;
 }

@@ -25,11 +25,16 @@
 //     as a fraction of what the pool could have used over the same decay:
 //       history = decayed_gpu_seconds / (pool * half_life / ln 2).
 //   A tenant with no quota has quota 0: all it uses is borrowed.
+//   - When the pool is smaller than the sum of the quotas (nodes reclaimed by
+//     the owner, lost or draining), every quota is scaled down in proportion
+//     (largest remainders get the leftover GPUs), so the guarantees add up to
+//     the pool and each tenant keeps the same fraction of it.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "protocols/job_spec.h"
@@ -53,6 +58,11 @@ double DecayFactor(absl::Duration age, absl::Duration half_life);
 // The history term of the share: decayed GPU-seconds as a fraction of what
 // `pool_gpus` could have used over the decay (0 for an empty pool).
 double HistoryFraction(double decayed_gpu_seconds, uint32_t pool_gpus, absl::Duration half_life);
+
+// The quotas in force over `pool_gpus`: as configured while they fit, scaled
+// in proportion (Hamilton's largest remainders, ties to the earlier tenant)
+// when their sum exceeds the pool.
+std::vector<uint32_t> EffectiveQuotas(const std::vector<uint32_t>& quotas, uint32_t pool_gpus);
 
 // (in_use / pool + history) / weight; 0 for an empty pool.
 double WeightedShare(uint32_t in_use, double history, uint32_t pool_gpus, double weight);

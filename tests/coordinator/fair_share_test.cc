@@ -192,6 +192,18 @@ TEST(FairShareTest, ShareArithmetic) {
   EXPECT_EQ(WeightedShare(4, 0, 0, 1), 0);
 }
 
+TEST(FairShareTest, QuotasShrinkInProportionWhenThePoolIsSmallerThanTheirSum) {
+  EXPECT_THAT(EffectiveQuotas({8, 8}, 32), ElementsAre(8, 8));  // they fit: as configured
+  EXPECT_THAT(EffectiveQuotas({16, 8, 8}, 16), ElementsAre(8, 4, 4));
+  EXPECT_THAT(EffectiveQuotas({10, 10, 10}, 16), ElementsAre(6, 5, 5));  // remainder to the first
+  EXPECT_THAT(EffectiveQuotas({3, 0, 7}, 5), ElementsAre(2, 0, 3));  // 1.5, 0, 3.5: ties go first
+  EXPECT_THAT(EffectiveQuotas({4, 4}, 0), ElementsAre(0, 0));
+  for (uint32_t pool = 0; pool <= 40; ++pool) {
+    std::vector<uint32_t> q = EffectiveQuotas({13, 9, 7, 11}, pool);
+    EXPECT_EQ(q[0] + q[1] + q[2] + q[3], std::min<uint32_t>(pool, 40)) << pool;
+  }
+}
+
 TEST(FairShareTest, MaxPriorityDefaultsToNormalOnlyOncePoliciesAreConfigured) {
   EXPECT_EQ(AllowedPriority({}, false), protocols::Priority::kHigh);
   EXPECT_EQ(AllowedPriority({}, true), protocols::Priority::kNormal);
@@ -335,6 +347,25 @@ TEST_F(FairShareClusterTest, TenantsShowQuotaUseBorrowingAndPendingAndOnlyTheirO
   protocols::TenantListReply mine = cluster_->Tenants(std::string("globex"));
   ASSERT_EQ(mine.tenants.size(), 1u);
   EXPECT_EQ(mine.tenants[0].name, "globex");
+}
+
+TEST_F(FairShareClusterTest, APoolSmallerThanTheQuotasShrinksEveryGuaranteeInProportion) {
+  // Quotas of 4 and 4 over 2 nodes x 2: each guarantee is 2 of the 4 GPUs.
+  config_.policies_configured = true;
+  config_.tenant_policies["acme"].quota_gpus = 4;
+  config_.tenant_policies["acme"].borrow_limit_gpus = 0;
+  config_.tenant_policies["globex"].quota_gpus = 4;
+  Report("node-a");
+  Report("node-b");
+  uint64_t first = Submit(Spec(1, 2));
+  uint64_t second = Submit(Spec(1, 2));
+  uint64_t theirs = InTxn([&] { return *cluster_->Submit("globex", Spec(1, 2)); });
+  Schedule();
+  EXPECT_EQ(JobById(first).state, JobState::kRunning);
+  EXPECT_EQ(JobById(theirs).state, JobState::kRunning);
+  EXPECT_EQ(JobById(second).state, JobState::kPending);
+  EXPECT_THAT(JobById(second).reason,
+              HasSubstr("acme uses 2 of its 2-GPU quota and may borrow at most 0 GPUs more"));
 }
 
 }  // namespace
