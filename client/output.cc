@@ -110,6 +110,7 @@ json JobToJson(const JobInfo& job, bool detailed) {
   out["reclaim_id"] = IdOrNull(job.reclaim_id);
   out["preempt_why"] = job.preempt_why.empty() ? json(nullptr) : json(job.preempt_why);
   out["resume_step"] = job.resume_step >= 0 ? json(job.resume_step) : json(nullptr);
+  out["queue_position"] = job.queue_position > 0 ? json(job.queue_position) : json(nullptr);
   out["progress"] = nullptr;
   if (job.progress.step >= 0) {
     out["progress"] = {{"step", job.progress.step},
@@ -275,7 +276,11 @@ std::string RenderJobsTable(const std::vector<JobInfo>& jobs, absl::Time now) {
   for (const auto& job : jobs) {
     // A pending job holds no nodes: `nodes` is where its last attempt ran.
     const std::string nodes = job.state == "pending" ? "-" : JoinOrDash(job.nodes);
-    rows.push_back({IdText(job.id), DisplayName(job), job.tenant, job.state, nodes,
+    // A pending job's place in its tenant's queue: `pending #2`.
+    const std::string state = job.queue_position > 0
+                                  ? fmt::format("{} #{}", job.state, job.queue_position)
+                                  : job.state;
+    rows.push_back({IdText(job.id), DisplayName(job), job.tenant, state, nodes,
                     std::to_string(job.restarts), std::to_string(job.preemptions),
                     fmt::format("{:.0f}", job.gpu_seconds),
                     fmt::format("{:.0f}", job.gpu_seconds_lost),

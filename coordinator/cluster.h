@@ -108,6 +108,9 @@ class Cluster {
   bool NeedsScheduling() const { return sched_dirty_; }
   // Each tenant's quota, use and share (`sublet tenants`); `only`: one tenant.
   protocols::TenantListReply Tenants(const std::optional<std::string>& only) const;
+  // Each pending job's place in its tenant's queue (1: next), by priority,
+  // then submit order: the order the scheduler considers a tenant's jobs in.
+  std::map<uint64_t, uint32_t> QueuePositions() const;
   // GPUs on ready, connected nodes: the pool shares are fractions of.
   uint32_t PoolGpus() const;
 

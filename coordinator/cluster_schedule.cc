@@ -177,6 +177,22 @@ std::map<std::string, Cluster::TenantUsage> Cluster::UsageByTenant() const {
   return usage;
 }
 
+std::map<uint64_t, uint32_t> Cluster::QueuePositions() const {
+  std::map<std::string, std::vector<std::pair<int, uint64_t>>> queues;  // (-priority, id)
+  for (const auto& [id, job] : jobs_) {
+    if (job.state != JobState::kPending || job.stopping) continue;
+    queues[job.tenant].push_back({-static_cast<int>(job.spec.priority), id});
+  }
+  std::map<uint64_t, uint32_t> positions;
+  for (auto& [tenant, queue] : queues) {
+    std::sort(queue.begin(), queue.end());
+    for (size_t i = 0; i < queue.size(); ++i) {
+      positions[queue[i].second] = static_cast<uint32_t>(i + 1);
+    }
+  }
+  return positions;
+}
+
 uint32_t Cluster::PoolGpus() const {
   uint32_t pool = 0;
   for (const auto& [name, node] : nodes_) {

@@ -92,6 +92,9 @@ struct JobInfo {
   uint64_t array_id = 0;
   uint32_t array_index = 0;
   uint32_t array_size = 0;
+  // A pending job's place in its tenant's queue (1: the next of its jobs the
+  // scheduler considers: by priority, then submit order); 0: not pending.
+  uint32_t queue_position = 0;
   // Filled only by GetJob (`sublet show`).
   std::vector<RankPlacement> ranks;
   std::vector<JobEvent> events;

@@ -109,6 +109,7 @@ struct JobInfo {
   arrayId @22 :UInt64;       # 0: not an array task
   arrayIndex @23 :UInt32;
   arraySize @24 :UInt32;     # tasks in the array
+  queuePosition @25 :UInt32; # a pending job's place in its tenant's queue (1: next); 0: none
 }
 
 struct NodeInfo {

@@ -423,6 +423,7 @@ absl::Status ReadJobInfo(wire::JobInfo::Reader in, const CodecLimits& limits, Jo
   out.array_id = in.getArrayId();
   out.array_index = in.getArrayIndex();
   out.array_size = in.getArraySize();
+  out.queue_position = in.getQueuePosition();
   SUBLET_RETURN_IF_ERROR(
       ReadList("JobInfo.ranks", in.getRanks(), limits, out.ranks, ReadOne(limits)));
   return ReadList("JobInfo.events", in.getEvents(), limits, out.events, ReadOne(limits));

@@ -311,6 +311,7 @@ void WriteJobInfo(const JobInfo& in, wire::JobInfo::Builder out) {
   out.setArrayId(in.array_id);
   out.setArrayIndex(in.array_index);
   out.setArraySize(in.array_size);
+  out.setQueuePosition(in.queue_position);
   out.setPreemptWhy(AsText(in.preempt_why));
   out.setResumeStep(in.resume_step);
   auto ranks = out.initRanks(in.ranks.size());

@@ -368,5 +368,27 @@ TEST_F(FairShareClusterTest, APoolSmallerThanTheQuotasShrinksEveryGuaranteeInPro
               HasSubstr("acme uses 2 of its 2-GPU quota and may borrow at most 0 GPUs more"));
 }
 
+TEST_F(FairShareClusterTest, PendingJobsArePositionedInTheirTenantsQueueByPriorityThenAge) {
+  protocols::JobSpec low = Spec(1, 1), high = Spec(1, 1);
+  low.priority = protocols::Priority::kLow;
+  high.priority = protocols::Priority::kHigh;
+  uint64_t a = Submit(low);
+  uint64_t b = Submit(Spec(1, 1));
+  uint64_t c = Submit(high);
+  uint64_t d = Submit(Spec(1, 1));
+  uint64_t theirs = InTxn([&] { return *cluster_->Submit("globex", Spec(1, 1)); });
+  std::map<uint64_t, uint32_t> positions = cluster_->QueuePositions();
+  EXPECT_EQ(positions[c], 1u);
+  EXPECT_EQ(positions[b], 2u);
+  EXPECT_EQ(positions[d], 3u);
+  EXPECT_EQ(positions[a], 4u);
+  EXPECT_EQ(positions[theirs], 1u) << "each tenant's queue counts from 1";
+  Report("node-a");
+  Schedule();  // node-a has 2 GPUs: some start, the rest keep a position
+  for (const auto& [id, pos] : cluster_->QueuePositions()) {
+    EXPECT_EQ(JobById(id).state, JobState::kPending) << "only pending jobs have a position";
+  }
+}
+
 }  // namespace
 }  // namespace sublet::coordinator

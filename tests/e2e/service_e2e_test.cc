@@ -97,6 +97,9 @@ TEST_F(ServiceE2eTest, JobTooLargeToFitStaysPendingWithReason) {
   });
   EXPECT_EQ(job["state"], "pending");
   EXPECT_EQ(job["reason"], "needs 3 nodes with 2 GPUs; the cluster has 2 such ready nodes");
+  EXPECT_EQ(job["queue_position"], 1);
+  CommandResult jobs = cluster_.Sublet({"jobs"});
+  EXPECT_THAT(jobs.out, HasSubstr("pending #1")) << jobs.err;
 }
 
 TEST_F(ServiceE2eTest, CancelStopsRanksAndFreesTheirGpus) {

@@ -65,6 +65,7 @@ inline JobInfo SampleJob(uint64_t id) {
   job.array_id = id - 3;
   job.array_index = 3;
   job.array_size = 100;
+  job.queue_position = 3;
   return job;
 }
 
