@@ -10,6 +10,7 @@
 #include "coordinator/config.h"
 #include "tests/coordinator/cluster_fixture.h"
 #include "coordinator/scheduler.h"
+#include "tests/coordinator/sched_results.h"
 
 namespace sublet::coordinator {
 namespace {
@@ -55,19 +56,6 @@ std::map<std::string, uint32_t> GpusByTenant(const SchedResult& r, const std::ve
     }
   }
   return out;
-}
-
-std::vector<uint64_t> Placed(const SchedResult& r) {
-  std::vector<uint64_t> ids;
-  for (const Placement& p : r.placements) ids.push_back(p.job_id);
-  return ids;
-}
-
-std::string ReasonOf(const SchedResult& r, uint64_t id) {
-  for (const Waiting& w : r.waiting) {
-    if (w.job_id == id) return w.reason;
-  }
-  return "";
 }
 
 // One pass, asserting the GPUs each tenant gets.
@@ -267,7 +255,37 @@ TEST(FairShareConfigTest, BadValuesAreRefusedNamingTheField) {
   EXPECT_THAT(half.status().message(), HasSubstr("fair_share.half_life"));
 }
 
-using FairShareClusterTest = ClusterTest;
+class FairShareClusterTest : public ClusterTest {
+ protected:
+  // acme (quota `quota`, never borrows) and globex (quota `quota`) on 2
+  // nodes x 2: acme submits two 2-GPU jobs, globex one. acme's first job and
+  // globex's run; its second waits on the limit of a 2-GPU quota in force.
+  void ExpectAcmeHeldAtTwoGpus(uint32_t quota) {
+    config_.policies_configured = true;
+    config_.tenant_policies["acme"].quota_gpus = quota;
+    config_.tenant_policies["acme"].borrow_limit_gpus = 0;
+    config_.tenant_policies["globex"].quota_gpus = quota;
+    Report("node-a");
+    Report("node-b");
+    uint64_t first = Submit(Spec(1, 2));
+    uint64_t second = Submit(Spec(1, 2));
+    uint64_t theirs = InTxn([&] { return *cluster_->Submit("globex", Spec(1, 2)); });
+    Schedule();
+    EXPECT_EQ(JobById(first).state, JobState::kRunning);
+    EXPECT_EQ(JobById(theirs).state, JobState::kRunning);
+    EXPECT_EQ(JobById(second).state, JobState::kPending);
+    EXPECT_THAT(JobById(second).reason,
+                HasSubstr("acme uses 2 of its 2-GPU quota and may borrow at most 0 GPUs more"));
+  }
+};
+
+TEST_F(FairShareClusterTest, ATenantAtItsBorrowLimitWaitsWhileAnotherGetsItsQuota) {
+  ExpectAcmeHeldAtTwoGpus(2);  // 2 + 2 quotas fit the 4-GPU pool
+}
+
+TEST_F(FairShareClusterTest, APoolSmallerThanTheQuotasShrinksEveryGuaranteeInProportion) {
+  ExpectAcmeHeldAtTwoGpus(4);  // 4 + 4 over 4 GPUs: each guarantee is scaled to 2
+}
 
 TEST_F(FairShareClusterTest, APriorityAboveTheTenantsMaxIsRefusedAtSubmitNamingTheField) {
   protocols::JobSpec high = Spec(1, 1);
@@ -283,24 +301,10 @@ TEST_F(FairShareClusterTest, APriorityAboveTheTenantsMaxIsRefusedAtSubmitNamingT
   EXPECT_TRUE(InTxn([&] { return cluster_->Submit("acme", high); }).ok());
 }
 
-TEST_F(FairShareClusterTest, ATenantAtItsBorrowLimitWaitsWhileAnotherGetsItsQuota) {
-  config_.policies_configured = true;
-  config_.tenant_policies["acme"].quota_gpus = 2;
-  config_.tenant_policies["acme"].borrow_limit_gpus = 0;
-  config_.tenant_policies["globex"].quota_gpus = 2;
-  Report("node-a");
-  Report("node-b");
-  uint64_t first = Submit(Spec(1, 2));
-  uint64_t second = Submit(Spec(1, 2));
-  uint64_t theirs = InTxn([&] { return *cluster_->Submit("globex", Spec(1, 2)); });
-  Schedule();
-  EXPECT_EQ(JobById(first).state, JobState::kRunning);
-  EXPECT_EQ(JobById(theirs).state, JobState::kRunning);
-  EXPECT_EQ(JobById(second).state, JobState::kPending);
-  EXPECT_THAT(JobById(second).reason,
-              HasSubstr("acme uses 2 of its 2-GPU quota and may borrow at most 0 GPUs more"));
-}
-
+// acme (quota `quota`, never borrows) and globex (quota `quota`) on 2 nodes x
+// 2: acme submits two 2-GPU jobs, globex one. Whether the quotas fit the
+// 4-GPU pool (2 + 2) or not (4 + 4, scaled to 2 + 2), acme's guarantee in
+// force is 2: its first job and globex's run, its second waits on the limit.
 TEST_F(FairShareClusterTest, WithinQuotaJobsGoBeforeAnEarlierBorrowersJobs) {
   config_.policies_configured = true;
   config_.tenant_policies["globex"].quota_gpus = 4;
@@ -347,25 +351,6 @@ TEST_F(FairShareClusterTest, TenantsShowQuotaUseBorrowingAndPendingAndOnlyTheirO
   protocols::TenantListReply mine = cluster_->Tenants(std::string("globex"));
   ASSERT_EQ(mine.tenants.size(), 1u);
   EXPECT_EQ(mine.tenants[0].name, "globex");
-}
-
-TEST_F(FairShareClusterTest, APoolSmallerThanTheQuotasShrinksEveryGuaranteeInProportion) {
-  // Quotas of 4 and 4 over 2 nodes x 2: each guarantee is 2 of the 4 GPUs.
-  config_.policies_configured = true;
-  config_.tenant_policies["acme"].quota_gpus = 4;
-  config_.tenant_policies["acme"].borrow_limit_gpus = 0;
-  config_.tenant_policies["globex"].quota_gpus = 4;
-  Report("node-a");
-  Report("node-b");
-  uint64_t first = Submit(Spec(1, 2));
-  uint64_t second = Submit(Spec(1, 2));
-  uint64_t theirs = InTxn([&] { return *cluster_->Submit("globex", Spec(1, 2)); });
-  Schedule();
-  EXPECT_EQ(JobById(first).state, JobState::kRunning);
-  EXPECT_EQ(JobById(theirs).state, JobState::kRunning);
-  EXPECT_EQ(JobById(second).state, JobState::kPending);
-  EXPECT_THAT(JobById(second).reason,
-              HasSubstr("acme uses 2 of its 2-GPU quota and may borrow at most 0 GPUs more"));
 }
 
 TEST_F(FairShareClusterTest, PendingJobsArePositionedInTheirTenantsQueueByPriorityThenAge) {

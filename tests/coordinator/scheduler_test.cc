@@ -1,4 +1,5 @@
 #include "coordinator/scheduler.h"
+#include "tests/coordinator/sched_results.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -21,19 +22,6 @@ SchedNode Node(const std::string& name, uint32_t total, uint32_t free) {
 SchedJob Job(uint64_t id, uint32_t nodes, uint32_t gpus, uint64_t order = 0, int priority = 1,
              absl::Duration limit = absl::ZeroDuration()) {
   return {id, priority, order, nodes, gpus, limit};
-}
-
-std::vector<uint64_t> Placed(const SchedResult& r) {
-  std::vector<uint64_t> ids;
-  for (const Placement& p : r.placements) ids.push_back(p.job_id);
-  return ids;
-}
-
-std::string ReasonOf(const SchedResult& r, uint64_t id) {
-  for (const Waiting& w : r.waiting) {
-    if (w.job_id == id) return w.reason;
-  }
-  return "";
 }
 
 TEST(SchedulerTest, PlacesWholeGangAcrossDistinctNodes) {
