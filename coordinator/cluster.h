@@ -111,8 +111,6 @@ class Cluster {
   // Each pending job's place in its tenant's queue (1: next), by priority,
   // then submit order: the order the scheduler considers a tenant's jobs in.
   std::map<uint64_t, uint32_t> QueuePositions() const;
-  // GPUs on ready, connected nodes: the pool shares are fractions of.
-  uint32_t PoolGpus() const;
 
   // Nodes whose desired rank set changed since the last call.
   std::set<std::string> TakeDirtyNodes();
@@ -144,6 +142,12 @@ class Cluster {
   };
   // Every configured tenant (and any other with jobs), by name.
   std::map<std::string, TenantUsage> UsageByTenant() const;
+  // Whether `node` may take new work: ready, connected, no stray ranks.
+  bool Schedulable(const std::string& name, const Node& node) const;
+  // The tenants of `usage` as the scheduler sees them over `pool` GPUs: the
+  // quota in force (EffectiveQuotas), the use and the decayed history.
+  std::vector<SchedTenant> SchedTenants(const std::map<std::string, TenantUsage>& usage,
+                                        uint32_t pool) const;
   // Quotas and shares for this pass (fair_share.h); sets each pending job's tenant index.
   SchedPolicy QuotaPolicy(const std::vector<SchedNode>& nodes,
                           std::vector<SchedJob>& pending) const;

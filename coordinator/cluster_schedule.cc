@@ -84,8 +84,7 @@ absl::Status Cluster::Schedule() {
     sn.name = name;
     sn.total_gpus = static_cast<uint32_t>(node.gpus.size());
     sn.free_gpus = ledger_.Free(name, sn.total_gpus);
-    sn.schedulable =
-        node.state == NodeState::kReady && !node.peer.empty() && stray_ranks_[name] == 0;
+    sn.schedulable = Schedulable(name, node);
     index[name] = static_cast<uint32_t>(sched_nodes.size());
     sched_nodes.push_back(std::move(sn));
     node_ptrs.push_back(&node);
@@ -193,38 +192,35 @@ std::map<uint64_t, uint32_t> Cluster::QueuePositions() const {
   return positions;
 }
 
-uint32_t Cluster::PoolGpus() const {
-  uint32_t pool = 0;
-  for (const auto& [name, node] : nodes_) {
-    if (node.state == NodeState::kReady && !node.peer.empty()) {
-      pool += static_cast<uint32_t>(node.gpus.size());
-    }
+bool Cluster::Schedulable(const std::string& name, const Node& node) const {
+  auto strays = stray_ranks_.find(name);
+  return node.state == NodeState::kReady && !node.peer.empty() &&
+         (strays == stray_ranks_.end() || strays->second == 0);
+}
+
+std::vector<SchedTenant> Cluster::SchedTenants(const std::map<std::string, TenantUsage>& usage,
+                                               uint32_t pool) const {
+  std::vector<SchedTenant> tenants;
+  std::vector<uint32_t> quotas;
+  for (const auto& [name, u] : usage) {
+    const TenantPolicy p = config_.PolicyOf(name);
+    tenants.push_back({name, p.quota_gpus.value_or(0), p.borrow_limit_gpus, p.weight, u.in_use,
+                       HistoryFraction(u.decayed_gpu_seconds, pool, config_.fair_share_half_life)});
+    quotas.push_back(tenants.back().quota);
   }
-  return pool;
+  // Guarantees shrink with the pool (reclaimed, lost or draining nodes).
+  quotas = EffectiveQuotas(quotas, pool);
+  for (size_t t = 0; t < tenants.size(); ++t) tenants[t].quota = quotas[t];
+  return tenants;
 }
 
 SchedPolicy Cluster::QuotaPolicy(const std::vector<SchedNode>& nodes,
                                  std::vector<SchedJob>& pending) const {
   SchedPolicy policy;
   policy.quotas = true;
-  uint32_t pool = 0;
-  for (const SchedNode& n : nodes) {
-    if (n.schedulable) pool += n.total_gpus;
-  }
+  policy.tenants = SchedTenants(UsageByTenant(), PoolGpus(nodes));
   std::map<std::string, uint32_t> index;
-  for (const auto& [name, u] : UsageByTenant()) {
-    const TenantPolicy p = config_.PolicyOf(name);
-    index[name] = static_cast<uint32_t>(policy.tenants.size());
-    policy.tenants.push_back({name, p.quota_gpus.value_or(0), p.borrow_limit_gpus, p.weight,
-                              u.in_use,
-                              HistoryFraction(u.decayed_gpu_seconds, pool,
-                                              config_.fair_share_half_life)});
-  }
-  // Guarantees shrink with the pool (reclaimed, lost or draining nodes).
-  std::vector<uint32_t> quotas;
-  for (const SchedTenant& t : policy.tenants) quotas.push_back(t.quota);
-  quotas = EffectiveQuotas(quotas, pool);
-  for (size_t t = 0; t < policy.tenants.size(); ++t) policy.tenants[t].quota = quotas[t];
+  for (uint32_t t = 0; t < policy.tenants.size(); ++t) index[policy.tenants[t].name] = t;
   for (SchedJob& job : pending) job.tenant = index.at(jobs_.at(job.id).tenant);
   return policy;
 }
@@ -232,25 +228,30 @@ SchedPolicy Cluster::QuotaPolicy(const std::vector<SchedNode>& nodes,
 protocols::TenantListReply Cluster::Tenants(const std::optional<std::string>& only) const {
   protocols::TenantListReply reply;
   reply.policies = config_.policies_configured;
-  reply.pool_gpus = PoolGpus();
-  for (const auto& [name, u] : UsageByTenant()) {
-    if (only && name != *only) continue;
-    const TenantPolicy p = config_.PolicyOf(name);
+  for (const auto& [name, node] : nodes_) {
+    if (Schedulable(name, node)) reply.pool_gpus += static_cast<uint32_t>(node.gpus.size());
+  }
+  const std::map<std::string, TenantUsage> usage = UsageByTenant();
+  // As the scheduler sees them: the quota in force, the history, the share.
+  const std::vector<SchedTenant> shares = SchedTenants(usage, reply.pool_gpus);
+  auto u = usage.begin();
+  for (size_t i = 0; i < shares.size(); ++i, ++u) {
+    const SchedTenant& s = shares[i];
+    if (only && s.name != *only) continue;
+    const TenantPolicy p = config_.PolicyOf(s.name);
     protocols::TenantInfo t;
-    t.name = name;
+    t.name = s.name;
     t.quota_gpus = p.quota_gpus;
     t.borrow_limit_gpus = p.borrow_limit_gpus;
     t.weight = p.weight;
     t.max_priority = AllowedPriority(p, config_.policies_configured);
-    t.in_use_gpus = u.in_use;
-    t.borrowed_gpus = u.in_use > p.quota_gpus.value_or(0) ? u.in_use - p.quota_gpus.value_or(0) : 0;
-    t.pending_jobs = u.pending_jobs;
-    t.pending_gpus = u.pending_gpus;
-    const double history =
-        HistoryFraction(u.decayed_gpu_seconds, reply.pool_gpus, config_.fair_share_half_life);
-    t.share = WeightedShare(u.in_use, history, reply.pool_gpus, p.weight);
-    t.decayed_gpu_seconds = u.decayed_gpu_seconds;
-    t.gpu_seconds = u.gpu_seconds;
+    t.in_use_gpus = s.in_use;
+    t.borrowed_gpus = s.in_use > s.quota ? s.in_use - s.quota : 0;
+    t.pending_jobs = u->second.pending_jobs;
+    t.pending_gpus = u->second.pending_gpus;
+    t.share = WeightedShare(s.in_use, s.history, reply.pool_gpus, s.weight);
+    t.decayed_gpu_seconds = u->second.decayed_gpu_seconds;
+    t.gpu_seconds = u->second.gpu_seconds;
     reply.tenants.push_back(std::move(t));
   }
   return reply;

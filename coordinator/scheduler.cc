@@ -69,15 +69,6 @@ class Pass {
     return Outcome::kWaits;
   }
 
-  // Schedulable GPUs in all: the pool shares are fractions of.
-  uint32_t PoolGpus() const {
-    uint32_t pool = 0;
-    for (const SchedNode& n : nodes_) {
-      if (n.schedulable) pool += n.total_gpus;
-    }
-    return pool;
-  }
-
  private:
   struct Release {
     absl::Time end;
@@ -253,8 +244,8 @@ uint32_t Need(const SchedJob& job) { return job.nodes * job.gpus_per_node; }
 // best head: any that fits within its tenant's quota first (by priority,
 // then submit order), then borrowers by lowest weighted share. A head beyond
 // its tenant's quota + borrow_limit waits without being tried.
-void ScheduleWithQuotas(Pass& pass, const SchedPolicy& policy, std::vector<SchedJob> jobs,
-                        SchedResult& result) {
+void ScheduleWithQuotas(Pass& pass, uint32_t pool, const SchedPolicy& policy,
+                        std::vector<SchedJob> jobs, SchedResult& result) {
   std::vector<SchedTenant> tenants = policy.tenants;  // in_use grows as jobs are placed
   std::vector<std::vector<SchedJob>> queues(tenants.size());
   for (SchedJob& job : jobs) {
@@ -266,7 +257,22 @@ void ScheduleWithQuotas(Pass& pass, const SchedPolicy& policy, std::vector<Sched
   }
   for (auto& q : queues) std::sort(q.begin(), q.end(), Before);
   std::vector<size_t> next(queues.size(), 0);
-  const uint32_t pool = pass.PoolGpus();
+  auto after = [&](size_t t) { return uint64_t{tenants[t].in_use} + Need(queues[t][next[t]]); };
+  // Skips (with their reason) t's heads beyond its quota + borrow_limit:
+  // only t's own placements change that, so they wait for this pass.
+  auto skip_over_limit = [&](size_t t) {
+    const SchedTenant& tenant = tenants[t];
+    if (!tenant.borrow_limit) return;
+    for (; next[t] < queues[t].size() && after(t) > uint64_t{tenant.quota} + *tenant.borrow_limit;
+         ++next[t]) {
+      const SchedJob& job = queues[t][next[t]];
+      result.waiting.push_back(
+          {job.id, fmt::format("{} uses {} of its {}-GPU quota and may borrow at most {} more "
+                               "(borrow_limit); this job needs {}",
+                               tenant.name, tenant.in_use, tenant.quota,
+                               Plural(*tenant.borrow_limit, "GPU"), Plural(Need(job), "GPU"))});
+    }
+  };
   auto share = [&](size_t t) {
     return WeightedShare(tenants[t].in_use, tenants[t].history, pool, tenants[t].weight);
   };
@@ -274,36 +280,21 @@ void ScheduleWithQuotas(Pass& pass, const SchedPolicy& policy, std::vector<Sched
     int best = -1;
     bool best_within = false;
     for (size_t t = 0; t < queues.size(); ++t) {
+      skip_over_limit(t);
       if (next[t] >= queues[t].size()) continue;
-      const SchedJob& job = queues[t][next[t]];
-      const SchedTenant& tenant = tenants[t];
-      const uint64_t after = uint64_t{tenant.in_use} + Need(job);
-      if (tenant.borrow_limit && after > uint64_t{tenant.quota} + *tenant.borrow_limit) {
-        result.waiting.push_back(
-            {job.id, fmt::format("{} uses {} of its {}-GPU quota and may borrow at most {} more "
-                                 "(borrow_limit); this job needs {}",
-                                 tenant.name, tenant.in_use, tenant.quota,
-                                 Plural(*tenant.borrow_limit, "GPU"), Plural(Need(job), "GPU"))});
-        ++next[t];
-        t = static_cast<size_t>(-1);  // look at the heads again
-        best = -1;
-        continue;
-      }
-      const bool within = after <= tenant.quota;
-      if (best < 0) {
-        best = static_cast<int>(t);
-        best_within = within;
-        continue;
-      }
-      const SchedJob& other = queues[best][next[best]];
-      bool better;
-      if (within != best_within) {
-        better = within;
-      } else if (within) {
-        better = Before(job, other);
-      } else {
-        const double mine = share(t), theirs = share(best);
-        better = mine != theirs ? mine < theirs : Before(job, other);
+      const bool within = after(t) <= tenants[t].quota;
+      bool better = best < 0;
+      if (!better) {
+        const SchedJob& job = queues[t][next[t]];
+        const SchedJob& other = queues[best][next[best]];
+        if (within != best_within) {
+          better = within;
+        } else if (within) {
+          better = Before(job, other);
+        } else {
+          const double mine = share(t), theirs = share(best);
+          better = mine != theirs ? mine < theirs : Before(job, other);
+        }
       }
       if (better) {
         best = static_cast<int>(t);
@@ -329,12 +320,20 @@ void ScheduleWithQuotas(Pass& pass, const SchedPolicy& policy, std::vector<Sched
 
 }  // namespace
 
+uint32_t PoolGpus(const std::vector<SchedNode>& nodes) {
+  uint32_t pool = 0;
+  for (const SchedNode& n : nodes) {
+    if (n.schedulable) pool += n.total_gpus;
+  }
+  return pool;
+}
+
 SchedResult Schedule(const std::vector<SchedNode>& nodes, const std::vector<SchedRunning>& running,
                      std::vector<SchedJob> jobs, absl::Time now, const SchedPolicy& policy) {
   SchedResult result;
   Pass pass(nodes, running, now);
   if (policy.quotas) {
-    ScheduleWithQuotas(pass, policy, std::move(jobs), result);
+    ScheduleWithQuotas(pass, PoolGpus(nodes), policy, std::move(jobs), result);
     return result;
   }
   std::sort(jobs.begin(), jobs.end(), Before);

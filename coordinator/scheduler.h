@@ -105,6 +105,9 @@ struct SchedResult {
   uint64_t head_job = 0;  // the job holding the reservation; 0: none
 };
 
+// Schedulable GPUs in all: the pool that shares and quotas are fractions of.
+uint32_t PoolGpus(const std::vector<SchedNode>& nodes);
+
 // `jobs` may be in any order; `running` describes GPUs held by live ranks.
 SchedResult Schedule(const std::vector<SchedNode>& nodes, const std::vector<SchedRunning>& running,
                      std::vector<SchedJob> jobs, absl::Time now,
