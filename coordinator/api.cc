@@ -32,7 +32,7 @@ absl::StatusOr<Body> Coordinator::HandleApi(const Principal& who, protocols::Env
   if (auto* r = std::get_if<protocols::GetJobRequest>(&body)) {
     SUBLET_ASSIGN_OR_RETURN(const Job* job, VisibleJob(who, r->job_id));
     SUBLET_ASSIGN_OR_RETURN(protocols::JobInfo info, JobView(*job, store_.get(), clock_.Now()));
-    const std::map<uint64_t, uint32_t> positions = cluster_.QueuePositions();
+    const std::map<uint64_t, uint32_t> positions = cluster_.QueuePositions(job->tenant);
     if (auto it = positions.find(job->id); it != positions.end()) info.queue_position = it->second;
     return protocols::JobReply{std::move(info)};
   }
@@ -82,7 +82,8 @@ absl::StatusOr<Body> Coordinator::ListJobs(const Principal& who,
                                            const protocols::ListJobsRequest& r) {
   const absl::Time cutoff = clock_.Now() - absl::Hours(1);
   protocols::JobListReply reply;
-  const std::map<uint64_t, uint32_t> positions = cluster_.QueuePositions();
+  const std::map<uint64_t, uint32_t> positions = cluster_.QueuePositions(
+      who.role == Role::kTenant ? std::optional<std::string>(who.name) : std::nullopt);
   for (const auto& [id, job] : cluster_.jobs()) {
     if (who.role == Role::kTenant && job.tenant != who.name) continue;
     if (!r.all && IsFinal(job.state) && job.end_time < cutoff) continue;

@@ -110,7 +110,9 @@ class Cluster {
   protocols::TenantListReply Tenants(const std::optional<std::string>& only) const;
   // Each pending job's place in its tenant's queue (1: next), by priority,
   // then submit order: the order the scheduler considers a tenant's jobs in.
-  std::map<uint64_t, uint32_t> QueuePositions() const;
+  // `tenant`: only that tenant's queue.
+  std::map<uint64_t, uint32_t> QueuePositions(
+      const std::optional<std::string>& tenant = std::nullopt) const;
 
   // Nodes whose desired rank set changed since the last call.
   std::set<std::string> TakeDirtyNodes();

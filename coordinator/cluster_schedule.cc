@@ -176,10 +176,12 @@ std::map<std::string, Cluster::TenantUsage> Cluster::UsageByTenant() const {
   return usage;
 }
 
-std::map<uint64_t, uint32_t> Cluster::QueuePositions() const {
+std::map<uint64_t, uint32_t> Cluster::QueuePositions(
+    const std::optional<std::string>& tenant) const {
   std::map<std::string, std::vector<std::pair<int, uint64_t>>> queues;  // (-priority, id)
   for (const auto& [id, job] : jobs_) {
     if (job.state != JobState::kPending || job.stopping) continue;
+    if (tenant && job.tenant != *tenant) continue;
     queues[job.tenant].push_back({-static_cast<int>(job.spec.priority), id});
   }
   std::map<uint64_t, uint32_t> positions;
