@@ -367,7 +367,10 @@ nlohmann::json TenantsToJson(const protocols::TenantListReply& reply) {
                        {"pending_gpus", t.pending_gpus},
                        {"share", t.share},
                        {"decayed_gpu_seconds", t.decayed_gpu_seconds},
-                       {"gpu_seconds", t.gpu_seconds}});
+                       {"gpu_seconds", t.gpu_seconds},
+                       {"gpu_seconds_within_quota", t.gpu_seconds - t.gpu_seconds_borrowed},
+                       {"gpu_seconds_borrowed", t.gpu_seconds_borrowed},
+                       {"gpu_seconds_lost", t.gpu_seconds_lost}});
   }
   return {{"tenants", tenants}, {"policies", reply.policies}, {"pool_gpus", reply.pool_gpus}};
 }
@@ -381,11 +384,13 @@ std::string RenderTenantsTable(const protocols::TenantListReply& reply) {
                     std::to_string(t.in_use_gpus), std::to_string(t.borrowed_gpus),
                     fmt::format("{} ({} GPUs)", t.pending_jobs, t.pending_gpus),
                     fmt::format("{:.3f}", t.share), fmt::format("{:.0f}", t.decayed_gpu_seconds),
-                    fmt::format("{:.0f}", t.gpu_seconds)});
+                    fmt::format("{:.0f}", t.gpu_seconds - t.gpu_seconds_borrowed),
+                    fmt::format("{:.0f}", t.gpu_seconds_borrowed),
+                    fmt::format("{:.0f}", t.gpu_seconds_lost)});
   }
   std::string out = RenderTable({"TENANT", "QUOTA", "BORROW-LIMIT", "WEIGHT", "MAX-PRIORITY",
                                  "IN-USE", "BORROWED", "PENDING", "SHARE", "DECAYED-GPU-S",
-                                 "GPU-S"},
+                                 "GPU-S-IN-QUOTA", "GPU-S-BORROWED", "GPU-S-LOST"},
                                 rows);
   if (!reply.policies) out += "no quotas or fair share configured: priority, then submit order\n";
   return out;

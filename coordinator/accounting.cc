@@ -25,4 +25,14 @@ double GpuSecondsUsed(const Job& job, absl::Time now) {
   return job.gpu_seconds + (job.HasLiveRanks() ? AttemptGpuSeconds(job, now) : 0);
 }
 
+double AttemptBorrowedGpuSeconds(const Job& job, absl::Time now) {
+  if (job.ranks.empty()) return 0;
+  const double borrowed = std::min<double>(job.attempt_borrowed_gpus, job.ranks.size());
+  return AttemptGpuSeconds(job, now) * borrowed / static_cast<double>(job.ranks.size());
+}
+
+double GpuSecondsBorrowed(const Job& job, absl::Time now) {
+  return job.gpu_seconds_borrowed + (job.HasLiveRanks() ? AttemptBorrowedGpuSeconds(job, now) : 0);
+}
+
 }  // namespace sublet::coordinator

@@ -24,4 +24,11 @@ double WorkSinceCheckpoint(const Job& job, absl::Time now);
 // running one while it has live ranks.
 double GpuSecondsUsed(const Job& job, absl::Time now);
 
+// The current attempt's GPU-seconds beyond the tenant's quota: its share of
+// AttemptGpuSeconds held by its attempt_borrowed_gpus.
+double AttemptBorrowedGpuSeconds(const Job& job, absl::Time now);
+
+// Of GpuSecondsUsed, those borrowed beyond the tenant's quota.
+double GpuSecondsBorrowed(const Job& job, absl::Time now);
+
 }  // namespace sublet::coordinator

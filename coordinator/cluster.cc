@@ -111,7 +111,10 @@ absl::Status Cluster::Event(Job& job, const std::string& kind, const std::string
 // Also the one place that sees an attempt's last rank go: its GPU-seconds
 // are added to the job's account then.
 absl::Status Cluster::Save(Job& job) {
-  if (ledger_.Update(job)) job.gpu_seconds += AttemptGpuSeconds(job, clock_.Now());
+  if (ledger_.Update(job)) {
+    job.gpu_seconds += AttemptGpuSeconds(job, clock_.Now());
+    job.gpu_seconds_borrowed += AttemptBorrowedGpuSeconds(job, clock_.Now());
+  }
   return store_.SaveJob(job);
 }
 

@@ -10,8 +10,8 @@
 //   running --(a rank fails)--> pending (restarts+1) or failed at max_restarts
 //   running --(a node is lost)--> pending (not counted: not the tenant's fault)
 //   running --(a rank exits 75)--> pending (preemptions+1, never counted)
-//   running --(reclaim)--> preempting --(every rank exited)--> pending
-//                                        (preemptions+1, never counted)
+//   running --(reclaim, or fairness)--> preempting --(every rank exited)--> pending
+//                                                   (preemptions+1, never counted)
 //   running --(time_limit)--> failed;   pending|running --(cancel)--> cancelled
 // When an attempt ends early its other ranks are stopped (`stopping`); no new
 // attempt starts, and their GPUs stay taken, until each has reported its exit
@@ -140,6 +140,8 @@ class Cluster {
     uint32_t pending_jobs = 0;
     uint32_t pending_gpus = 0;
     double gpu_seconds = 0;
+    double gpu_seconds_borrowed = 0;  // beyond the quota (Job::attempt_borrowed_gpus)
+    double gpu_seconds_lost = 0;
     double decayed_gpu_seconds = 0;  // fair_share.half_life
   };
   // Every configured tenant (and any other with jobs), by name.
@@ -172,6 +174,14 @@ class Cluster {
   absl::StatusOr<std::vector<std::string>> ReclaimNodes(const protocols::ReclaimRequest& request,
                                                         std::map<uint64_t, std::string>& why);
   absl::Status Preempt(Job& job, Reclaim& reclaim, const std::string& why);
+  absl::Status PreemptForFairness(Job& job, const Job& preemptor, const std::string& why);
+  // "reclaim N" or "fairness preemption for job N", for a preempting job.
+  std::string PreemptionCause(const Job& job) const;
+  // After a quota pass (fairness.h): preempts borrowers' jobs for tenants
+  // below their quota. `placed`: the pass's placements.
+  absl::Status PreemptForFairness(const std::vector<SchedNode>& nodes, SchedPolicy policy,
+                                  const std::vector<SchedJob>& pending,
+                                  const std::vector<Placement>& placed);
   absl::Status OnPreemptingExit(Job& job, const std::string& who);
   absl::Status AdvanceReclaims();
   absl::Status CheckPreemptDeadlines(absl::Time now);
@@ -198,6 +208,9 @@ class Cluster {
   uint64_t next_job_id_ = 1;
   uint64_t next_reclaim_id_ = 1;
   bool sched_dirty_ = true;
+  // When a borrower's job that could be preempted for fairness reaches
+  // min_runtime: a pass is due then (fairness.h rule 6).
+  absl::Time fairness_recheck_ = absl::InfiniteFuture();
 };
 
 }  // namespace sublet::coordinator

@@ -164,7 +164,7 @@ protocols::WorkerSync Cluster::SyncFor(const Node& node) const {
       if (notice) {
         sync.notices.push_back(
             {key, absl::ToUnixMillis(job.preempt_deadline),
-             fmt::format("reclaim {}", job.reclaim_id),
+             PreemptionCause(job),
              static_cast<uint32_t>(protocols::PreemptionSignalNumber(job.spec.preemption_signal))});
       }
     }

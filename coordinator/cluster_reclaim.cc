@@ -206,8 +206,13 @@ absl::Status Cluster::Preempt(Job& job, Reclaim& reclaim, const std::string& why
   }
   reclaim.victims.push_back(v);
   if (job.state == JobState::kPreempting) {
-    // Already preempted by another reclaim: the earlier deadline holds.
+    // Already preempted by another reclaim, or for fairness: the earlier
+    // deadline holds, and a reclaim takes over from fairness.
     job.preempt_deadline = std::min(job.preempt_deadline, reclaim.deadline);
+    if (job.reclaim_id == 0) {
+      job.reclaim_id = reclaim.id;
+      job.fairness_for = 0;
+    }
   } else {
     job.state = JobState::kPreempting;
     job.reclaim_id = reclaim.id;
@@ -222,6 +227,31 @@ absl::Status Cluster::Preempt(Job& job, Reclaim& reclaim, const std::string& why
   SUBLET_RETURN_IF_ERROR(Event(job, "preempting", reclaim.who, job.preempt_why +
                                fmt::format("; deadline in {}", Seconds(left))));
   return Save(job);
+}
+
+// The same transaction for fairness (fairness.h): the notice, the grace as
+// deadline; OnPreemptingExit requeues the job once its ranks have exited.
+absl::Status Cluster::PreemptForFairness(Job& job, const Job& preemptor, const std::string& why) {
+  const absl::Time now = clock_.Now();
+  job.state = JobState::kPreempting;
+  job.reclaim_id = 0;
+  job.fairness_for = preemptor.id;
+  job.preempt_deadline = now + config_.fairness_grace;
+  job.deadline_noted = false;
+  job.preempt_why = "fairness: " + why;
+  job.reason = fmt::format("preempting for fairness (job {} of tenant {}): checkpoint and exit "
+                           "within {}",
+                           preemptor.id, preemptor.tenant, Seconds(config_.fairness_grace));
+  MarkNodesDirty(job);
+  SUBLET_RETURN_IF_ERROR(Event(job, "preempting", "scheduler",
+                               job.preempt_why + fmt::format("; deadline in {}",
+                                                             Seconds(config_.fairness_grace))));
+  return Save(job);
+}
+
+std::string Cluster::PreemptionCause(const Job& job) const {
+  if (job.reclaim_id != 0) return fmt::format("reclaim {}", job.reclaim_id);
+  return fmt::format("fairness preemption for job {}", job.fairness_for);
 }
 
 ReclaimVictim* Cluster::VictimOf(const Job& job) {
@@ -252,7 +282,9 @@ absl::Status Cluster::OnPreemptingExit(Job& job, const std::string& who) {
   }
   ReclaimVictim* victim = VictimOf(job);
   const uint64_t reclaim_id = job.reclaim_id;
+  const std::string cause = PreemptionCause(job);
   job.reclaim_id = 0;
+  job.fairness_for = 0;
   job.preempt_deadline = absl::InfinitePast();
   if (all_zero) {
     if (victim) victim->state = VictimState::kEnded;
@@ -275,12 +307,12 @@ absl::Status Cluster::OnPreemptingExit(Job& job, const std::string& who) {
     std::string resume = job.resume_step >= 0 ? fmt::format("resumes from step {}", job.resume_step)
                                               : "restarts from the beginning (no checkpoint)";
     SUBLET_RETURN_IF_ERROR(Event(job, all_75 ? "acknowledged" : "preempt_killed", who,
-                                 fmt::format("reclaim {}: {}", reclaim_id, outcome)));
+                                 fmt::format("{}: {}", cause, outcome)));
     SUBLET_RETURN_IF_ERROR(Event(job, "requeued", "scheduler",
                                  fmt::format("preemption {} (does not count against max_restarts); "
                                              "{}", job.preemptions, resume)));
     SUBLET_RETURN_IF_ERROR(
-        Requeue(job, fmt::format("preempted by reclaim {}; {}", reclaim_id, resume)));
+        Requeue(job, fmt::format("preempted ({}); {}", cause, resume)));
   }
   if (auto it = reclaims_.find(reclaim_id); it != reclaims_.end()) {
     SUBLET_RETURN_IF_ERROR(store_.SaveReclaim(it->second));
@@ -299,7 +331,8 @@ absl::Status Cluster::CheckPreemptDeadlines(absl::Time now) {
     }
     job.deadline_noted = true;
     SUBLET_RETURN_IF_ERROR(Event(job, "deadline", "scheduler",
-                                 "reclaim deadline reached; workers kill the ranks still running"));
+                                 fmt::format("{}: deadline reached; workers kill the ranks still running",
+                                             PreemptionCause(job))));
   }
   return absl::OkStatus();
 }

@@ -10,10 +10,27 @@
 #include "common/plural.h"
 #include "coordinator/accounting.h"
 #include "coordinator/cluster.h"
+#include "coordinator/fairness.h"
 #include "coordinator/scheduler.h"
 #include "fmt/format.h"
 
 namespace sublet::coordinator {
+namespace {
+
+// The index of `tenant` in the policy's tenants (their count when absent).
+uint32_t PolicyIndex(const SchedPolicy& policy, const std::string& tenant) {
+  // Tenants are sorted by name (UsageByTenant is a map).
+  auto it = std::lower_bound(policy.tenants.begin(), policy.tenants.end(), tenant,
+                             [](const SchedTenant& t, const std::string& name) {
+                               return t.name < name;
+                             });
+  if (it == policy.tenants.end() || it->name != tenant) {
+    return static_cast<uint32_t>(policy.tenants.size());
+  }
+  return static_cast<uint32_t>(it - policy.tenants.begin());
+}
+
+}  // namespace
 
 absl::Status Cluster::CheckTimeouts() {
   absl::Time now = clock_.Now();
@@ -46,6 +63,10 @@ absl::Status Cluster::CheckTimeouts() {
     std::string msg = fmt::format("time limit {} exceeded", sublet::FormatDuration(limit));
     SUBLET_RETURN_IF_ERROR(Event(job, "time_limit", "scheduler", msg));
     SUBLET_RETURN_IF_ERROR(Finish(job, JobState::kFailed, msg));
+  }
+  if (now >= fairness_recheck_) {
+    fairness_recheck_ = absl::InfiniteFuture();
+    sched_dirty_ = true;
   }
   SUBLET_RETURN_IF_ERROR(CheckPreemptDeadlines(now));
   return AdvanceReclaims();
@@ -96,8 +117,12 @@ absl::Status Cluster::Schedule() {
   for (uint64_t id : ledger_.live_jobs()) {
     const Job& job = jobs_.at(id);
     if (job.array_id != 0 && job.array_max_running > 0) ++array_active[job.array_id];
+    // A preempting job is gone by its deadline (the worker kills what is
+    // left then), so a reservation waiting for its GPUs holds until then.
     absl::Time end = job.spec.time_limit > absl::ZeroDuration() && job.state == JobState::kRunning
                          ? job.start_time + job.spec.time_limit
+                     : job.state == JobState::kPreempting && !job.stopping
+                         ? job.preempt_deadline
                          : absl::InfiniteFuture();
     std::map<uint32_t, uint32_t> per_node;
     for (const RankRecord& r : job.ranks) {
@@ -141,13 +166,106 @@ absl::Status Cluster::Schedule() {
   }
   SchedPolicy policy;
   if (config_.policies_configured) policy = QuotaPolicy(sched_nodes, pending);
+  const bool fairness = config_.policies_configured && config_.fairness_preemption;
+  std::vector<SchedJob> considered;
+  if (fairness) considered = pending;
   SchedResult result =
       coordinator::Schedule(sched_nodes, running, std::move(pending), clock_.Now(), policy);
   for (Waiting& w : result.waiting) jobs_.at(w.job_id).reason = std::move(w.reason);
+  // Each tenant's use as the placements add to it, for the borrowed part of
+  // each new attempt.
+  std::vector<uint32_t> in_use;
+  for (const SchedTenant& t : policy.tenants) in_use.push_back(t.in_use);
+  std::map<uint64_t, uint32_t> tenant_of;
+  for (const SchedJob& j : considered) tenant_of[j.id] = j.tenant;
   for (const Placement& p : result.placements) {
     std::vector<const Node*> chosen;
     for (uint32_t n : p.nodes) chosen.push_back(node_ptrs[n]);
-    SUBLET_RETURN_IF_ERROR(StartAttempt(jobs_.at(p.job_id), chosen, p.gpus));
+    Job& job = jobs_.at(p.job_id);
+    uint32_t gpus = 0;
+    for (const auto& g : p.gpus) gpus += static_cast<uint32_t>(g.size());
+    job.attempt_borrowed_gpus = 0;
+    if (config_.policies_configured) {
+      const uint32_t t = PolicyIndex(policy, job.tenant);
+      if (t < in_use.size()) {
+        const uint32_t quota = policy.tenants[t].quota;
+        const uint32_t after = in_use[t] + gpus;
+        job.attempt_borrowed_gpus = after <= quota ? 0 : std::min(gpus, after - quota);
+        in_use[t] = after;
+      }
+    }
+    SUBLET_RETURN_IF_ERROR(StartAttempt(job, chosen, p.gpus));
+  }
+  if (fairness) {
+    SUBLET_RETURN_IF_ERROR(PreemptForFairness(sched_nodes, std::move(policy), considered,
+                                              result.placements));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Cluster::PreemptForFairness(const std::vector<SchedNode>& nodes, SchedPolicy policy,
+                                         const std::vector<SchedJob>& pending,
+                                         const std::vector<Placement>& placed) {
+  const absl::Time now = clock_.Now();
+  fairness_recheck_ = absl::InfiniteFuture();
+  // The state after the pass: placed GPUs are taken, their tenants use them.
+  std::vector<SchedNode> after = nodes;
+  std::set<uint64_t> placed_ids;
+  std::map<std::string, uint32_t> index;
+  for (uint32_t i = 0; i < nodes.size(); ++i) index[nodes[i].name] = i;
+  std::vector<FairnessJob> live;
+  for (uint64_t id : ledger_.live_jobs()) {
+    const Job& job = jobs_.at(id);
+    FairnessJob f;
+    f.id = id;
+    f.tenant = PolicyIndex(policy, job.tenant);
+    f.priority = static_cast<int>(job.spec.priority);
+    f.returning = job.state != JobState::kRunning || job.stopping;
+    f.eligible_at = job.start_time + config_.fairness_min_runtime;
+    f.work_since_checkpoint = WorkSinceCheckpoint(job, now);
+    std::map<uint32_t, uint32_t> per_node;
+    for (const RankRecord& r : job.ranks) {
+      if (!r.exited && index.count(r.node)) per_node[index[r.node]] += 1;
+    }
+    f.gpus.assign(per_node.begin(), per_node.end());
+    live.push_back(std::move(f));
+  }
+  for (SchedNode& n : after) {
+    n.free_gpus = ledger_.Free(n.name, n.total_gpus);
+  }
+  for (const Placement& p : placed) {
+    placed_ids.insert(p.job_id);
+    const uint32_t t = PolicyIndex(policy, jobs_.at(p.job_id).tenant);
+    for (const auto& g : p.gpus) {
+      if (t < policy.tenants.size()) policy.tenants[t].in_use += static_cast<uint32_t>(g.size());
+    }
+  }
+  std::vector<SchedJob> unplaced;
+  for (const SchedJob& j : pending) {
+    if (!placed_ids.count(j.id)) unplaced.push_back(j);
+  }
+  FairnessResult result =
+      ChooseFairnessPreemptions(after, live, std::move(unplaced), std::move(policy.tenants), now);
+  fairness_recheck_ = result.recheck;
+  for (auto& [id, reason] : result.waiting) jobs_.at(id).reason = std::move(reason);
+  for (const FairnessPreemption& p : result.preemptions) {
+    Job& preemptor = jobs_.at(p.preemptor);
+    std::vector<std::string> named;
+    for (uint64_t v : p.victims) {
+      Job& victim = jobs_.at(v);
+      named.push_back(fmt::format("{} (tenant {})", v, victim.tenant));
+      SUBLET_RETURN_IF_ERROR(PreemptForFairness(victim, preemptor, p.why.at(v)));
+    }
+    preemptor.reason = fmt::format(
+        "within its tenant's quota: preempting borrowers' job{} {} for it; they checkpoint and "
+        "exit within {}",
+        p.victims.size() == 1 ? "" : "s", absl::StrJoin(named, ", "),
+        sublet::FormatDuration(config_.fairness_grace));
+    SUBLET_RETURN_IF_ERROR(Event(preemptor, "fairness_preemption", "scheduler",
+                                 fmt::format("tenant {} is below its quota: preempting job{} {} "
+                                             "so this job can run within it",
+                                             preemptor.tenant, p.victims.size() == 1 ? "" : "s",
+                                             absl::StrJoin(named, ", "))));
   }
   return absl::OkStatus();
 }
@@ -168,6 +286,8 @@ std::map<std::string, Cluster::TenantUsage> Cluster::UsageByTenant() const {
       u.pending_gpus += job.spec.nodes * job.spec.gpus_per_node;
     }
     u.gpu_seconds += used;
+    u.gpu_seconds_borrowed += GpuSecondsBorrowed(job, now);
+    u.gpu_seconds_lost += job.gpu_seconds_lost;
     // An ended job's GPU-seconds age from its end; an open job's count in full.
     u.decayed_gpu_seconds +=
         used * (IsFinal(job.state) ? DecayFactor(now - job.end_time, config_.fair_share_half_life)
@@ -221,9 +341,7 @@ SchedPolicy Cluster::QuotaPolicy(const std::vector<SchedNode>& nodes,
   SchedPolicy policy;
   policy.quotas = true;
   policy.tenants = SchedTenants(UsageByTenant(), PoolGpus(nodes));
-  std::map<std::string, uint32_t> index;
-  for (uint32_t t = 0; t < policy.tenants.size(); ++t) index[policy.tenants[t].name] = t;
-  for (SchedJob& job : pending) job.tenant = index.at(jobs_.at(job.id).tenant);
+  for (SchedJob& job : pending) job.tenant = PolicyIndex(policy, jobs_.at(job.id).tenant);
   return policy;
 }
 
@@ -254,6 +372,8 @@ protocols::TenantListReply Cluster::Tenants(const std::optional<std::string>& on
     t.share = WeightedShare(s.in_use, s.history, reply.pool_gpus, s.weight);
     t.decayed_gpu_seconds = u->second.decayed_gpu_seconds;
     t.gpu_seconds = u->second.gpu_seconds;
+    t.gpu_seconds_borrowed = u->second.gpu_seconds_borrowed;
+    t.gpu_seconds_lost = u->second.gpu_seconds_lost;
     reply.tenants.push_back(std::move(t));
   }
   return reply;

@@ -171,10 +171,42 @@ absl::Status AddWorkers(const YAML::Node& workers, Config& config) {
   return absl::OkStatus();
 }
 
+// fairness_preemption: {grace: D, min_runtime: D, enabled: B} (fairness.h).
+absl::Status ParseFairnessPreemption(const YAML::Node& fp, Config& config) {
+  if (!fp.IsMap()) {
+    return FieldError("fairness_preemption", "expected {grace: D, min_runtime: D, enabled: B}");
+  }
+  SUBLET_RETURN_IF_ERROR(
+      CheckKeys(fp, {"grace", "min_runtime", "enabled"}, "fairness_preemption"));
+  if (const YAML::Node grace = fp["grace"]) {
+    auto d = ParseDuration(grace.IsScalar() ? grace.Scalar() : "");
+    if (!d.ok()) return FieldError("fairness_preemption.grace", std::string(d.status().message()));
+    if (*d > absl::Hours(24)) return FieldError("fairness_preemption.grace", "must be at most 24h");
+    config.fairness_grace = *d;
+  }
+  if (const YAML::Node min = fp["min_runtime"]) {
+    const std::string text = min.IsScalar() ? min.Scalar() : "";
+    auto d = text == "0" || text == "0s" ? absl::StatusOr<absl::Duration>(absl::ZeroDuration())
+                                          : ParseDuration(text);
+    if (!d.ok()) {
+      return FieldError("fairness_preemption.min_runtime", std::string(d.status().message()));
+    }
+    config.fairness_min_runtime = *d;
+  }
+  if (const YAML::Node enabled = fp["enabled"]) {
+    bool on = true;
+    if (!enabled.IsScalar() || !YAML::convert<bool>::decode(enabled, on)) {
+      return FieldError("fairness_preemption.enabled", "must be true or false");
+    }
+    config.fairness_preemption = on;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Config> ParseRoot(const YAML::Node& root) {
   SUBLET_RETURN_IF_ERROR(CheckKeys(
       root, {"storage_root", "heartbeat_timeout", "stop_grace", "max_jobs_per_tenant", "tenants",
-             "admins", "workers", "restart_backoff", "fair_share"},
+             "admins", "workers", "restart_backoff", "fair_share", "fairness_preemption"},
       ""));
   Config config;
   SUBLET_ASSIGN_OR_RETURN(config.storage_root, RequiredString(root["storage_root"], "storage_root"));
@@ -228,6 +260,9 @@ absl::StatusOr<Config> ParseRoot(const YAML::Node& root) {
       config.fair_share_half_life = *d;
     }
     config.policies_configured = true;
+  }
+  if (const YAML::Node fp = root["fairness_preemption"]) {
+    SUBLET_RETURN_IF_ERROR(ParseFairnessPreemption(fp, config));
   }
   SUBLET_RETURN_IF_ERROR(AddPrincipals(root["tenants"], Role::kTenant, "tenants", config));
   SUBLET_RETURN_IF_ERROR(AddPrincipals(root["admins"], Role::kAdmin, "admins", config));

@@ -14,6 +14,7 @@
 //     keys: ["<node CURVE public key>", ...]   # only these nodes may register
 //     token: "node-token"                      # optional: then nodes must also send it
 //   fair_share: {half_life: 7d}                # usage decay for borrowers' order
+//   fairness_preemption: {grace: 2m, min_runtime: 10m}   # fairness.h; enabled: false turns it off
 //
 // A token identifies exactly one tenant, one admin or the worker pool. Only
 // tokens' SHA-256 digests are kept in memory, whichever form the file used.
@@ -62,6 +63,12 @@ struct Config {
   // tenant without an entry has the defaults.
   std::unordered_map<std::string, TenantPolicy> tenant_policies;
   absl::Duration fair_share_half_life = absl::Hours(24 * 7);
+  // Getting a guarantee back (fairness.h), with quotas only: borrowers'
+  // jobs are preempted for a tenant below its quota, with `fairness_grace`
+  // to checkpoint, never before they have run `fairness_min_runtime`.
+  bool fairness_preemption = true;
+  absl::Duration fairness_grace = absl::Minutes(2);
+  absl::Duration fairness_min_runtime = absl::Minutes(10);
   // Whether any tenant policy field or fair_share was written: quotas and
   // fair share apply, and max_priority defaults to normal.
   bool policies_configured = false;

@@ -88,7 +88,10 @@ struct Job {
   // Reclaim: while kPreempting, the reclaim that asked, and its deadline.
   uint64_t reclaim_id = 0;
   absl::Time preempt_deadline = absl::InfinitePast();
-  std::string preempt_why;   // why the last reclaim chose this job
+  std::string preempt_why;   // why the last reclaim (or fairness preemption) chose this job
+  // Fairness preemption (fairness.h): while kPreempting with no reclaim, the
+  // pending job it gives its GPUs back for.
+  uint64_t fairness_for = 0;
   int64_t resume_step = -1;  // what the next attempt resumes from (-1: start)
   // A restarted job is not placed before this (restart backoff).
   absl::Time not_before = absl::InfinitePast();
@@ -100,6 +103,10 @@ struct Job {
   // Accounting over ended attempts (the running one is added when viewed).
   double gpu_seconds = 0;
   double gpu_seconds_lost = 0;  // to preemption: work after the resume checkpoint
+  // Of the current attempt's GPUs, how many were borrowed beyond the
+  // tenant's quota when it started; and the borrowed part of gpu_seconds.
+  uint32_t attempt_borrowed_gpus = 0;
+  double gpu_seconds_borrowed = 0;
   bool deadline_noted = false;  // not persisted: the deadline event was written
 
   bool HasLiveRanks() const {

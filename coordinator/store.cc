@@ -99,6 +99,9 @@ constexpr AddedColumn kAddedColumns[] = {
     {"jobs", "not_before_ms", "INTEGER NOT NULL DEFAULT 0"},
     {"jobs", "array_id", "INTEGER NOT NULL DEFAULT 0"},
     {"jobs", "array_index", "INTEGER NOT NULL DEFAULT 0"},
+    {"jobs", "fairness_for", "INTEGER NOT NULL DEFAULT 0"},
+    {"jobs", "attempt_borrowed_gpus", "INTEGER NOT NULL DEFAULT 0"},
+    {"jobs", "gpu_seconds_borrowed", "REAL NOT NULL DEFAULT 0"},
     {"nodes", "reclaim_id", "INTEGER NOT NULL DEFAULT 0"},
     {"nodes", "instance", "TEXT NOT NULL DEFAULT ''"},
 };
@@ -162,7 +165,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
       "master_addr=?12, master_port=?13, rendezvous_port=?14, reclaim_id=?15, "
       "preempt_deadline_ms=?16, preempt_why=?17, resume_step=?18, checkpoint_ms=?19, "
       "checkpoint_bytes=?20, checkpoint_persist_s=?21, gpu_seconds=?22, gpu_seconds_lost=?23, "
-      "not_before_ms=?24 WHERE id=?1"));
+      "not_before_ms=?24, fairness_for=?25, attempt_borrowed_gpus=?26, "
+      "gpu_seconds_borrowed=?27 WHERE id=?1"));
   SUBLET_ASSIGN_OR_RETURN(store->put_rank_, store->Prepare(
       "INSERT OR REPLACE INTO ranks (job_id, attempt, rank, node, incarnation, local_rank, gpus, "
       "exited, exit_code) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"));
@@ -302,6 +306,9 @@ absl::Status Store::SaveJob(const Job& job) {
   sqlite3_bind_double(s, 22, job.gpu_seconds);
   sqlite3_bind_double(s, 23, job.gpu_seconds_lost);
   sqlite3_bind_int64(s, 24, ToMs(job.not_before));
+  sqlite3_bind_int64(s, 25, static_cast<int64_t>(job.fairness_for));
+  sqlite3_bind_int64(s, 26, job.attempt_borrowed_gpus);
+  sqlite3_bind_double(s, 27, job.gpu_seconds_borrowed);
   SUBLET_RETURN_IF_ERROR(Write(s, "save job"));
   if (sqlite3_changes(db_) != 1) {
     return Fail(absl::InternalError(fmt::format("store: job {} was never inserted", job.id)));
@@ -451,7 +458,8 @@ absl::StatusOr<Store::Snapshot> Store::Load() {
       "last_checkpoint_step, submit_ms, start_ms, end_ms, stopping, master_addr, master_port, "
       "rendezvous_port, reclaim_id, preempt_deadline_ms, preempt_why, resume_step, "
       "checkpoint_ms, checkpoint_bytes, checkpoint_persist_s, gpu_seconds, gpu_seconds_lost, "
-      "not_before_ms, array_id, array_index FROM jobs ORDER BY id", "prepare jobs"));
+      "not_before_ms, array_id, array_index, fairness_for, attempt_borrowed_gpus, "
+      "gpu_seconds_borrowed FROM jobs ORDER BY id", "prepare jobs"));
   sqlite3_stmt* jobs = owned_jobs.get();
   int rc;
   while ((rc = sqlite3_step(jobs)) == SQLITE_ROW) {
@@ -491,6 +499,9 @@ absl::StatusOr<Store::Snapshot> Store::Load() {
     job.not_before = FromMs(sqlite3_column_int64(jobs, 25));
     job.array_id = static_cast<uint64_t>(sqlite3_column_int64(jobs, 26));
     job.array_index = static_cast<uint32_t>(sqlite3_column_int64(jobs, 27));
+    job.fairness_for = static_cast<uint64_t>(sqlite3_column_int64(jobs, 28));
+    job.attempt_borrowed_gpus = static_cast<uint32_t>(sqlite3_column_int64(jobs, 29));
+    job.gpu_seconds_borrowed = sqlite3_column_double(jobs, 30);
     if (absl::Status shape = SetArrayShape(job); !shape.ok()) {
       return absl::DataLossError(fmt::format("store: job {} cannot be read back ({})", job.id,
                                              std::string(shape.message())));

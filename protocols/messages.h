@@ -256,6 +256,8 @@ struct TenantInfo {
   double share = 0;            // weighted share, as the scheduler orders borrowers
   double decayed_gpu_seconds = 0;
   double gpu_seconds = 0;      // used in all, ended attempts and running ones
+  double gpu_seconds_borrowed = 0;  // of those, on GPUs beyond its quota
+  double gpu_seconds_lost = 0;      // to preemption: work redone after a resume
   bool operator==(const TenantInfo&) const = default;
 };
 struct TenantListReply {

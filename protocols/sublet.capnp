@@ -210,6 +210,8 @@ struct TenantInfo {
   share @11 :Float64;
   decayedGpuSeconds @12 :Float64;
   gpuSeconds @13 :Float64;
+  gpuSecondsBorrowed @14 :Float64;
+  gpuSecondsLost @15 :Float64;
 }
 struct TenantListReply {
   tenants @0 :List(TenantInfo);

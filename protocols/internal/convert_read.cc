@@ -336,6 +336,8 @@ absl::Status Read(wire::TenantInfo::Reader in, const CodecLimits&, TenantInfo& o
   out.share = in.getShare();
   out.decayed_gpu_seconds = in.getDecayedGpuSeconds();
   out.gpu_seconds = in.getGpuSeconds();
+  out.gpu_seconds_borrowed = in.getGpuSecondsBorrowed();
+  out.gpu_seconds_lost = in.getGpuSecondsLost();
   return absl::OkStatus();
 }
 absl::Status Read(wire::TenantListReply::Reader in, const CodecLimits& limits, TenantListReply& out) {

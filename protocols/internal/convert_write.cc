@@ -242,6 +242,8 @@ struct BodyWriter {
       w.setShare(t.share);
       w.setDecayedGpuSeconds(t.decayed_gpu_seconds);
       w.setGpuSeconds(t.gpu_seconds);
+      w.setGpuSecondsBorrowed(t.gpu_seconds_borrowed);
+      w.setGpuSecondsLost(t.gpu_seconds_lost);
     }
   }
   void operator()(const AuditListReply& in) {

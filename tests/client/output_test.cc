@@ -166,6 +166,28 @@ TEST(JobsTableTest, ShowsOneRowPerJobUnderTheHeader) {
   EXPECT_THAT(table, HasSubstr("TENANT  JOBS  GPU-S  LOST-GPU-S\nacme    2     1230   4\n"));
 }
 
+TEST(TenantsTableTest, SplitsGpuSecondsWithinQuotaBorrowedAndLost) {
+  protocols::TenantListReply reply;
+  reply.policies = true;
+  reply.pool_gpus = 16;
+  protocols::TenantInfo t;
+  t.name = "acme";
+  t.quota_gpus = 8;
+  t.in_use_gpus = 12;
+  t.borrowed_gpus = 4;
+  t.gpu_seconds = 1000;
+  t.gpu_seconds_borrowed = 250;
+  t.gpu_seconds_lost = 30;
+  reply.tenants = {t};
+  const std::string table = RenderTenantsTable(reply);
+  EXPECT_THAT(table, HasSubstr("GPU-S-IN-QUOTA  GPU-S-BORROWED  GPU-S-LOST\n"));
+  EXPECT_THAT(table, HasSubstr("750             250             30\n"));
+  const nlohmann::json json = TenantsToJson(reply);
+  EXPECT_EQ(json["tenants"][0]["gpu_seconds_within_quota"], 750.0);
+  EXPECT_EQ(json["tenants"][0]["gpu_seconds_borrowed"], 250.0);
+  EXPECT_EQ(json["tenants"][0]["gpu_seconds_lost"], 30.0);
+}
+
 TEST(JobsTableTest, TenantTotalsJsonSumsEachTenantInNameOrder) {
   protocols::JobInfo a = RunningJob(), b = RunningJob(), c = RunningJob();
   a.gpu_seconds = 10, a.gpu_seconds_lost = 1;
