@@ -178,15 +178,17 @@ TestCluster::TestCluster(Options options) : options_(std::move(options)) {
       "stop_grace: {}\n"
       "restart_backoff: {{base: 0s}}\n"
       "tenants:\n"
-      "  - {{name: acme, token: acme-token}}\n"
-      "  - {{name: globex, token: globex-token}}\n"
+      "  - {{name: acme, token: acme-token{}}}\n"
+      "  - {{name: globex, token: globex-token{}}}\n"
       "admins:\n"
       "  - {{name: infra, token: admin-token}}\n"
       "workers:\n"
       "  token: node-token\n"
       "  keys:\n"
+      "{}"
       "{}",
-      dir_, options_.heartbeat_timeout, options_.stop_grace, node_keys);
+      dir_, options_.heartbeat_timeout, options_.stop_grace, options_.acme_fields,
+      options_.globex_fields, node_keys, options_.extra_config);
   // The worker token stays off every command line.
   std::ofstream(dir_ + "/node-token") << "node-token\n";
   chmod((dir_ + "/node-token").c_str(), 0600);

@@ -35,6 +35,11 @@ class TestCluster {
     std::vector<std::pair<std::string, std::string>> worker_net;
     // Extra sublet-worker flags, per worker index (e.g. --no-isolation).
     std::map<int, std::vector<std::string>> worker_args;
+    // Extra fields of the tenants' config entries (e.g. ", quota: {gpus: 2}"),
+    // and extra top-level config lines.
+    std::string acme_fields;
+    std::string globex_fields;
+    std::string extra_config;
   };
   explicit TestCluster(Options options);
   ~TestCluster();  // SIGKILLs everything it started
