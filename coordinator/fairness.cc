@@ -22,22 +22,58 @@ uint32_t Held(const FairnessJob& job) {
   return held;
 }
 
+// GPUs each node has room for, with a count of schedulable nodes by room,
+// so "do `groups` nodes have room for g?" costs O(GPUs per node).
+class Room {
+ public:
+  explicit Room(const std::vector<SchedNode>& nodes) : nodes_(nodes), room_(nodes.size(), 0) {
+    for (const SchedNode& n : nodes) cap_ = std::max<int64_t>(cap_, n.total_gpus);
+    hist_.assign(static_cast<size_t>(cap_) + 1, 0);
+    for (size_t n = 0; n < nodes.size(); ++n) {
+      if (nodes[n].schedulable) hist_[0]++;
+    }
+  }
+  int64_t operator[](size_t n) const { return room_[n]; }
+  void Add(size_t n, int64_t delta) { Set(n, room_[n] + delta); }
+  void Set(size_t n, int64_t value) {
+    if (nodes_[n].schedulable) {
+      hist_[Bucket(room_[n])]--;
+      hist_[Bucket(value)]++;
+    }
+    room_[n] = value;
+  }
+  bool Fits(uint32_t groups, uint32_t g) const {
+    uint32_t fit = 0;
+    for (int64_t v = std::min<int64_t>(g, cap_ + 1); v <= cap_ && fit < groups; ++v) {
+      fit += hist_[static_cast<size_t>(v)];
+    }
+    return fit >= groups;
+  }
+
+ private:
+  size_t Bucket(int64_t v) const { return static_cast<size_t>(std::clamp<int64_t>(v, 0, cap_)); }
+  const std::vector<SchedNode>& nodes_;
+  std::vector<int64_t> room_;
+  int64_t cap_ = 0;
+  std::vector<uint32_t> hist_;
+};
+
 class Search {
  public:
   Search(const std::vector<SchedNode>& nodes, const std::vector<FairnessJob>& live,
          std::vector<SchedTenant> tenants, absl::Time now)
       : nodes_(nodes), live_(live), tenants_(std::move(tenants)), now_(now),
-        pool_(PoolGpus(nodes)), avail_(nodes.size(), 0), free_(nodes.size(), 0),
+        pool_(PoolGpus(nodes)), avail_(nodes), free_(nodes),
         on_node_(nodes.size()), taken_(live.size(), false) {
     for (size_t n = 0; n < nodes.size(); ++n) {
-      free_[n] = nodes[n].free_gpus.size();
-      avail_[n] = free_[n];
+      free_.Set(n, static_cast<int64_t>(nodes[n].free_gpus.size()));
+      avail_.Set(n, free_[n]);
     }
     for (size_t j = 0; j < live.size(); ++j) {
       for (auto [node, gpus] : live[j].gpus) {
         if (node >= nodes.size()) continue;
         if (live[j].returning) {
-          avail_[node] += gpus;
+          avail_.Add(node, gpus);
         } else {
           on_node_[node].push_back(j);
         }
@@ -51,8 +87,8 @@ class Search {
     const uint32_t groups = job.min_nodes > 0 ? std::min(job.min_nodes, job.nodes) : job.nodes;
     const uint32_t g = job.gpus_per_node;
     trial_.clear();
-    if (Fits(groups, g, avail_)) {
-      if (!Fits(groups, g, free_)) {
+    if (avail_.Fits(groups, g)) {
+      if (!free_.Fits(groups, g)) {
         out.waiting[job.id] = fmt::format(
             "{} is within its {}-GPU quota; waiting for the GPUs that preempted or stopping "
             "jobs are giving back",
@@ -109,14 +145,6 @@ class Search {
     return WeightedShare(s.in_use, s.history, pool_, s.weight);
   }
 
-  bool Fits(uint32_t groups, uint32_t g, const std::vector<int64_t>& room) const {
-    uint32_t fit = 0;
-    for (size_t n = 0; n < nodes_.size() && fit < groups; ++n) {
-      if (nodes_[n].schedulable && room[n] >= g) ++fit;
-    }
-    return fit >= groups;
-  }
-
   bool Eligible(size_t j, bool allow_young) const {
     const FairnessJob& job = live_[j];
     if (taken_[j] || job.returning || job.tenant >= tenants_.size()) return false;
@@ -128,7 +156,7 @@ class Search {
   void Free(size_t j) {
     trial_.push_back(j);
     for (auto [node, gpus] : live_[j].gpus) {
-      if (node < nodes_.size()) avail_[node] += gpus;
+      if (node < nodes_.size()) avail_.Add(node, gpus);
     }
     tenants_[live_[j].tenant].in_use -= Held(live_[j]);
   }
@@ -136,7 +164,7 @@ class Search {
   void Unfree(size_t j) {
     trial_.erase(std::find(trial_.begin(), trial_.end(), j));
     for (auto [node, gpus] : live_[j].gpus) {
-      if (node < nodes_.size()) avail_[node] -= gpus;
+      if (node < nodes_.size()) avail_.Add(node, -static_cast<int64_t>(gpus));
     }
     tenants_[live_[j].tenant].in_use += Held(live_[j]);
   }
@@ -189,30 +217,64 @@ class Search {
     return std::pair{cost, chosen};
   }
 
-  // Greedy over nodes (rule 5): trial_ receives the victims.
+  // What node n costs now: nothing when it has room, else its victims.
+  std::optional<std::pair<Cost, std::vector<size_t>>> Evaluate(size_t n, uint32_t g,
+                                                               bool allow_young) {
+    if (avail_[n] >= g) return std::pair{Cost{}, std::vector<size_t>{}};
+    return NodeVictims(n, g, allow_young);
+  }
+
+  // Greedy over nodes (rule 5), lazily: every node's cost once, then the
+  // cheapest, its cost recomputed when it comes up (victims chosen since may
+  // have raised it: then it goes back; or lowered it, for the other nodes of
+  // a gang victim: those are pushed again). trial_ receives the victims.
   bool FindVictims(uint32_t groups, uint32_t g, bool allow_young) {
+    struct Entry {
+      Cost cost;
+      size_t node;
+    };
+    auto worse = [](const Entry& a, const Entry& b) {  // for a min-heap
+      return std::tie(a.cost.count, a.cost.minus_min_share, a.cost.max_priority, a.cost.work,
+                      a.node) > std::tie(b.cost.count, b.cost.minus_min_share,
+                                         b.cost.max_priority, b.cost.work, b.node);
+    };
+    std::vector<Entry> heap;
+    for (size_t n = 0; n < nodes_.size(); ++n) {
+      if (!nodes_[n].schedulable || nodes_[n].total_gpus < g) continue;
+      if (auto c = Evaluate(n, g, allow_young)) heap.push_back({c->first, n});
+    }
+    std::make_heap(heap.begin(), heap.end(), worse);
     std::vector<bool> picked(nodes_.size(), false);
-    for (uint32_t k = 0; k < groups; ++k) {
-      std::optional<size_t> best;
-      std::pair<Cost, std::vector<size_t>> best_choice;
-      for (size_t n = 0; n < nodes_.size(); ++n) {
-        if (picked[n] || !nodes_[n].schedulable || nodes_[n].total_gpus < g) continue;
-        std::optional<std::pair<Cost, std::vector<size_t>>> choice;
-        if (avail_[n] >= g) {
-          choice = std::pair{Cost{}, std::vector<size_t>{}};
-        } else {
-          choice = NodeVictims(n, g, allow_young);
-        }
-        if (!choice) continue;
-        if (!best || choice->first.Key() < best_choice.first.Key()) {
-          best = n;
-          best_choice = std::move(*choice);
-        }
-        if (best_choice.first.count == 0) break;  // nothing beats a node with room
+    uint32_t have = 0;
+    while (have < groups) {
+      if (heap.empty()) return false;
+      std::pop_heap(heap.begin(), heap.end(), worse);
+      const size_t n = heap.back().node;
+      heap.pop_back();
+      if (picked[n]) continue;
+      auto now = Evaluate(n, g, allow_young);
+      if (!now) continue;
+      const Entry current{now->first, n};
+      if (!heap.empty() && worse(current, heap.front())) {
+        heap.push_back(current);
+        std::push_heap(heap.begin(), heap.end(), worse);
+        continue;
       }
-      if (!best) return false;
-      picked[*best] = true;
-      for (size_t j : best_choice.second) Free(j);
+      picked[n] = true;
+      ++have;
+      for (size_t j : now->second) {
+        Free(j);
+        for (auto [other, gpus] : live_[j].gpus) {
+          if (other >= nodes_.size() || other == n || picked[other] ||
+              !nodes_[other].schedulable || nodes_[other].total_gpus < g) {
+            continue;
+          }
+          if (auto c = Evaluate(other, g, allow_young)) {
+            heap.push_back({c->first, other});
+            std::push_heap(heap.begin(), heap.end(), worse);
+          }
+        }
+      }
     }
     return true;
   }
@@ -222,7 +284,7 @@ class Search {
     for (size_t i = trial_.size(); i-- > 0;) {
       const size_t j = trial_[i];
       Unfree(j);
-      if (!Fits(groups, g, avail_)) {
+      if (!avail_.Fits(groups, g)) {
         Free(j);  // appended at the end; order of the rest is kept
         std::rotate(trial_.begin() + static_cast<std::ptrdiff_t>(i), trial_.end() - 1,
                     trial_.end());
@@ -236,12 +298,14 @@ class Search {
     for (size_t n = 0; n < nodes_.size(); ++n) {
       if (nodes_[n].schedulable && avail_[n] >= g) fitting.push_back(n);
     }
-    std::sort(fitting.begin(), fitting.end(), [&](size_t a, size_t b) {
-      return avail_[a] != avail_[b] ? avail_[a] < avail_[b] : a < b;
-    });
-    for (uint32_t k = 0; k < groups && k < fitting.size(); ++k) {
-      avail_[fitting[k]] -= g;
-      free_[fitting[k]] = std::min(free_[fitting[k]], avail_[fitting[k]]);
+    const size_t take = std::min<size_t>(groups, fitting.size());
+    std::partial_sort(fitting.begin(), fitting.begin() + static_cast<std::ptrdiff_t>(take),
+                      fitting.end(), [&](size_t a, size_t b) {
+                        return avail_[a] != avail_[b] ? avail_[a] < avail_[b] : a < b;
+                      });
+    for (size_t k = 0; k < take; ++k) {
+      avail_.Add(fitting[k], -static_cast<int64_t>(g));
+      free_.Set(fitting[k], std::min(free_[fitting[k]], avail_[fitting[k]]));
     }
     tenants_[job.tenant].in_use += groups * g;
     trial_.clear();
@@ -269,8 +333,8 @@ class Search {
   std::vector<SchedTenant> tenants_;
   absl::Time now_;
   uint32_t pool_;
-  std::vector<int64_t> avail_;  // free + coming back, less what preemptors claimed
-  std::vector<int64_t> free_;   // free now, less what preemptors claimed
+  Room avail_;  // free + coming back, less what preemptors claimed
+  Room free_;   // free now, less what preemptors claimed
   std::vector<std::vector<size_t>> on_node_;  // live jobs that may be victims, per node
   std::vector<bool> taken_;                   // preempted by this call
   std::vector<size_t> trial_;                 // the victims of the preemptor at hand
@@ -293,10 +357,9 @@ FairnessResult ChooseFairnessPreemptions(const std::vector<SchedNode>& nodes,
   for (const SchedJob& job : unplaced) {
     if (job.tenant >= tenant_count || stopped[job.tenant]) continue;
     const SchedTenant& t = search.tenant(job.tenant);
-    if (uint64_t{t.in_use} + Need(job) > t.quota) {
-      stopped[job.tenant] = true;
-      continue;
-    }
+    // Beyond the quota: no preemptor (it waits to borrow); the tenant's
+    // next job may still be one, as backfill lets it start first.
+    if (uint64_t{t.in_use} + Need(job) > t.quota) continue;
     std::optional<FairnessPreemption> p = search.Help(job, out);
     if (!p) {
       stopped[job.tenant] = true;

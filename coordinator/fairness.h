@@ -11,8 +11,10 @@
 //     within its quota in force once it runs (in_use + its GPUs <= quota).
 //     Preemptors are taken by priority, then submit order (the quota pass's
 //     order for jobs within quota); each tenant's queue is served in its own
-//     order and stops at its first job that is not a preemptor or cannot be
-//     helped, so no job jumps its own tenant's queue.
+//     order and stops at its first preemptor that cannot be helped, so no
+//     preemptor jumps another of its tenant's. A job beyond the quota is no
+//     preemptor and is passed over (it waits to borrow; a smaller job behind
+//     it may start first, as backfill lets it).
 //  2. GPUs already coming back (jobs preempting or stopping, on schedulable
 //     nodes) count as free: a preemptor they suffice for waits for them and
 //     nothing more is preempted, so a grace in progress never causes a second

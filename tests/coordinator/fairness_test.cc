@@ -251,18 +251,31 @@ TEST(FairnessTest, TwoPreemptorsNeverCountTheSameReturningGpus) {
   EXPECT_EQ(Victims(r), (VictimMap{{11, {3}}}));  // 10 takes what job 1 gives back
 }
 
-TEST(FairnessTest, ATenantsQueueStopsAtItsFirstJobThatCannotBeHelped) {
-  // globex's head needs 3 nodes of a 2-node cluster; its small job behind
-  // does not jump it.
+TEST(FairnessTest, ATenantsQueueStopsAtItsFirstPreemptorThatCannotBeHelped) {
+  // globex's head needs 3 nodes of a 2-node cluster, within its quota; its
+  // small job behind does not jump it.
   FairnessResult r = World(2, 8)
                          .Tenant("acme", 0)
-                         .Tenant("globex", 16)
+                         .Tenant("globex", 24)
                          .Run(1, 0, {0}, 8)
                          .Run(2, 0, {1}, 8)
                          .Pending(10, 1, 3, 8)
                          .Pending(11, 1, 1, 8)
                          .Choose();
   EXPECT_THAT(r.preemptions, IsEmpty());
+}
+
+TEST(FairnessTest, AJobBeyondItsTenantsQuotaIsPassedOverForTheNextWithinIt) {
+  FairnessResult r = World(2, 8)
+                         .Tenant("acme", 0)
+                         .Tenant("globex", 8)
+                         .Run(1, 0, {0}, 8)
+                         .Run(2, 0, {1}, 8)
+                         .Pending(10, 1, 2, 8)  // 16 GPUs: beyond globex's quota, it borrows
+                         .Pending(11, 1, 1, 8)
+                         .Choose();
+  EXPECT_THAT(Victims(r), SizeIs(1));
+  EXPECT_EQ(r.preemptions[0].preemptor, 11u);
 }
 
 // Many passes of the quota scheduler and the fairness policy over one
