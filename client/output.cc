@@ -357,6 +357,7 @@ nlohmann::json TenantsToJson(const protocols::TenantListReply& reply) {
   for (const protocols::TenantInfo& t : reply.tenants) {
     tenants.push_back({{"name", t.name},
                        {"quota_gpus", t.quota_gpus ? json(*t.quota_gpus) : json(nullptr)},
+                       {"quota_in_force_gpus", t.quota_in_force_gpus},
                        {"borrow_limit_gpus",
                         t.borrow_limit_gpus ? json(*t.borrow_limit_gpus) : json(nullptr)},
                        {"weight", t.weight},
@@ -378,7 +379,11 @@ nlohmann::json TenantsToJson(const protocols::TenantListReply& reply) {
 std::string RenderTenantsTable(const protocols::TenantListReply& reply) {
   std::vector<std::vector<std::string>> rows;
   for (const protocols::TenantInfo& t : reply.tenants) {
-    rows.push_back({t.name, t.quota_gpus ? std::to_string(*t.quota_gpus) : "-",
+    std::string quota = t.quota_gpus ? std::to_string(*t.quota_gpus) : "-";
+    if (t.quota_gpus && t.quota_in_force_gpus != *t.quota_gpus) {
+      quota += fmt::format(" ({} in force)", t.quota_in_force_gpus);
+    }
+    rows.push_back({t.name, quota,
                     t.borrow_limit_gpus ? std::to_string(*t.borrow_limit_gpus) : "none",
                     fmt::format("{:g}", t.weight), std::string(protocols::PriorityName(t.max_priority)),
                     std::to_string(t.in_use_gpus), std::to_string(t.borrowed_gpus),

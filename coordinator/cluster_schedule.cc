@@ -367,6 +367,7 @@ protocols::TenantListReply Cluster::Tenants(const std::optional<std::string>& on
     t.max_priority = AllowedPriority(p, config_.policies_configured);
     t.in_use_gpus = s.in_use;
     t.borrowed_gpus = s.in_use > s.quota ? s.in_use - s.quota : 0;
+    t.quota_in_force_gpus = s.quota;
     t.pending_jobs = u->second.pending_jobs;
     t.pending_gpus = u->second.pending_gpus;
     t.share = WeightedShare(s.in_use, s.history, reply.pool_gpus, s.weight);

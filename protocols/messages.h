@@ -258,6 +258,9 @@ struct TenantInfo {
   double gpu_seconds = 0;      // used in all, ended attempts and running ones
   double gpu_seconds_borrowed = 0;  // of those, on GPUs beyond its quota
   double gpu_seconds_lost = 0;      // to preemption: work redone after a resume
+  // The quota as the scheduler applies it now: scaled down in proportion
+  // when the pool is smaller than the sum of the quotas (fair_share.h).
+  uint32_t quota_in_force_gpus = 0;
   bool operator==(const TenantInfo&) const = default;
 };
 struct TenantListReply {

@@ -212,6 +212,7 @@ struct TenantInfo {
   gpuSeconds @13 :Float64;
   gpuSecondsBorrowed @14 :Float64;
   gpuSecondsLost @15 :Float64;
+  quotaInForceGpus @16 :UInt32;
 }
 struct TenantListReply {
   tenants @0 :List(TenantInfo);

@@ -338,6 +338,7 @@ absl::Status Read(wire::TenantInfo::Reader in, const CodecLimits&, TenantInfo& o
   out.gpu_seconds = in.getGpuSeconds();
   out.gpu_seconds_borrowed = in.getGpuSecondsBorrowed();
   out.gpu_seconds_lost = in.getGpuSecondsLost();
+  out.quota_in_force_gpus = in.getQuotaInForceGpus();
   return absl::OkStatus();
 }
 absl::Status Read(wire::TenantListReply::Reader in, const CodecLimits& limits, TenantListReply& out) {

@@ -244,6 +244,7 @@ struct BodyWriter {
       w.setGpuSeconds(t.gpu_seconds);
       w.setGpuSecondsBorrowed(t.gpu_seconds_borrowed);
       w.setGpuSecondsLost(t.gpu_seconds_lost);
+      w.setQuotaInForceGpus(t.quota_in_force_gpus);
     }
   }
   void operator()(const AuditListReply& in) {

@@ -178,14 +178,17 @@ TEST(TenantsTableTest, SplitsGpuSecondsWithinQuotaBorrowedAndLost) {
   t.gpu_seconds = 1000;
   t.gpu_seconds_borrowed = 250;
   t.gpu_seconds_lost = 30;
+  t.quota_in_force_gpus = 6;  // the pool shrank below the sum of the quotas
   reply.tenants = {t};
   const std::string table = RenderTenantsTable(reply);
   EXPECT_THAT(table, HasSubstr("GPU-S-IN-QUOTA  GPU-S-BORROWED  GPU-S-LOST\n"));
   EXPECT_THAT(table, HasSubstr("750             250             30\n"));
+  EXPECT_THAT(table, HasSubstr("acme    8 (6 in force)"));
   const nlohmann::json json = TenantsToJson(reply);
   EXPECT_EQ(json["tenants"][0]["gpu_seconds_within_quota"], 750.0);
   EXPECT_EQ(json["tenants"][0]["gpu_seconds_borrowed"], 250.0);
   EXPECT_EQ(json["tenants"][0]["gpu_seconds_lost"], 30.0);
+  EXPECT_EQ(json["tenants"][0]["quota_in_force_gpus"], 6);
 }
 
 TEST(JobsTableTest, TenantTotalsJsonSumsEachTenantInNameOrder) {

@@ -287,6 +287,30 @@ TEST_F(FairShareClusterTest, APoolSmallerThanTheQuotasShrinksEveryGuaranteeInPro
   ExpectAcmeHeldAtTwoGpus(4);  // 4 + 4 over 4 GPUs: each guarantee is scaled to 2
 }
 
+TEST_F(FairShareClusterTest, AReclaimShrinksTheQuotasInForceAndAReleaseRestoresThem) {
+  config_.policies_configured = true;
+  config_.tenant_policies["acme"].quota_gpus = 2;
+  config_.tenant_policies["globex"].quota_gpus = 2;
+  Report("node-a");
+  Report("node-b");
+  auto in_force = [&] {
+    std::map<std::string, uint32_t> out;
+    for (const protocols::TenantInfo& t : cluster_->Tenants(std::nullopt).tenants) {
+      out[t.name] = t.quota_in_force_gpus;
+      EXPECT_EQ(t.quota_gpus, 2u) << "the configured quota is shown unchanged";
+    }
+    return out;
+  };
+  EXPECT_EQ(in_force(), (std::map<std::string, uint32_t>{{"acme", 2}, {"globex", 2}}));
+  const uint64_t reclaim = InTxn([&] {
+    return *cluster_->StartReclaim("infra", {{"node-b"}, 0, 60'000, "internal eval"});
+  });
+  EXPECT_EQ(cluster_->Tenants(std::nullopt).pool_gpus, 2u);
+  EXPECT_EQ(in_force(), (std::map<std::string, uint32_t>{{"acme", 1}, {"globex", 1}}));
+  EXPECT_TRUE(InTxn([&] { return cluster_->Release("infra", {reclaim, {}}); }).ok());
+  EXPECT_EQ(in_force(), (std::map<std::string, uint32_t>{{"acme", 2}, {"globex", 2}}));
+}
+
 TEST_F(FairShareClusterTest, APriorityAboveTheTenantsMaxIsRefusedAtSubmitNamingTheField) {
   protocols::JobSpec high = Spec(1, 1);
   high.priority = protocols::Priority::kHigh;

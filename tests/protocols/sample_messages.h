@@ -137,7 +137,7 @@ inline std::vector<Body> AllBodies() {
                           AuditEntry{1'700'000'000'500, "acme", "reclaim_refused", "not an admin"}}},
           ListTenantsRequest{},
           TenantListReply{{TenantInfo{"acme", 8u, 4u, 2.5, Priority::kHigh, 10, 2, 3, 12, 0.75,
-                                      1234.5, 9999.25, 4000.5, 12.25},
+                                      1234.5, 9999.25, 4000.5, 12.25, 6},
                            TenantInfo{"globex", std::nullopt, std::nullopt, 1.0, Priority::kNormal,
                                       0, 0, 0, 0, 0, 0, 0}},
                           true, 16}};
