@@ -533,6 +533,37 @@ TEST_F(FairnessClusterTest, APreemptionForFairnessSurvivesACoordinatorRestart) {
   EXPECT_EQ(v->preempt_deadline, JobById(victim).preempt_deadline);
 }
 
+// A hostile tenant below its quota submits and cancels in a loop to keep
+// a borrower's jobs churning: each borrowed job can be preempted at most
+// once per min_runtime, because its next attempt starts the clock again.
+TEST_F(FairnessClusterTest, SubmittingAndCancellingPreemptsEachBorrowedJobAtMostOncePerMinRuntime) {
+  AcmeBorrowsEverything();
+  clock_.Advance(absl::Minutes(11));
+  size_t preemptions = 0;
+  for (int round = 0; round < 5; ++round) {
+    const uint64_t theirs = SubmitGlobex();
+    Schedule();
+    for (uint64_t id : acme_) {
+      if (JobById(id).state != JobState::kPreempting) continue;
+      ++preemptions;
+      const std::string node = JobById(id).ranks[0].node;
+      Report(node, Exits(id, node, {{0, 75}, {1, 75}}));  // it checkpoints and exits
+    }
+    Do([&] { return cluster_->Cancel(theirs, "globex"); });
+    Schedule();  // acme borrows the idle node again
+    for (uint64_t id : acme_) EXPECT_EQ(JobById(id).state, JobState::kRunning) << round;
+    clock_.Advance(absl::Minutes(1));
+  }
+  // Within 5 minutes (less than min_runtime) each of acme's jobs was
+  // preempted once at most: the first round took one, the second the other
+  // (it had run 11 minutes), then both were too young.
+  EXPECT_EQ(preemptions, 2u);
+  for (uint64_t id : acme_) {
+    EXPECT_EQ(JobById(id).preemptions, 1u) << id;
+    EXPECT_EQ(JobById(id).restarts, 0u) << id;
+  }
+}
+
 TEST_F(FairnessClusterTest, TurnedOffNothingIsPreempted) {
   config_.fairness_preemption = false;
   AcmeBorrowsEverything();
