@@ -21,6 +21,20 @@ double WorkSinceCheckpoint(const Job& job, absl::Time now) {
   return RankSecondsSince(job, std::max(job.start_time, job.last_checkpoint_time), now);
 }
 
+double AcknowledgedWorkSinceCheckpoint(const Job& job, absl::Time now) {
+  if (job.ranks.empty() || job.start_time == absl::InfinitePast()) return 0;
+  const absl::Time since = std::max(job.start_time, job.last_checkpoint_time);
+  bool steps = false;
+  absl::Time last_beyond = since;
+  for (const RankRecord& r : job.ranks) {
+    if (r.progress.step < 0) continue;
+    steps = true;
+    if (r.progress.step > job.last_checkpoint_step) last_beyond = std::max(last_beyond, r.step_time);
+  }
+  if (!steps) return WorkSinceCheckpoint(job, now);
+  return RankSecondsSince(job, since, std::min(now, last_beyond));
+}
+
 double GpuSecondsUsed(const Job& job, absl::Time now) {
   return job.gpu_seconds + (job.HasLiveRanks() ? AttemptGpuSeconds(job, now) : 0);
 }

@@ -20,6 +20,14 @@ double AttemptGpuSeconds(const Job& job, absl::Time now);
 // ended at `now` and resumed from that checkpoint.
 double WorkSinceCheckpoint(const Job& job, absl::Time now);
 
+// What a preemption the ranks acknowledged (they checkpointed at the agreed
+// step and exited 75) makes the job redo: the work after its last committed
+// checkpoint up to the newest step a rank reported beyond it; none when the
+// checkpoint is the newest step reported (the time from the commit to the
+// exit is teardown, not work). Ranks that report no steps: as
+// WorkSinceCheckpoint.
+double AcknowledgedWorkSinceCheckpoint(const Job& job, absl::Time now);
+
 // Every GPU-second the job has used up to `now`: its ended attempts, plus the
 // running one while it has live ranks.
 double GpuSecondsUsed(const Job& job, absl::Time now);

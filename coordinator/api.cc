@@ -8,6 +8,7 @@
 #include "coordinator/views.h"
 #include "fmt/format.h"
 #include "protocols/codec.h"
+#include "protocols/job_spec.h"
 
 namespace sublet::coordinator {
 namespace {
@@ -70,6 +71,16 @@ absl::StatusOr<Body> Coordinator::Submit(const Principal& who, protocols::Submit
   if (who.role != Role::kTenant) {
     return absl::PermissionDeniedError(
         fmt::format("{} is an admin; jobs belong to tenants, submit with a tenant token", who.name));
+  }
+  if (!r.spec_yaml.empty()) {
+    // The Python SDK sends the spec as YAML: the same parser as the CLI's,
+    // with its limits (the text is untrusted).
+    absl::StatusOr<protocols::JobSpec> parsed = protocols::ParseJobSpecYaml(r.spec_yaml);
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(
+          fmt::format("job spec: {}", std::string(parsed.status().message())));
+    }
+    r.spec = *std::move(parsed);
   }
   SUBLET_ASSIGN_OR_RETURN(uint64_t id, cluster_.Submit(who.name, std::move(r.spec)));
   const Job* job = cluster_.FindJob(id);

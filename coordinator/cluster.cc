@@ -81,6 +81,7 @@ absl::Status Cluster::Reload() {
     job.deadline_noted = it->second.deadline_noted;
     for (size_t r = 0; r < job.ranks.size() && r < it->second.ranks.size(); ++r) {
       job.ranks[r].progress = it->second.ranks[r].progress;
+      job.ranks[r].step_time = it->second.ranks[r].step_time;
       job.ranks[r].exit_message = it->second.ranks[r].exit_message;
     }
   }
@@ -307,7 +308,7 @@ absl::Status Cluster::EndAttempt(Job& job, const RankRecord& cause, int32_t code
                                  const std::string& who) {
   if (code == kExitPreempted) {
     job.preemptions++;
-    AccountLostWork(job);
+    AccountLostWork(job, /*acknowledged=*/true);
     std::string msg = fmt::format("rank {} on {} checkpointed for preemption (exit 75)", cause.rank,
                                   cause.node);
     SUBLET_RETURN_IF_ERROR(Event(job, "preempted", who, msg));
@@ -315,6 +316,7 @@ absl::Status Cluster::EndAttempt(Job& job, const RankRecord& cause, int32_t code
   }
   if (code == kExitNodeLost) {
     std::string msg = fmt::format("node {} was lost while running rank {}", cause.node, cause.rank);
+    job.resume_step = job.last_checkpoint_step;
     SUBLET_RETURN_IF_ERROR(Event(job, "node_lost", who, msg));
     return Requeue(job, msg + "; requeued (does not count against max_restarts)");
   }
@@ -340,16 +342,21 @@ absl::Duration Cluster::RestartBackoff(uint32_t restart) const {
 absl::Status Cluster::FailAttempt(Job& job, const std::string& msg) {
   if (job.restarts < job.spec.max_restarts) {
     job.restarts++;
+    // The next attempt resumes from the newest committed checkpoint, as
+    // after a preemption (a later report of a commit moves it on).
+    job.resume_step = job.last_checkpoint_step;
     const absl::Duration backoff = RestartBackoff(job.restarts);
     job.not_before = backoff > absl::ZeroDuration() ? clock_.Now() + backoff
                                                     : absl::InfinitePast();
     SUBLET_RETURN_IF_ERROR(Event(
         job, "restarting", "scheduler",
-        fmt::format("restart {} of {}: the whole gang is stopped and placed again{}",
+        fmt::format("restart {} of {}: the whole gang is stopped and placed again{}; {}",
                     job.restarts, job.spec.max_restarts,
                     backoff > absl::ZeroDuration()
                         ? fmt::format(" after a backoff of {}", sublet::FormatDuration(backoff))
-                        : "")));
+                        : "",
+                    job.resume_step >= 0 ? fmt::format("resumes from step {}", job.resume_step)
+                                         : "restarts from the beginning (no checkpoint)")));
     return Requeue(job, fmt::format("{}; restart {} of {}", msg, job.restarts,
                                     job.spec.max_restarts));
   }

@@ -186,7 +186,8 @@ class Cluster {
   absl::Status AdvanceReclaims();
   absl::Status CheckPreemptDeadlines(absl::Time now);
   ReclaimVictim* VictimOf(const Job& job);
-  void AccountLostWork(Job& job);
+  // acknowledged: every rank checkpointed and exited 75 (accounting.h).
+  void AccountLostWork(Job& job, bool acknowledged);
   absl::Duration RestartBackoff(uint32_t restart) const;
   void MarkNodesDirty(const Job& job);
 

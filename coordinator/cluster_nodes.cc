@@ -2,6 +2,7 @@
 // to them (with each rank's environment from rank_env.h), and lost nodes.
 #include "common/log.h"
 #include "coordinator/cluster.h"
+#include "protocols/progress.h"
 #include "coordinator/rank_env.h"
 #include "fmt/format.h"
 
@@ -117,7 +118,8 @@ absl::StatusOr<protocols::WorkerSync> Cluster::OnWorkerReport(
 // is what rank 0 says (it commits after every rank has written its shards);
 // it is durable, since a resume starts from it.
 absl::Status Cluster::OnProgress(Job& job, RankRecord& rank, const protocols::Progress& progress) {
-  rank.progress = progress;
+  if (progress.step > rank.progress.step) rank.step_time = absl::FromUnixMillis(progress.time_unix_ms);
+  protocols::MergeProgress(rank.progress, progress);
   if (rank.rank != 0 || progress.checkpoint_step <= job.last_checkpoint_step) {
     return absl::OkStatus();
   }
@@ -127,10 +129,10 @@ absl::Status Cluster::OnProgress(Job& job, RankRecord& rank, const protocols::Pr
   if (progress.checkpoint_persist_s > 0) job.checkpoint_persist_s = progress.checkpoint_persist_s;
   if (job.state == JobState::kPreempting) {
     if (ReclaimVictim* v = VictimOf(job)) v->checkpoint_step = progress.checkpoint_step;
-  } else if (job.state == JobState::kPending && !job.HasLiveRanks() && job.resume_step >= 0 &&
+  } else if (job.state == JobState::kPending && !job.HasLiveRanks() && job.attempt > 0 &&
              job.resume_step < progress.checkpoint_step) {
-    // The report of the checkpoint a rank committed just before it exited 75
-    // came after its exit: the resume starts from it.
+    // The report of the checkpoint a rank committed just before it exited
+    // (75, or a failure) came after its exit: the resume starts from it.
     job.resume_step = progress.checkpoint_step;
     SUBLET_RETURN_IF_ERROR(Event(job, "checkpoint", "worker:" + rank.node,
                                  fmt::format("late report: resumes from step {}",

@@ -265,8 +265,9 @@ ReclaimVictim* Cluster::VictimOf(const Job& job) {
 
 // GPU-seconds a resume redoes: the attempt's work after the checkpoint it
 // resumes from (all of it when it committed none).
-void Cluster::AccountLostWork(Job& job) {
-  job.gpu_seconds_lost += WorkSinceCheckpoint(job, clock_.Now());
+void Cluster::AccountLostWork(Job& job, bool acknowledged) {
+  job.gpu_seconds_lost += acknowledged ? AcknowledgedWorkSinceCheckpoint(job, clock_.Now())
+                                       : WorkSinceCheckpoint(job, clock_.Now());
   job.resume_step = job.last_checkpoint_step;
 }
 
@@ -292,7 +293,7 @@ absl::Status Cluster::OnPreemptingExit(Job& job, const std::string& who) {
     SUBLET_RETURN_IF_ERROR(Finish(job, JobState::kSucceeded, "all ranks exited 0"));
   } else {
     job.preemptions++;
-    AccountLostWork(job);
+    AccountLostWork(job, all_75);
     std::string outcome =
         all_75 ? fmt::format("every rank checkpointed and exited 75; checkpoint step {} acknowledged",
                              job.last_checkpoint_step)

@@ -53,7 +53,10 @@ struct RankRecord {
   bool exited = false;
   int32_t exit_code = 0;
   // Not persisted: refreshed by the worker's reports.
-  protocols::Progress progress;
+  protocols::Progress progress;  // every report of the attempt merged (protocols/progress.h)
+  // When the rank last reported a step beyond the one before: the end of
+  // the work it has done (accounting.h).
+  absl::Time step_time = absl::InfinitePast();
   std::string exit_message;  // the rank's last output line when it failed
 };
 

@@ -154,7 +154,11 @@ struct ReclaimInfo {
 
 // ---- tenant / admin API (client -> coordinator) --------------------------
 
-struct SubmitJobRequest { JobSpec spec; bool operator==(const SubmitJobRequest&) const = default; };
+struct SubmitJobRequest {
+  JobSpec spec;
+  std::string spec_yaml;  // non-empty: the spec as YAML, parsed by the coordinator
+  bool operator==(const SubmitJobRequest&) const = default;
+};
 struct ListJobsRequest { bool all = false; bool operator==(const ListJobsRequest&) const = default; };
 struct GetJobRequest { uint64_t job_id = 0; bool operator==(const GetJobRequest&) const = default; };
 struct CancelJobRequest { uint64_t job_id = 0; bool operator==(const CancelJobRequest&) const = default; };

@@ -156,7 +156,13 @@ struct ReclaimInfo {
 
 # ---- tenant / admin API ----------------------------------------------------
 
-struct SubmitJobRequest { spec @0 :JobSpec; }
+# spec: the parsed spec (the CLI validates it before sending). specYaml, when
+# not empty, is the spec as YAML text instead (the Python SDK): the
+# coordinator parses it with the same parser and ignores `spec`.
+struct SubmitJobRequest {
+  spec @0 :JobSpec;
+  specYaml @1 :Text;
+}
 struct ListJobsRequest { all @0 :Bool; }
 struct GetJobRequest { jobId @0 :UInt64; }
 struct CancelJobRequest { jobId @0 :UInt64; }

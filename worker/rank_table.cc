@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "protocols/progress.h"
+
 namespace sublet::worker {
 
 std::optional<SyncPlan> RankTable::ApplySync(const protocols::WorkerSync& sync) {
@@ -51,7 +53,7 @@ bool RankTable::RecordProgress(const RankKey& key, const std::string& token,
       it->second.control_token != token) {
     return false;
   }
-  it->second.progress = progress;
+  protocols::MergeProgress(it->second.progress, progress);
   return true;
 }
 

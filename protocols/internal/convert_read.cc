@@ -203,6 +203,7 @@ absl::Status Read(wire::ReclaimInfo::Reader in, const CodecLimits& limits, Recla
 
 absl::Status Read(wire::SubmitJobRequest::Reader in, const CodecLimits& limits,
                   SubmitJobRequest& out) {
+  out.spec_yaml = ToString(in.getSpecYaml());
   return ReadJobSpec(in.getSpec(), limits, out.spec);
 }
 absl::Status Read(wire::ListJobsRequest::Reader in, const CodecLimits&, ListJobsRequest& out) {

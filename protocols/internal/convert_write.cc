@@ -147,7 +147,9 @@ struct BodyWriter {
   wire::Envelope::Body::Builder body;
 
   void operator()(const SubmitJobRequest& in) {
-    WriteJobSpec(in.spec, body.initSubmitJobRequest().initSpec());
+    auto out = body.initSubmitJobRequest();
+    WriteJobSpec(in.spec, out.initSpec());
+    out.setSpecYaml(AsText(in.spec_yaml));
   }
   void operator()(const ListJobsRequest& in) { body.initListJobsRequest().setAll(in.all); }
   void operator()(const GetJobRequest& in) { body.initGetJobRequest().setJobId(in.job_id); }

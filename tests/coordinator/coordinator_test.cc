@@ -185,6 +185,31 @@ TEST_F(CoordinatorTest, SubmittedJobIsFoundByItsNumericId) {
   EXPECT_EQ(std::get<protocols::JobReply>(got->body).job.id, id);
 }
 
+TEST_F(CoordinatorTest, ASpecSentAsYamlIsParsedByTheCoordinatorAndABadOneNamesTheField) {
+  Start();
+  protocols::SubmitJobRequest request;
+  request.spec_yaml = "name: from-python\nresources: {nodes: 1, gpus_per_node: 1}\ncommand: [\"true\"]\n";
+  auto reply = Call(request);
+  ASSERT_TRUE(reply.ok());
+  ASSERT_TRUE(protocols::StatusFromReply(*reply).ok()) << protocols::StatusFromReply(*reply);
+  const uint64_t id = std::get<protocols::SubmitJobReply>(reply->body).job_id;
+  auto got = Call(protocols::GetJobRequest{id});
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(std::get<protocols::JobReply>(got->body).job.spec.name, "from-python");
+
+  // JSON is YAML too (what the SDK sends for a dict); a wrong field is named.
+  request.spec_yaml = R"({"name": "x", "command": ["true"], "resources": {"nodes": "two"}})";
+  reply = Call(request);
+  ASSERT_TRUE(reply.ok());
+  absl::Status status = protocols::StatusFromReply(*reply);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("resources.nodes"));
+  request.spec_yaml = "name: [unclosed";
+  reply = Call(request);
+  ASSERT_TRUE(reply.ok());
+  EXPECT_EQ(protocols::StatusFromReply(*reply).code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(CoordinatorTest, FloodingConnectionIsThrottledWhileOthersAreServed) {
   Start(/*max_frames_per_peer=*/2);
   zmq::socket_t flooder(context_, zmq::socket_type::dealer);

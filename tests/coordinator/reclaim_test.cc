@@ -265,5 +265,101 @@ TEST_F(ReclaimTest, DeadlineThatLooksTooShortIsWarnedAbout) {
   EXPECT_DOUBLE_EQ(ReclaimById(*r).victims[0].estimated_save_s, 9.0);
 }
 
+// ---- resume step and lost work across restarts (issue 16, part 3) -----
+
+TEST_F(ReclaimTest, AFailureRestartResumesFromTheNewestCommittedCheckpointNotAStaleOne) {
+  Report("node-a");
+  uint64_t job = Submit(Spec(1, 2, /*max_restarts=*/3));
+  Schedule();
+  ReportCheckpoint(job, "node-a", 100);
+  Report("node-a", Exits(job, "node-a", {{0, 75}, {1, 75}}));  // preempted at 100
+  EXPECT_EQ(JobById(job).resume_step, 100);
+  Schedule();
+  ReportCheckpoint(job, "node-a", 150);
+  Report("node-a", Exits(job, "node-a", {{1, 3}}));  // a rank crashes after step 150
+  EXPECT_EQ(JobById(job).restarts, 1u);
+  EXPECT_EQ(JobById(job).resume_step, 150);
+  Report("node-a", Exits(job, "node-a", {{0, 143}}));
+  clock_.Advance(absl::Seconds(11));  // past the restart backoff (10s)
+  Report("node-a");
+  Schedule();
+  ReportCheckpoint(job, "node-a", 350);
+  Report("node-a", Exits(job, "node-a", {{0, 1}, {1, 1}}));
+  EXPECT_EQ(JobById(job).resume_step, 350);
+  auto events = store_->Events(job);
+  ASSERT_TRUE(events.ok());
+  std::vector<std::string> restarting, started;
+  for (const protocols::JobEvent& e : *events) {
+    if (e.kind == "restarting") restarting.push_back(e.message);
+    if (e.kind == "started") started.push_back(e.message);
+  }
+  ASSERT_EQ(restarting.size(), 2u);
+  EXPECT_THAT(restarting[0], HasSubstr("resumes from step 150"));
+  EXPECT_THAT(restarting[1], HasSubstr("resumes from step 350"));
+  ASSERT_EQ(started.size(), 3u);
+  EXPECT_THAT(started[2], HasSubstr("resumes from checkpoint step 150"));
+}
+
+TEST_F(ReclaimTest, ACheckpointReportedAfterAFailedExitMovesTheResumeStep) {
+  Report("node-a");
+  uint64_t job = Submit(Spec(1, 2, /*max_restarts=*/1));
+  Schedule();
+  Report("node-a", Exits(job, "node-a", {{0, 1}, {1, 1}}));
+  EXPECT_EQ(JobById(job).resume_step, -1);
+  // Rank 0's report of the commit it made just before crashing comes late.
+  auto late = Exits(job, "node-a", {{0, 1}, {1, 1}});
+  late[0].progress = {20, 2.5, 100, 20, absl::ToUnixMillis(clock_.Now()), 4096, 0.5};
+  Report("node-a", late);
+  EXPECT_EQ(JobById(job).resume_step, 20);
+}
+
+TEST_F(ReclaimTest, ACheckpointOnlyReportKeepsTheLossTheRankReportedLast) {
+  Report("node-a");
+  uint64_t job = Submit(Spec(1, 2));
+  Schedule();
+  auto ranks = Exits(job, "node-a", {});
+  ranks[0].progress = {12, 3.5, 800, -1, absl::ToUnixMillis(clock_.Now()), 0, 0};
+  Report("node-a", ranks);
+  ranks[0].progress = {-1, 0, 0, 12, absl::ToUnixMillis(clock_.Now()), 4096, 0.2};
+  Report("node-a", ranks);
+  const protocols::Progress& p = JobById(job).ranks[0].progress;
+  EXPECT_EQ(p.step, 12);
+  EXPECT_DOUBLE_EQ(p.loss, 3.5);
+  EXPECT_EQ(p.checkpoint_step, 12);
+  EXPECT_EQ(JobById(job).last_checkpoint_step, 12);
+}
+
+// Ranks that checkpoint at the agreed step and take 2.5 s to tear down
+// (PyTorch's): none of it is work to redo.
+TEST_F(ReclaimTest, AnAcknowledgedPreemptionCountsTeardownAfterTheCommitAsNoLostWork) {
+  uint64_t job = RunningTwoNodeJob();
+  clock_.Advance(absl::Seconds(30));
+  uint64_t r = Reclaim({"node-b"});
+  ReportCheckpoint(job, "node-a", 40);  // the agreed step, committed
+  ReportCheckpoint(job, "node-b", 40);
+  clock_.Advance(absl::Milliseconds(2500));
+  Report("node-a", Exits(job, "node-a", {{0, 75}, {1, 75}}));
+  Report("node-b", Exits(job, "node-b", {{2, 75}, {3, 75}}));
+  EXPECT_EQ(ReclaimById(r).victims[0].state, VictimState::kAcknowledged);
+  EXPECT_EQ(JobById(job).resume_step, 40);
+  EXPECT_DOUBLE_EQ(JobById(job).gpu_seconds_lost, 0);
+  EXPECT_NEAR(JobById(job).gpu_seconds, 4 * 32.5, 0.01);  // held, but not lost
+}
+
+TEST_F(ReclaimTest, StepsReportedAfterTheCheckpointAreLostWorkEvenWhenAcknowledged) {
+  uint64_t job = RunningTwoNodeJob();
+  ReportCheckpoint(job, "node-a", 40);
+  clock_.Advance(absl::Seconds(3));
+  auto ranks = Exits(job, "node-a", {});
+  for (auto& rs : ranks) rs.progress = {45, 2.0, 100, -1, absl::ToUnixMillis(clock_.Now()), 0, 0};
+  Report("node-a", ranks);
+  clock_.Advance(absl::Seconds(2));
+  Reclaim({"node-b"});
+  Report("node-a", Exits(job, "node-a", {{0, 75}, {1, 75}}));
+  Report("node-b", Exits(job, "node-b", {{2, 75}, {3, 75}}));
+  // Steps 41-45 (3 s on 4 GPUs) are redone from step 40; the 2 s after are not work.
+  EXPECT_NEAR(JobById(job).gpu_seconds_lost, 4 * 3.0, 0.01);
+}
+
 }  // namespace
 }  // namespace sublet::coordinator

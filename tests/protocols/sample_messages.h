@@ -111,7 +111,7 @@ inline ReclaimInfo SampleReclaim(uint64_t id) {
 
 // One sample of every Body alternative, in variant order.
 inline std::vector<Body> AllBodies() {
-  return {SubmitJobRequest{SampleSpec()},
+  return {SubmitJobRequest{SampleSpec(), "name: from-yaml\ncommand: [\"true\"]\n"},
           ListJobsRequest{true},
           GetJobRequest{42},
           CancelJobRequest{43},

@@ -245,6 +245,15 @@ TEST_F(RankProgressTest, AcceptsProgressWithTheRanksOwnToken) {
   EXPECT_EQ(statuses[0].progress, p);
 }
 
+TEST_F(RankProgressTest, MergesPartialReportsInsteadOfReplacingThem) {
+  EXPECT_TRUE(table_.RecordProgress(Key(0), "secret-0", {.step = 9, .loss = 3.25, .time_unix_ms = 1}));
+  EXPECT_TRUE(table_.RecordProgress(Key(0), "secret-0", {.checkpoint_step = 9, .time_unix_ms = 2}));
+  const protocols::Progress p = table_.Statuses()[0].progress;
+  EXPECT_EQ(p.step, 9);
+  EXPECT_DOUBLE_EQ(p.loss, 3.25) << "a checkpoint-only report does not zero the loss";
+  EXPECT_EQ(p.checkpoint_step, 9);
+}
+
 TEST_F(RankProgressTest, RefusesProgressWithAnotherToken) {
   EXPECT_FALSE(table_.RecordProgress(Key(0), "guessed", {.step = 7}));
   EXPECT_FALSE(table_.RecordProgress(Key(0), "", {.step = 7}));
