@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <string>
@@ -114,7 +115,8 @@ json JobToJson(const JobInfo& job, bool detailed) {
   out["progress"] = nullptr;
   if (job.progress.step >= 0) {
     out["progress"] = {{"step", job.progress.step},
-                       {"loss", job.progress.loss},
+                       {"loss", std::isfinite(job.progress.loss) ? json(job.progress.loss)
+                                                                 : json(nullptr)},
                        {"tokens_per_s", job.progress.tokens_per_s},
                        {"time", TimeOrNull(job.progress.time_unix_ms)}};
   }
@@ -558,8 +560,13 @@ std::vector<Field> StatusFields(const JobInfo& job, int64_t first_start_ms, absl
       {"Progress:",
        job.progress.step < 0
            ? std::string("-")
-           : fmt::format("step {}, loss {:.4g}, {:.0f} tokens/s ({})", job.progress.step,
-                         job.progress.loss, job.progress.tokens_per_s,
+           : fmt::format("step {}{}{} ({})", job.progress.step,
+                         std::isfinite(job.progress.loss)
+                             ? fmt::format(", loss {:.4g}", job.progress.loss)
+                             : std::string(),  // the rank reported no loss
+                         job.progress.tokens_per_s > 0
+                             ? fmt::format(", {:.0f} tokens/s", job.progress.tokens_per_s)
+                             : std::string(),
                          TimeLine(job.progress.time_unix_ms, now))},
       {"Nodes:", NodesLine(job)},
       {"Submitted:", TimeLine(job.submit_time_unix_ms, now)},

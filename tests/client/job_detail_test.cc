@@ -1,6 +1,7 @@
 // `sublet show`'s text (RenderJobDetail) and the jobs table: attempts and
 // their starts, the spec's settings, a pending job's old placement, counts.
 #include <gmock/gmock.h>
+#include <cmath>
 #include <gtest/gtest.h>
 
 #include "client/output.h"
@@ -149,6 +150,20 @@ TEST(AuditOutputTest, TableAndJsonCarryTimeWhoActionDetail) {
             "TIME                      WHO            ACTION                DETAIL\n"
             "2027-01-15T08:00:00.000Z  worker:node-1  registration_refused  claims node-1\n");
   EXPECT_EQ(AuditEntryToJson(e)["who"], "worker:node-1");
+}
+
+TEST(JobDetailTest, AStepReportedWithoutALossOrRateShowsNeither) {
+  protocols::JobInfo job = ResumedJob();
+  job.progress = {.step = 120, .loss = std::nan(""), .tokens_per_s = 0,
+                  .time_unix_ms = kSubmitMs + 540'000};
+  EXPECT_EQ(Field(RenderJobDetail(job, kNow), "Progress:"),
+            "step 120 (2027-01-15T08:09:00.000Z (60s ago))");
+  EXPECT_TRUE(JobToJson(job, false)["progress"]["loss"].is_null());
+  job.progress.loss = 2.5;
+  job.progress.tokens_per_s = 1000;
+  EXPECT_EQ(Field(RenderJobDetail(job, kNow), "Progress:"),
+            "step 120, loss 2.5, 1000 tokens/s (2027-01-15T08:09:00.000Z (60s ago))");
+  EXPECT_EQ(JobToJson(job, false)["progress"]["loss"], 2.5);
 }
 
 }  // namespace
