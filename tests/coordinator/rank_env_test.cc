@@ -55,6 +55,12 @@ TEST(RankEnvTest, CheckpointDirIsUnderTheTenantsStorage) {
   EXPECT_EQ(CheckpointDir(Storage(), "acme", 42), "/srv/sublet/acme/42/checkpoints");
 }
 
+TEST(RankEnvTest, TheNoticeSignalIsTheSpecsForTheSdk) {
+  Job job = TwoByTwo();
+  job.spec.preemption_signal = "SIGTERM";
+  EXPECT_EQ(EnvMap(RankEnv(job, job.ranks[0], Storage()))["SUBLET_PREEMPTION_SIGNAL"], "SIGTERM");
+}
+
 TEST(RankEnvTest, GivesEveryVariableDesignNames) {
   const Job job = TwoByTwo();
   auto env = EnvMap(RankEnv(job, job.ranks[3], Storage()));
@@ -71,6 +77,7 @@ TEST(RankEnvTest, GivesEveryVariableDesignNames) {
   EXPECT_EQ(env["SUBLET_CHECKPOINT_DIR"], "/srv/sublet/acme/42/checkpoints");
   EXPECT_EQ(env["SUBLET_CHECKPOINT_EVERY"], "50");
   EXPECT_EQ(env["SUBLET_CHECKPOINT_KEEP"], "3");
+  EXPECT_EQ(env["SUBLET_PREEMPTION_SIGNAL"], "SIGUSR1");
   EXPECT_EQ(env["RANK"], "3");
   EXPECT_EQ(env["WORLD_SIZE"], "4");
   EXPECT_EQ(env["LOCAL_RANK"], "1");
