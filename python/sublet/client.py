@@ -91,7 +91,9 @@ class Client:
         self.coordinator_key = (coordinator_key or env.get("SUBLET_COORDINATOR_KEY") or
                                 context.get("coordinator_key") or "")
         self.timeout = float(timeout)
-        self._context = zmq.Context()
+        # The process's shared context: terminating a context whose sockets
+        # the garbage collector has not closed yet would hang.
+        self._context = zmq.Context.instance()
         self._socket = None
         self._next_id = 1
 
@@ -102,7 +104,12 @@ class Client:
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
-        self._context.term()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
 
     def __enter__(self):
         return self

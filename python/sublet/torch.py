@@ -53,25 +53,29 @@ def step_dir_name(step: int) -> str:
 class ModelState(Stateful):
     """A model (plain, DDP or FSDP) and its optimizer as one DCP Stateful,
     through torch.distributed.checkpoint.state_dict (which strips DDP's
-    `module.` prefixes, so a checkpoint loads with or without DDP)."""
+    `module.` prefixes, so a checkpoint loads with or without DDP), plus
+    `extra`, a dict of JSON values."""
 
     def __init__(self, model, optimizer=None, extra=None):
         self.model = model
         self.optimizer = optimizer
-        self.extra = dict(extra or {})  # small picklable values: data cursor, RNG ...
+        # Small JSON values saved with the model: data cursor, step, seeds ...
+        self.extra = dict(extra or {})
 
     def state_dict(self):
         if self.optimizer is None:
             model_sd, optim_sd = get_state_dict(self.model, [])
         else:
             model_sd, optim_sd = get_state_dict(self.model, self.optimizer)
-        return {"model": model_sd, "optim": optim_sd, "extra": self.extra}
+        # One string, not a dict: DCP loads only the keys the target already
+        # has, and a fresh ModelState does not know the saved extra keys.
+        return {"model": model_sd, "optim": optim_sd, "extra_json": json.dumps(self.extra)}
 
     def load_state_dict(self, state_dict):
         set_state_dict(self.model, self.optimizer if self.optimizer is not None else [],
                        model_state_dict=state_dict["model"],
                        optim_state_dict=state_dict["optim"])
-        self.extra = dict(state_dict.get("extra", {}))
+        self.extra = json.loads(state_dict.get("extra_json") or "{}")
 
 
 def _world():
@@ -206,9 +210,9 @@ class Checkpointer:
             for s in steps[:-self.keep]:
                 shutil.rmtree(self.path(s), ignore_errors=True)
         for name in os.listdir(self.directory):
-            # Partial saves of earlier attempts: never committed, never read.
-            if name.startswith(".step-") and ".tmp-" in name and \
-                    not name.endswith(f".tmp-{self._attempt}"):
+            # Partial saves (a rank killed mid-save): never committed, never
+            # read. Saves are collective, so none is in progress now.
+            if name.startswith(".step-") and ".tmp-" in name:
                 shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
 
     # ---- loading ------------------------------------------------------------
