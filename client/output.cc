@@ -46,6 +46,7 @@ json SpecToJson(const protocols::JobSpec& spec) {
   out["progress_timeout"] = spec.progress_timeout > absl::ZeroDuration()
                                 ? json(sublet::FormatDuration(spec.progress_timeout))
                                 : json(nullptr);
+  out["launcher"] = spec.launcher.empty() ? json(nullptr) : json(spec.launcher);
   out["preemption_signal"] =
       spec.preemption_signal.empty() ? json(nullptr) : json(spec.preemption_signal);
   json deps = json::array();
@@ -530,6 +531,10 @@ std::vector<Field> SpecFields(const protocols::JobSpec& spec) {
   }
   if (spec.progress_timeout > absl::ZeroDuration()) {
     fields.push_back({"Progress timeout:", sublet::FormatDuration(spec.progress_timeout)});
+  }
+  if (spec.Torchrun()) {
+    fields.push_back({"Launcher:", fmt::format("torchrun on each node (--nproc-per-node {})",
+                                               spec.gpus_per_node)});
   }
   if (!spec.preemption_signal.empty()) {
     fields.push_back({"Preemption:", "notice by " + spec.preemption_signal});

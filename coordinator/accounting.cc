@@ -6,7 +6,7 @@ namespace sublet::coordinator {
 namespace {
 
 double RankSecondsSince(const Job& job, absl::Time since, absl::Time now) {
-  return std::max(0.0, absl::ToDoubleSeconds(now - since)) * static_cast<double>(job.ranks.size());
+  return std::max(0.0, absl::ToDoubleSeconds(now - since)) * static_cast<double>(job.Gpus());
 }
 
 }  // namespace
@@ -41,8 +41,10 @@ double GpuSecondsUsed(const Job& job, absl::Time now) {
 
 double AttemptBorrowedGpuSeconds(const Job& job, absl::Time now) {
   if (job.ranks.empty()) return 0;
-  const double borrowed = std::min<double>(job.attempt_borrowed_gpus, job.ranks.size());
-  return AttemptGpuSeconds(job, now) * borrowed / static_cast<double>(job.ranks.size());
+  const double gpus = static_cast<double>(job.Gpus());
+  if (gpus == 0) return 0;
+  const double borrowed = std::min<double>(job.attempt_borrowed_gpus, gpus);
+  return AttemptGpuSeconds(job, now) * borrowed / gpus;
 }
 
 double GpuSecondsBorrowed(const Job& job, absl::Time now) {

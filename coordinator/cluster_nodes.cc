@@ -160,7 +160,7 @@ protocols::WorkerSync Cluster::SyncFor(const Node& node) const {
       if (r.node != node.name || r.exited || r.incarnation != node.incarnation) continue;
       protocols::RankKey key{job.id, job.attempt, r.rank};
       auto number = tenant_numbers_.find(job.tenant);
-      sync.desired.push_back({key, job.spec.command, RankEnv(job, r, config_), r.gpus,
+      sync.desired.push_back({key, RankCommand(job, r), RankEnv(job, r, config_), r.gpus,
                               job.tenant, number == tenant_numbers_.end() ? 0 : number->second,
                               config_.storage_root});
       if (notice) {

@@ -279,7 +279,7 @@ std::map<std::string, Cluster::TenantUsage> Cluster::UsageByTenant() const {
     double used = job.gpu_seconds;
     if (job.HasLiveRanks()) {
       used += AttemptGpuSeconds(job, now);
-      for (const RankRecord& r : job.ranks) u.in_use += r.exited ? 0 : 1;
+      for (const RankRecord& r : job.ranks) u.in_use += r.exited ? 0 : r.gpus.size();
     }
     if (job.state == JobState::kPending && !job.stopping) {
       ++u.pending_jobs;
@@ -415,6 +415,17 @@ absl::Status Cluster::StartAttempt(Job& job, const std::vector<const Node*>& nod
   std::vector<std::string> names;
   for (size_t n = 0; n < nodes.size(); ++n) {
     names.push_back(nodes[n]->name);
+    if (job.spec.Torchrun()) {
+      // One torchrun per node, holding all of the node's GPUs; it starts
+      // the per-GPU processes itself.
+      RankRecord r;
+      r.rank = rank++;
+      r.node = nodes[n]->name;
+      r.incarnation = nodes[n]->incarnation;
+      r.gpus = gpus[n];
+      job.ranks.push_back(std::move(r));
+      continue;
+    }
     for (uint32_t local = 0; local < gpus[n].size(); ++local) {
       RankRecord r;
       r.rank = rank++;
@@ -442,7 +453,11 @@ absl::Status Cluster::StartAttempt(Job& job, const std::vector<const Node*>& nod
           : "";
   return Event(job, "started", "scheduler",
                fmt::format("attempt {} on {} ({}){}{}", job.attempt, joined,
-                           Plural(job.ranks.size(), "rank"), fewer, resume));
+                           job.spec.Torchrun()
+                               ? fmt::format("{} x {} processes", Plural(job.ranks.size(), "torchrun"),
+                                             job.spec.gpus_per_node)
+                               : Plural(job.ranks.size(), "rank"),
+                           fewer, resume));
 }
 
 // The job's store and MASTER_ADDR live on its first node, at ports that

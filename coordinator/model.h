@@ -112,6 +112,12 @@ struct Job {
   double gpu_seconds_borrowed = 0;
   bool deadline_noted = false;  // not persisted: the deadline event was written
 
+  // The GPUs the attempt holds: one per rank, or a node's under torchrun.
+  size_t Gpus() const {
+    size_t n = 0;
+    for (const RankRecord& r : ranks) n += r.gpus.size();
+    return n;
+  }
   bool HasLiveRanks() const {
     for (const RankRecord& r : ranks) {
       if (!r.exited) return true;

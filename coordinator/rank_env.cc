@@ -23,15 +23,49 @@ std::string CheckpointDir(const Config& config, const std::string& tenant, uint6
   return fmt::format("{}/{}/{}/checkpoints", config.storage_root, tenant, job_id);
 }
 
-std::vector<protocols::KeyValue> RankEnv(const Job& job, const RankRecord& rank,
-                                         const Config& config) {
-  // Node ranks follow the order in which the attempt's ranks name nodes.
+namespace {
+
+// Node ranks follow the order in which the attempt's ranks name nodes.
+std::vector<std::string> NodeOrder(const Job& job) {
   std::vector<std::string> node_order;
   for (const RankRecord& r : job.ranks) {
     if (node_order.empty() || node_order.back() != r.node) node_order.push_back(r.node);
   }
+  return node_order;
+}
+
+uint32_t NodeRank(const std::vector<std::string>& node_order, const std::string& node) {
   uint32_t node_rank = 0;
-  while (node_rank < node_order.size() && node_order[node_rank] != rank.node) ++node_rank;
+  while (node_rank < node_order.size() && node_order[node_rank] != node) ++node_rank;
+  return node_rank;
+}
+
+}  // namespace
+
+std::vector<std::string> RankCommand(const Job& job, const RankRecord& rank) {
+  if (!job.spec.Torchrun() || job.spec.command.empty()) return job.spec.command;
+  const std::vector<std::string> node_order = NodeOrder(job);
+  std::vector<std::string> argv = {
+      job.spec.command[0],
+      "-m",
+      "sublet.torchrun",
+      fmt::format("--nnodes={}", node_order.size()),
+      fmt::format("--node-rank={}", NodeRank(node_order, rank.node)),
+      fmt::format("--nproc-per-node={}", rank.gpus.size()),
+      "--rdzv-backend=static",
+      fmt::format("--master-addr={}", job.master_addr),
+      fmt::format("--master-port={}", job.master_port),
+      "--max-restarts=0",
+      fmt::format("--rdzv-id=sublet-{}-{}", job.id, job.attempt),
+  };
+  argv.insert(argv.end(), job.spec.command.begin() + 1, job.spec.command.end());
+  return argv;
+}
+
+std::vector<protocols::KeyValue> RankEnv(const Job& job, const RankRecord& rank,
+                                         const Config& config) {
+  const std::vector<std::string> node_order = NodeOrder(job);
+  const uint32_t node_rank = NodeRank(node_order, rank.node);
   const std::string world = std::to_string(job.ranks.size());
   const std::string local_world = std::to_string(job.spec.gpus_per_node);
   std::vector<protocols::KeyValue> env;
@@ -70,6 +104,7 @@ std::vector<protocols::KeyValue> RankEnv(const Job& job, const RankRecord& rank,
   if (std::string secret = RankSecret(config, job.id, job.attempt); !secret.empty()) {
     env.push_back({"SUBLET_JOB_SECRET", std::move(secret)});
   }
+  if (job.spec.Torchrun()) env.push_back({"SUBLET_LAUNCHER", "torchrun"});
   if (job.array_id != 0) {
     // Slurm's SLURM_ARRAY_JOB_ID, SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT.
     env.push_back({"SUBLET_ARRAY_JOB_ID", std::to_string(job.array_id)});

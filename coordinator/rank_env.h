@@ -30,4 +30,14 @@ std::string RankSecret(const Config& config, uint64_t job_id, uint32_t attempt);
 std::vector<protocols::KeyValue> RankEnv(const Job& job, const RankRecord& rank,
                                          const Config& config);
 
+// The command `rank` starts with: the spec's, or under `launcher: torchrun`
+// [PYTHON, -m, sublet.torchrun, --nnodes=N, --node-rank=I,
+// --nproc-per-node=G, --rdzv-backend=static, --master-addr=A,
+// --master-port=P, --max-restarts=0, --rdzv-id=sublet-JOB-ATTEMPT, ARGS...]
+// where the spec's command is [PYTHON, ARGS...]: one torchrun per node
+// (sublet.torchrun wraps torch.distributed.run: the notice reaches the
+// workers and their exit 75 becomes the node's); Sublet, not torchrun,
+// restarts the gang.
+std::vector<std::string> RankCommand(const Job& job, const RankRecord& rank);
+
 }  // namespace sublet::coordinator

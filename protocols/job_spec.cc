@@ -177,6 +177,10 @@ absl::Status ValidatePolicy(const JobSpec& spec, const SpecLimits& limits) {
                       fmt::format("'{}' is not one of {}", spec.preemption_signal,
                                   fmt::join(PreemptionSignalNames(), ", ")));
   }
+  if (!spec.launcher.empty() && !spec.Torchrun()) {
+    return FieldError("launcher", fmt::format("'{}' is not torchrun (leave it out for one "
+                                              "process per GPU)", spec.launcher));
+  }
   if (spec.depends_on.size() > limits.max_depends_on) {
     return FieldError("depends_on", fmt::format("{} entries exceed the limit of {}",
                                                 spec.depends_on.size(), limits.max_depends_on));
@@ -369,6 +373,7 @@ std::string JobSpecToYaml(const JobSpec& spec) {
     out << YAML::Key << "progress_timeout" << YAML::Value
         << sublet::FormatDuration(spec.progress_timeout);
   }
+  if (!spec.launcher.empty()) out << YAML::Key << "launcher" << YAML::Value << spec.launcher;
   if (!spec.preemption_signal.empty()) {
     out << YAML::Key << "preemption" << YAML::Value << YAML::Flow << YAML::BeginMap;
     out << YAML::Key << "signal" << YAML::Value << spec.preemption_signal << YAML::EndMap;

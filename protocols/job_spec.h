@@ -66,8 +66,14 @@ struct JobSpec {
   // A job array (Slurm's --array): "0-99%8" submits one job per index, at
   // most 8 of them running at once. "": not an array. See ParseArraySpec.
   std::string array;
+  // How the worker starts the job on each node: "" one process per GPU (the
+  // rank environment names it); "torchrun": one torchrun per node with
+  // --nproc-per-node = gpus_per_node and a static rendezvous at the job's
+  // master (`command` is [PYTHON, SCRIPT or -m MODULE, ARGS...]).
+  std::string launcher;
 
   uint32_t WorldSize() const { return nodes * gpus_per_node; }
+  bool Torchrun() const { return launcher == "torchrun"; }
   bool operator==(const JobSpec&) const = default;
 };
 

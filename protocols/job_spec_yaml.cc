@@ -267,6 +267,7 @@ absl::Status ReadTopLevel(const YAML::Node& root, const SpecLimits& limits, JobS
         }
         if (key == "depends_on") return ReadDependsOn(value, limits, spec.depends_on);
         if (key == "array") return ReadString(value, field, spec.array);
+        if (key == "launcher") return ReadString(value, field, spec.launcher);
         return FieldError(field, "unknown field");
       }));
   return RequireFields("", seen, {"name", "resources", "command"});

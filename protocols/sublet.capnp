@@ -44,6 +44,7 @@ struct JobSpec {
   elasticStartAny @14 :Bool;
   dependsOn @15 :List(Dependency);
   array @16 :Text;  # "": not an array
+  launcher @17 :Text;  # "": one process per GPU; "torchrun"
 }
 
 enum DependencyWhen {

@@ -47,6 +47,8 @@ def parse():
     p.add_argument("--crash-at-step", type=int, default=-1,
                    help="rank --crash-rank exits 3 after this step, in the first attempt only")
     p.add_argument("--crash-rank", type=int, default=1)
+    p.add_argument("--ignore-preemption", action="store_true",
+                   help="never checkpoint for a notice (what a hung job does; tests the deadline)")
     return p.parse_args()
 
 
@@ -114,7 +116,7 @@ def main():
         if step == args.crash_at_step and me.rank == args.crash_rank and me.attempt <= 1:
             print(f"rank {me.rank}: crashing after step {step} as asked", flush=True)
             os._exit(3)
-        if step < args.steps and rank.should_preempt():
+        if step < args.steps and not args.ignore_preemption and rank.should_preempt():
             path = ckpt.save(step, state)
             emit({"event": "preempted", "step": step, "checkpoint": path,
                   "deadline": rank.preempt_deadline()})

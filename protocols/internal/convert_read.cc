@@ -387,6 +387,7 @@ absl::Status ReadJobSpec(wire::JobSpec::Reader in, const CodecLimits& limits, Jo
   out.time_limit = absl::Nanoseconds(in.getTimeLimitNanos());
   out.progress_timeout = absl::Nanoseconds(in.getProgressTimeoutNanos());
   out.preemption_signal = ToString(in.getPreemptionSignal());
+  out.launcher = ToString(in.getLauncher());
   out.elastic_start_any = in.getElasticStartAny();
   auto deps = in.getDependsOn();
   SUBLET_RETURN_IF_ERROR(CheckListSize("JobSpec.dependsOn", deps.size(), limits));

@@ -285,6 +285,7 @@ void WriteJobSpec(const JobSpec& in, wire::JobSpec::Builder out) {
   out.setTimeLimitNanos(absl::ToInt64Nanoseconds(in.time_limit));
   out.setProgressTimeoutNanos(absl::ToInt64Nanoseconds(in.progress_timeout));
   out.setPreemptionSignal(AsText(in.preemption_signal));
+  out.setLauncher(AsText(in.launcher));
   out.setElasticStartAny(in.elastic_start_any);
   auto deps = out.initDependsOn(static_cast<unsigned>(in.depends_on.size()));
   for (unsigned i = 0; i < in.depends_on.size(); ++i) {

@@ -96,13 +96,16 @@ def test_client_drives_a_whole_job_and_sees_only_its_own(cluster):
     assert e.value.code == "UNAVAILABLE"
 
 
-def test_a_reclaimed_ddp_job_acknowledges_its_step_and_resumes_on_one_node(cluster, tmp_path):
+@pytest.mark.parametrize("launcher", ["", "torchrun"])
+def test_a_reclaimed_ddp_job_acknowledges_its_step_and_resumes_on_one_node(cluster, tmp_path,
+                                                                           launcher):
     steps = 60
     reference = reference_losses(tmp_path, steps)
     acme, admin = cluster.client(), cluster.client("admin-token")
     log = os.path.join(cluster.shared, "reclaimed.jsonl")
+    fields = {"launcher": launcher} if launcher else {}
     job = acme.submit(spec(log, steps, extra_args=["--min-step-s", "0.05"],
-                           elastic={"min_nodes": 1}))
+                           elastic={"min_nodes": 1}, **fields))
     cluster.poll(lambda: (acme.show(job)["progress"] or {}).get("step", -1) >= 15, 120,
                  "step 15")
     admin.reclaim(nodes=["node-1"], deadline="2m", reason="mid-run")
@@ -128,7 +131,8 @@ def test_a_reclaimed_ddp_job_acknowledges_its_step_and_resumes_on_one_node(clust
         assert r["loss"] == pytest.approx(reference[r["step"]], rel=1e-4, abs=1e-6)
     # Every rank reported the step it checkpointed at: nothing after the
     # commit is lost work (the teardown is not).
-    print(f"\nreclaimed at step {acked}: gpu_seconds_lost={done['gpu_seconds_lost']:.3f} "
+    print(f"\n{launcher or 'per-GPU'}: reclaimed at step {acked}: "
+          f"gpu_seconds_lost={done['gpu_seconds_lost']:.3f} "
           f"over 4 ranks, gpu_seconds={done['gpu_seconds']:.1f}")
     assert done["gpu_seconds_lost"] == 0
 
@@ -144,3 +148,36 @@ def test_a_crashing_rank_restarts_the_gang_from_the_last_checkpoint(cluster):
     assert any("resumes from checkpoint step 20" in m for m in events(done, "started"))
     resumes = [r for r in records(log) if r.get("event") == "resume"]
     assert [r["step"] for r in resumes] == [20]
+
+
+def processes_with(marker):
+    """Pids of the processes whose command line holds `marker`."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def test_a_torchrun_job_that_ignores_the_notice_leaves_no_process_after_the_deadline(cluster):
+    acme, admin = cluster.client(), cluster.client("admin-token")
+    log = os.path.join(cluster.shared, "hung-torchrun.jsonl")
+    job = acme.submit(spec(log, 100000, extra_args=["--ignore-preemption", "--min-step-s", "0.05"],
+                           launcher="torchrun"))
+    cluster.poll(lambda: (acme.show(job)["progress"] or {}).get("step", -1) >= 3, 120, "step 3")
+    assert len(processes_with(log)) >= 6  # 2 torchruns and their 4 workers
+    admin.reclaim(nodes=["node-0", "node-1"], deadline="3s", reason="deadline test")
+    done = cluster.poll(lambda: (lambda j: j if j["state"] == "pending" and
+                                 events(j, "preempt_killed") else None)(acme.show(job)),
+                        120, "the requeue after the deadline")
+    assert done["restarts"] == 0 and done["preemptions"] == 1
+    # Every rank has exited and its sandbox is gone: nothing torchrun started
+    # is left, neither the launchers nor their workers.
+    assert processes_with(log) == []
+    acme.cancel(job)

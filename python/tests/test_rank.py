@@ -175,3 +175,15 @@ def test_wire_decode_refuses_garbage_and_other_versions():
     e.body.init("listNodesRequest")
     with pytest.raises(_wire.WireError, match="protocol version 1"):
         _wire.decode(e.to_bytes())
+
+
+def test_torchrun_wrapper_turns_its_workers_exits_into_the_nodes_code():
+    from types import SimpleNamespace as F
+
+    from sublet.torchrun import _exit_code
+    assert _exit_code({0: F(exitcode=75), 1: F(exitcode=75)}) == 75
+    # torchrun SIGTERMs the rest once one has exited 75: still a preemption.
+    assert _exit_code({0: F(exitcode=75), 1: F(exitcode=-15)}) == 75
+    assert _exit_code({0: F(exitcode=-15)}) == 143
+    assert _exit_code({0: F(exitcode=75), 1: F(exitcode=3)}) == 3
+    assert _exit_code({0: F(exitcode=-9)}) == 137
