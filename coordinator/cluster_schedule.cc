@@ -279,7 +279,7 @@ std::map<std::string, Cluster::TenantUsage> Cluster::UsageByTenant() const {
     double used = job.gpu_seconds;
     if (job.HasLiveRanks()) {
       used += AttemptGpuSeconds(job, now);
-      for (const RankRecord& r : job.ranks) u.in_use += r.exited ? 0 : r.gpus.size();
+      for (const RankRecord& r : job.ranks) u.in_use += r.exited ? 0 : std::max<size_t>(1, r.gpus.size());
     }
     if (job.state == JobState::kPending && !job.stopping) {
       ++u.pending_jobs;

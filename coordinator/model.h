@@ -2,6 +2,7 @@
 // the store persists them; the scheduler reads a snapshot of them.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -115,7 +116,7 @@ struct Job {
   // The GPUs the attempt holds: one per rank, or a node's under torchrun.
   size_t Gpus() const {
     size_t n = 0;
-    for (const RankRecord& r : ranks) n += r.gpus.size();
+    for (const RankRecord& r : ranks) n += std::max<size_t>(1, r.gpus.size());
     return n;
   }
   bool HasLiveRanks() const {

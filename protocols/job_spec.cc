@@ -24,7 +24,7 @@ using internal::Quote;
 
 // Variables the service sets for every rank (DESIGN.md, "Rank environment");
 // a spec may not override them.
-constexpr std::array<std::string_view, 27> kReservedEnv = {
+constexpr std::array<std::string_view, 29> kReservedEnv = {
     "SUBLET_JOB_ID",          "SUBLET_ATTEMPT",          "SUBLET_RANK",
     "SUBLET_WORLD_SIZE",      "SUBLET_LOCAL_RANK",       "SUBLET_LOCAL_WORLD_SIZE",
     "SUBLET_NODE_RANK",       "SUBLET_NODE_NAME",        "SUBLET_NNODES",
@@ -33,7 +33,8 @@ constexpr std::array<std::string_view, 27> kReservedEnv = {
     "SUBLET_CONTROL_TOKEN",   "RANK",                    "WORLD_SIZE",
     "LOCAL_RANK",             "LOCAL_WORLD_SIZE",        "NODE_RANK",
     "MASTER_ADDR",            "MASTER_PORT",             "CUDA_VISIBLE_DEVICES",
-    "SUBLET_ARRAY_JOB_ID",    "SUBLET_ARRAY_INDEX",      "SUBLET_ARRAY_TASK_COUNT"};
+    "SUBLET_ARRAY_JOB_ID",    "SUBLET_ARRAY_INDEX",      "SUBLET_ARRAY_TASK_COUNT",
+    "SUBLET_PREEMPTION_SIGNAL", "SUBLET_LAUNCHER"};
 
 bool IsNameChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||

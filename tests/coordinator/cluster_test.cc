@@ -43,10 +43,12 @@ TEST_F(ClusterTest, ASpecCannotSetAnyVariableTheServiceSets) {
   Report("node-a");
   protocols::JobSpec task = Spec(1, 2);
   task.array = "0";  // an array task: its SUBLET_ARRAY_* variables are the service's too
+  task.launcher = "torchrun";  // and SUBLET_LAUNCHER
   Submit(task);
   Schedule();
   auto sync = cluster_->SyncFor(*cluster_->FindNode("node-a"));
-  ASSERT_THAT(sync.desired, SizeIs(2));
+  ASSERT_THAT(sync.desired, SizeIs(1));  // one torchrun for the node's 2 GPUs
+  EXPECT_THAT(sync.desired[0].gpus, SizeIs(2));
   ASSERT_EQ(EnvOf(sync.desired[0]).count("SUBLET_ARRAY_INDEX"), 1u);
   std::vector<std::string> names;
   for (const auto& [k, v] : EnvOf(sync.desired[0])) names.push_back(k);
