@@ -41,8 +41,7 @@ double GpuSecondsUsed(const Job& job, absl::Time now) {
 
 double AttemptBorrowedGpuSeconds(const Job& job, absl::Time now) {
   if (job.ranks.empty()) return 0;
-  const double gpus = static_cast<double>(job.Gpus());
-  if (gpus == 0) return 0;
+  const double gpus = static_cast<double>(job.Gpus());  // > 0: a rank holds one at least
   const double borrowed = std::min<double>(job.attempt_borrowed_gpus, gpus);
   return AttemptGpuSeconds(job, now) * borrowed / gpus;
 }

@@ -279,7 +279,7 @@ std::map<std::string, Cluster::TenantUsage> Cluster::UsageByTenant() const {
     double used = job.gpu_seconds;
     if (job.HasLiveRanks()) {
       used += AttemptGpuSeconds(job, now);
-      for (const RankRecord& r : job.ranks) u.in_use += r.exited ? 0 : std::max<size_t>(1, r.gpus.size());
+      for (const RankRecord& r : job.ranks) u.in_use += r.exited ? 0 : r.GpuCount();
     }
     if (job.state == JobState::kPending && !job.stopping) {
       ++u.pending_jobs;
@@ -415,26 +415,22 @@ absl::Status Cluster::StartAttempt(Job& job, const std::vector<const Node*>& nod
   std::vector<std::string> names;
   for (size_t n = 0; n < nodes.size(); ++n) {
     names.push_back(nodes[n]->name);
-    if (job.spec.Torchrun()) {
-      // One torchrun per node, holding all of the node's GPUs; it starts
-      // the per-GPU processes itself.
-      RankRecord r;
-      r.rank = rank++;
-      r.node = nodes[n]->name;
-      r.incarnation = nodes[n]->incarnation;
-      r.gpus = gpus[n];
-      job.ranks.push_back(std::move(r));
-      continue;
-    }
-    for (uint32_t local = 0; local < gpus[n].size(); ++local) {
+    auto add = [&](uint32_t local, std::vector<uint32_t> held) {
       RankRecord r;
       r.rank = rank++;
       r.node = nodes[n]->name;
       r.incarnation = nodes[n]->incarnation;
       r.local_rank = local;
-      r.gpus = {gpus[n][local]};
+      r.gpus = std::move(held);
       job.ranks.push_back(std::move(r));
+    };
+    if (job.spec.Torchrun()) {
+      // One torchrun per node, holding all of the node's GPUs; it starts
+      // the per-GPU processes itself.
+      add(0, gpus[n]);
+      continue;
     }
+    for (uint32_t local = 0; local < gpus[n].size(); ++local) add(local, {gpus[n][local]});
   }
   AssignPorts(job, nodes_.at(nodes[0]->name));
   job.state = JobState::kRunning;

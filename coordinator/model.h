@@ -59,6 +59,9 @@ struct RankRecord {
   // the work it has done (accounting.h).
   absl::Time step_time = absl::InfinitePast();
   std::string exit_message;  // the rank's last output line when it failed
+
+  // A rank holds one GPU, or under torchrun its node's (at least one).
+  size_t GpuCount() const { return std::max<size_t>(1, gpus.size()); }
 };
 
 struct Job {
@@ -113,10 +116,10 @@ struct Job {
   double gpu_seconds_borrowed = 0;
   bool deadline_noted = false;  // not persisted: the deadline event was written
 
-  // The GPUs the attempt holds: one per rank, or a node's under torchrun.
+  // The GPUs the attempt holds.
   size_t Gpus() const {
     size_t n = 0;
-    for (const RankRecord& r : ranks) n += std::max<size_t>(1, r.gpus.size());
+    for (const RankRecord& r : ranks) n += r.GpuCount();
     return n;
   }
   bool HasLiveRanks() const {

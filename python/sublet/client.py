@@ -19,6 +19,7 @@ Not thread-safe: one Client per thread (one ZeroMQ socket).
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -67,8 +68,6 @@ def _duration_ms(value):
     """5m, 90s, 1h30m, 250ms or a number of seconds -> milliseconds."""
     if isinstance(value, (int, float)):
         return int(value * 1000)
-    import re
-
     text = str(value).strip()
     parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", text)
     if not parts or "".join(n + u for n, u in parts) != text:

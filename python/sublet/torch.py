@@ -221,16 +221,17 @@ class Checkpointer:
         """Loads the newest committed checkpoint (or `step`) into `state` in
         place and returns its step; None when there is none. DCP reshards to
         this world size. Every rank must see the same directory."""
-        candidates = [step] if step is not None else list(reversed(self.committed_steps()))
-        if step is not None and step not in self.committed_steps():
+        committed = self.committed_steps()
+        if step is not None and step not in committed:
             raise SubletError(f"{self.path(step)}: no committed checkpoint of step {step}")
+        chosen = step if step is not None else (committed[-1] if committed else None)
         # Rank 0 decides, so that every rank loads the same step even if a
         # save lands while they list the directory.
         if dist.is_available() and dist.is_initialized():
-            box = [candidates[0] if candidates else None]
+            box = [chosen]
             dist.broadcast_object_list(box, src=0)
-            candidates = [box[0]] if box[0] is not None else []
-        if not candidates:
+            chosen = box[0]
+        if chosen is None:
             return None
-        dcp.load(state, checkpoint_id=self.path(candidates[0]))
-        return candidates[0]
+        dcp.load(state, checkpoint_id=self.path(chosen))
+        return chosen

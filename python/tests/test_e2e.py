@@ -17,10 +17,10 @@ TRAIN = os.path.join(REPO, "examples", "torch", "train_ddp.py")
 
 
 @pytest.fixture
-def cluster(request):
+def cluster():
     c = Cluster(workers=2, gpus=2)
     yield c
-    c.close(keep=request.node.rep_call.failed if hasattr(request.node, "rep_call") else False)
+    c.close()
 
 
 def spec(log, steps, nodes=2, extra_args=(), **fields):

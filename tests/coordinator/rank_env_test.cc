@@ -61,6 +61,25 @@ TEST(RankEnvTest, TheNoticeSignalIsTheSpecsForTheSdk) {
   EXPECT_EQ(EnvMap(RankEnv(job, job.ranks[0], Storage()))["SUBLET_PREEMPTION_SIGNAL"], "SIGTERM");
 }
 
+TEST(RankEnvTest, TorchrunStartsOnePerNodeWithAStaticRendezvousAtTheMaster) {
+  Job job = TwoByTwo();
+  job.spec.launcher = "torchrun";
+  job.spec.command = {"/venv/bin/python", "train.py", "--steps", "9"};
+  job.ranks = {{.rank = 0, .node = "node-b", .gpus = {0, 1}},
+               {.rank = 1, .node = "node-a", .gpus = {0, 1}}};
+  EXPECT_EQ(RankCommand(job, job.ranks[1]),
+            (std::vector<std::string>{"/venv/bin/python", "-m", "sublet.torchrun", "--nnodes=2",
+                                      "--node-rank=1", "--nproc-per-node=2",
+                                      "--rdzv-backend=static", "--master-addr=10.0.0.1",
+                                      "--master-port=41001", "--max-restarts=0",
+                                      "--rdzv-id=sublet-42-3", "train.py", "--steps", "9"}));
+  EXPECT_EQ(EnvMap(RankEnv(job, job.ranks[0], Storage()))["SUBLET_LAUNCHER"], "torchrun");
+  EXPECT_EQ(job.Gpus(), 4u);
+  job.spec.launcher.clear();
+  EXPECT_EQ(RankCommand(job, job.ranks[0]), job.spec.command);
+  EXPECT_EQ(EnvMap(RankEnv(job, job.ranks[0], Storage())).count("SUBLET_LAUNCHER"), 0u);
+}
+
 TEST(RankEnvTest, GivesEveryVariableDesignNames) {
   const Job job = TwoByTwo();
   auto env = EnvMap(RankEnv(job, job.ranks[3], Storage()));

@@ -226,6 +226,17 @@ TEST_F(JobSpecTest, ParsesThePreemptionSignal) {
   ExpectRejected(WithMinimal("preemption: SIGTERM\n"), "preemption: expected a mapping");
 }
 
+TEST_F(JobSpecTest, ParsesTheTorchrunLauncherAndRefusesAnyOther) {
+  auto spec = ParseJobSpecYaml(WithMinimal("launcher: torchrun\n"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_TRUE(spec->Torchrun());
+  EXPECT_EQ(*ParseJobSpecYaml(JobSpecToYaml(*spec)), *spec);
+  EXPECT_FALSE(ParseJobSpecYaml(WithMinimal(""))->Torchrun());
+  ExpectRejected(WithMinimal("launcher: mpirun\n"),
+                 "launcher: 'mpirun' is not torchrun (leave it out for one process per GPU)");
+  ExpectRejected(WithMinimal("launcher: [torchrun]\n"), "launcher");
+}
+
 TEST_F(JobSpecTest, RejectsInvalidUtf8InCommandAndEnv) {
   JobSpec spec = *ParseJobSpecYaml(WithMinimal(""));
   spec.command.push_back("caf\xc3");  // truncated two-byte sequence
