@@ -39,7 +39,12 @@ bool HasWord(const std::string& text, const std::string& word) {
 absl::Status WriteText(const std::string& path, const std::string& text) {
   const int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) return absl::InternalError(fmt::format("open {}: {}", path, strerror(errno)));
-  const ssize_t n = write(fd, text.data(), text.size());
+  // A cgroup write can be interrupted by a signal (the worker's SIGCHLD while
+  // the kernel reclaims memory to honour a new limit): write again.
+  ssize_t n;
+  do {
+    n = write(fd, text.data(), text.size());
+  } while (n < 0 && errno == EINTR);
   const int error = errno;
   close(fd);
   if (n != static_cast<ssize_t>(text.size())) {
