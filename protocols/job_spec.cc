@@ -182,6 +182,10 @@ absl::Status ValidatePolicy(const JobSpec& spec, const SpecLimits& limits) {
     return FieldError("launcher", fmt::format("'{}' is not torchrun (leave it out for one "
                                               "process per GPU)", spec.launcher));
   }
+  if (spec.Torchrun() && spec.command.size() < 2) {
+    return FieldError("command", "launcher torchrun runs [PYTHON, SCRIPT, ARGS...]: name the "
+                                 "interpreter and the script");
+  }
   if (spec.depends_on.size() > limits.max_depends_on) {
     return FieldError("depends_on", fmt::format("{} entries exceed the limit of {}",
                                                 spec.depends_on.size(), limits.max_depends_on));

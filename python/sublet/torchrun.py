@@ -13,6 +13,9 @@ What it adds to torchrun, under Sublet:
   75 (checkpointed for preemption), else the first failure's code (128+N
   for a signal N), 0 when all succeeded. torchrun alone exits 1 for any of
   these, so a preemption would count as a crash.
+- TORCHELASTIC_RESTART_COUNT counts Sublet's restarts of the gang
+  (SUBLET_ATTEMPT - 1, after a failure or a preemption): torchrun runs with
+  --max-restarts=0, so its own count would always be 0.
 - Nothing it started outlives it: leftover workers are killed at exit (the
   worker's sandbox ends the rest at the attempt's end).
 """
@@ -62,6 +65,28 @@ def _exit_code(failures):
     return codes[0] if codes else 1
 
 
+def restart_count():
+    """Sublet's restarts of this gang so far (0 outside Sublet)."""
+    try:
+        return max(int(os.environ.get("SUBLET_ATTEMPT", "1")) - 1, 0)
+    except ValueError:
+        return 0
+
+
+def _count_sublets_restarts(agent_module, restarts):
+    """Adds `restarts` to the TORCHELASTIC_RESTART_COUNT torchrun's agent
+    gives each worker (it builds the environments, then starts them)."""
+    start = agent_module.start_processes
+
+    def start_processes(*args, **kwargs):
+        for env in kwargs.get("envs", {}).values():
+            own = int(env.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+            env["TORCHELASTIC_RESTART_COUNT"] = str(own + restarts)
+        return start(*args, **kwargs)
+
+    agent_module.start_processes = start_processes
+
+
 def notice_signal():
     name = os.environ.get("SUBLET_PREEMPTION_SIGNAL", "SIGUSR1") or "SIGUSR1"
     sig = getattr(signal, name, None)
@@ -70,6 +95,7 @@ def notice_signal():
 
 def main(argv=None):
     from torch.distributed import run as torchrun
+    from torch.distributed.elastic.agent.server import local_elastic_agent
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -80,6 +106,7 @@ def main(argv=None):
         # turns into a shutdown.
         handled = [s for s in ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT") if s != notice.name]
         argv = [f"--signals-to-handle={','.join(handled)}"] + argv
+        _count_sublets_restarts(local_elastic_agent, restart_count())
     args = torchrun.parse_args(argv)
     code = 0
     try:

@@ -227,7 +227,10 @@ TEST_F(JobSpecTest, ParsesThePreemptionSignal) {
 }
 
 TEST_F(JobSpecTest, ParsesTheTorchrunLauncherAndRefusesAnyOther) {
-  auto spec = ParseJobSpecYaml(WithMinimal("launcher: torchrun\n"));
+  constexpr char kTorchrun[] =
+      "name: t\nresources: {nodes: 2, gpus_per_node: 2}\ncommand: [python3, train.py]\n"
+      "launcher: torchrun\n";
+  auto spec = ParseJobSpecYaml(kTorchrun);
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_TRUE(spec->Torchrun());
   EXPECT_EQ(*ParseJobSpecYaml(JobSpecToYaml(*spec)), *spec);
@@ -235,6 +238,9 @@ TEST_F(JobSpecTest, ParsesTheTorchrunLauncherAndRefusesAnyOther) {
   ExpectRejected(WithMinimal("launcher: mpirun\n"),
                  "launcher: 'mpirun' is not torchrun (leave it out for one process per GPU)");
   ExpectRejected(WithMinimal("launcher: [torchrun]\n"), "launcher");
+  // torchrun's own command line comes first; the spec names what it runs.
+  ExpectRejected(WithMinimal("launcher: torchrun\n"),
+                 "command: launcher torchrun runs [PYTHON, SCRIPT, ARGS...]");
 }
 
 TEST_F(JobSpecTest, RejectsInvalidUtf8InCommandAndEnv) {
