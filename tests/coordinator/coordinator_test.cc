@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
 #include <tuple>
 
@@ -19,7 +20,13 @@ using ::testing::HasSubstr;
 
 class CoordinatorTest : public ::testing::Test {
  protected:
-  void Start(size_t max_frames_per_peer = 256) {
+  void Start(size_t max_frames_per_peer = CoordinatorOptions{}.max_frames_per_peer) {
+    Create(max_frames_per_peer);
+    thread_ = std::thread([this] { coordinator_->Run(stop_); });
+  }
+
+  // The coordinator without its event loop: turns are driven by TEST_Turn.
+  void Create(size_t max_frames_per_peer = CoordinatorOptions{}.max_frames_per_peer) {
     CoordinatorOptions options;
     options.listen = "tcp://127.0.0.1:0";
     options.state_dir = ::testing::TempDir() + "/coordinator_test_" +
@@ -32,7 +39,6 @@ class CoordinatorTest : public ::testing::Test {
     auto c = Coordinator::Create(options, context_, clock_);
     ASSERT_TRUE(c.ok()) << c.status();
     coordinator_ = *std::move(c);
-    thread_ = std::thread([this] { coordinator_->Run(stop_); });
   }
 
   void TearDown() override {
@@ -224,12 +230,18 @@ TEST_F(CoordinatorTest, FloodingConnectionIsThrottledWhileOthersAreServed) {
   e.body = protocols::ListJobsRequest{};
   const std::string frame = protocols::Encode(e);
   // Flood until the coordinator pushes back (bounded), calling as a polite
-  // client in between: the polite calls must all be served.
+  // client in between: every polite call must be answered with its reply,
+  // not an error.
   int throttled = 0;
-  int polite_ok = 0;
-  for (int round = 0; round < 200 && throttled == 0; ++round) {
+  int rounds = 0;
+  int polite_served = 0;
+  for (; rounds < 200 && throttled == 0; ++rounds) {
     for (int i = 0; i < 500; ++i) flooder.send(zmq::buffer(frame), zmq::send_flags::dontwait);
-    polite_ok += Call(protocols::ListJobsRequest{}).ok() ? 1 : 0;
+    auto polite = Call(protocols::ListJobsRequest{});
+    if (polite.ok() && protocols::StatusFromReply(*polite).ok() &&
+        std::holds_alternative<protocols::JobListReply>(polite->body)) {
+      ++polite_served;
+    }
     zmq::message_t reply;
     while (flooder.recv(reply, zmq::recv_flags::dontwait)) {
       auto decoded = protocols::Decode(reply.to_string());
@@ -240,7 +252,49 @@ TEST_F(CoordinatorTest, FloodingConnectionIsThrottledWhileOthersAreServed) {
     }
   }
   EXPECT_GT(throttled, 0);
-  EXPECT_GT(polite_ok, 0);
+  EXPECT_EQ(polite_served, rounds);
+}
+
+// The README's limit, exactly: in one turn a connection gets its first 256
+// frames served and the rest refused with RESOURCE_EXHAUSTED, while another
+// connection's frames in the same turn are all served.
+TEST_F(CoordinatorTest, AConnectionsFramesBeyond256InOneTurnAreRefusedAndOthersServed) {
+  ASSERT_EQ(CoordinatorOptions{}.max_frames_per_peer, 256u);  // README: "Flooding client"
+  Create();
+  std::vector<protocols::Incoming> batch;
+  uint64_t id = 0;
+  auto frame = [&](const std::string& peer) {
+    protocols::Envelope e;
+    e.request_id = ++id;
+    e.token = "acme-token";
+    e.body = protocols::ListJobsRequest{};
+    batch.push_back({peer, std::move(e), 64, "curve:" + peer});
+  };
+  for (int i = 0; i < 300; ++i) {
+    frame("flooder");
+    if (i % 100 == 99) frame("polite");  // 3 polite frames among the flood
+  }
+  std::map<std::string, int> served;
+  std::map<std::string, int> refused;
+  std::map<std::string, uint64_t> first_refused;
+  for (auto& [peer, reply] : coordinator_->TEST_Turn(std::move(batch))) {
+    absl::Status status = protocols::StatusFromReply(reply);
+    if (status.ok() && std::holds_alternative<protocols::JobListReply>(reply.body)) {
+      ++served[peer];
+    } else if (status.code() == absl::StatusCode::kResourceExhausted) {
+      if (refused[peer]++ == 0) first_refused[peer] = reply.request_id;
+      EXPECT_THAT(std::string(status.message()), HasSubstr("retry"));
+    } else {
+      ADD_FAILURE() << peer << ": " << status;
+    }
+  }
+  EXPECT_EQ(served["flooder"], 256);
+  EXPECT_EQ(refused["flooder"], 44);
+  // Frames 1-256 of the flooder came before two polite ones: its 257th is
+  // request 259.
+  EXPECT_EQ(first_refused["flooder"], 259u);
+  EXPECT_EQ(served["polite"], 3);
+  EXPECT_EQ(refused["polite"], 0);
 }
 
 }  // namespace
