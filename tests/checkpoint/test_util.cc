@@ -118,6 +118,10 @@ class FaultyFile final : public WritableFile {
       : fs_(fs), path_(std::move(path)), real_(std::move(real)) {}
 
   absl::Status Append(const void* data, size_t size) override {
+    if (path_.find("/shard-") != std::string::npos) {
+      std::lock_guard<std::mutex> lock(fs_.mu_);
+      fs_.shard_appends_.push_back({static_cast<const std::byte*>(data), size});
+    }
     if (fs_.CrashesNow()) {
       real_->Append(data, size / 2).IgnoreError();
       fs_.Op();

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstddef>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,16 @@ class FaultyFileSystem final : public FileSystem {
   std::atomic<int64_t> ops{0};
   std::string fail_path_substring;  // when set, ENOSPC only for matching paths
 
+  // Where each Append to a shard file (shard-*.bin) took its bytes from.
+  struct Source {
+    const std::byte* data;
+    size_t size;
+  };
+  std::vector<Source> ShardAppends() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return shard_appends_;
+  }
+
   absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override;
   absl::StatusOr<std::unique_ptr<ReadableFile>> NewReadableFile(const std::string& path) override {
     return real_.NewReadableFile(path);
@@ -88,6 +99,8 @@ class FaultyFileSystem final : public FileSystem {
  private:
   friend class FaultyFile;
   PosixFileSystem real_;
+  std::mutex mu_;
+  std::vector<Source> shard_appends_;
 };
 
 // Flips one bit of the file at `offset`; truncates it to `size`.
