@@ -3,16 +3,22 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
+#include <map>
+#include <thread>
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/numbers.h"
 #include "tests/worker/test_util.h"
 #include "worker/process_launcher.h"
 
 namespace sublet::worker {
 namespace {
 
+using testing::ReadFile;
 using testing::TempDir;
 using testing::WaitForExit;
 using testing::WriteFile;
@@ -45,6 +51,54 @@ TEST_F(LeftoverRanksTest, KillsARankRecordedByAPreviousWorker) {
   EXPECT_EQ(KillLeftoverRanks(ranks_dir()), 1);
   EXPECT_EQ(WaitForExit(previous_worker_, pid), 128 + SIGKILL);
   EXPECT_TRUE(std::filesystem::is_empty(ranks_dir()));
+}
+
+// The members of process group `pgid` and their states (field 3 of
+// /proc/<pid>/stat).
+std::map<int, char> GroupMembers(int pgid) {
+  std::map<int, char> members;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    int pid = 0;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid)) continue;
+    const std::string stat = ReadFile(entry.path() / "stat");
+    const size_t paren = stat.rfind(')');
+    if (paren == std::string::npos) continue;
+    char state = 0;
+    int ppid = 0, pgrp = 0;
+    if (std::sscanf(stat.c_str() + paren + 2, "%c %d %d", &state, &ppid, &pgrp) == 3 &&
+        pgrp == pgid) {
+      members[pid] = state;
+    }
+  }
+  return members;
+}
+
+TEST_F(LeftoverRanksTest, ReturnsOnlyOnceEveryProcessOfTheGroupHasExited) {
+  // One member holds 512 MiB, which the kernel takes a while to tear down
+  // after SIGKILL: returning right after kill() would find it still exiting,
+  // still holding its memory (and, for a rank, its GPUs).
+  LaunchSpec spec;
+  spec.argv = {"/bin/sh", "-c",
+               "sleep 1000 & exec /usr/bin/python3 -c 'import time; b = b\"x\" * (512 << 20); "
+               "print(\"ready\", flush=True); time.sleep(1000)'"};
+  spec.working_dir = dir_.path();
+  spec.log_path = dir_ / "leftover.log";
+  spec.pid_file = ranks_dir() + "/1.1.0.pid";
+  absl::StatusOr<int> pid = previous_worker_.Launch(spec);
+  ASSERT_TRUE(pid.ok()) << pid.status();
+  const auto deadline = std::chrono::steady_clock::now() + testing::kEventTimeout;
+  while (ReadFile(dir_ / "leftover.log").find("ready") == std::string::npos) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << ReadFile(dir_ / "leftover.log");
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polls the condition
+  }
+  const std::map<int, char> before = GroupMembers(*pid);
+  ASSERT_EQ(before.size(), 2u);  // python and the sleep
+  EXPECT_EQ(KillLeftoverRanks(ranks_dir()), 1);
+  // At once, with no waiting here: each member is gone or a zombie.
+  for (const auto& [member, state] : GroupMembers(*pid)) {
+    EXPECT_TRUE(state == 'Z' || state == 'X') << "pid " << member << " is in state " << state;
+  }
+  EXPECT_EQ(WaitForExit(previous_worker_, *pid), 128 + SIGKILL);
 }
 
 TEST_F(LeftoverRanksTest, SparesAProcessWhoseStartTimeDiffers) {
