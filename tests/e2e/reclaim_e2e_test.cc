@@ -12,6 +12,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_join.h"
 #include "tests/e2e/test_cluster.h"
 
 namespace sublet::e2e {
@@ -134,6 +135,65 @@ TEST(ReclaimE2eTest, OnlyAdminsMayReclaimOrRelease) {
                                      "admin-token");
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.err, HasSubstr("--nodes"));
+}
+
+// Every refused reclaim is all-or-nothing: the running job gets no notice and
+// keeps its nodes, no node changes state, no reclaim exists; each refusal
+// exits with the DESIGN.md code naming what was wrong, and is audited.
+TEST(ReclaimE2eTest, RefusedReclaimsLeaveTheRunningJobAndItsNodesAlone) {
+  TestCluster cluster({});
+  const std::string gate = cluster.shared_dir() + "/refused-gate";
+  std::string id = cluster.Submit(cluster.WriteSpec(
+      "steady", RankSpec("steady", "'100000', '5', gate, " + gate, "")));
+  cluster.WaitForJob(id, [](const json& j) {
+    return !j["progress"].is_null() && j["progress"]["step"] >= 2;
+  });
+  struct Refusal {
+    std::vector<std::string> args;
+    int exit_code;
+    std::string names;
+  };
+  const std::vector<Refusal> refusals = {
+      {{"--nodes", "node-1,node-9", "--deadline", "30s", "--reason", "x"}, 3, "node node-9 not found"},
+      {{"--nodes", "node-1,node-1", "--deadline", "30s", "--reason", "x"}, 2, "named twice"},
+      {{"--gpus", "99", "--deadline", "30s", "--reason", "x"}, 2, "only 4 GPUs"},
+      {{"--nodes", "node-1", "--gpus", "2", "--deadline", "30s", "--reason", "x"}, 2, "exactly one"},
+      {{"--nodes", "node-1", "--deadline", "0s", "--reason", "x"}, 2, "--deadline"},
+      {{"--nodes", "node-1", "--deadline", "30s", "--reason", ""}, 2, "--reason"},
+  };
+  for (const Refusal& r : refusals) {
+    std::vector<std::string> args = {"reclaim"};
+    args.insert(args.end(), r.args.begin(), r.args.end());
+    CommandResult result = cluster.Sublet(args, "admin-token");
+    EXPECT_EQ(result.exit_code, r.exit_code) << absl::StrJoin(r.args, " ") << ": " << result.err;
+    EXPECT_THAT(result.err, HasSubstr(r.names)) << absl::StrJoin(r.args, " ");
+  }
+  json job = cluster.Json({"show", id});
+  EXPECT_EQ(job["state"], "running");
+  EXPECT_EQ(job["attempt"], 1);
+  EXPECT_EQ(job["preemptions"], 0);
+  EXPECT_EQ(job["nodes"], json::array({"node-0", "node-1"}));
+  EXPECT_FALSE(HasEvent(job, "preempting"));
+  for (const char* rank : {"0", "1", "2", "3"}) {
+    EXPECT_FALSE(std::filesystem::exists(gate + ".noticed." + rank))
+        << "a refused reclaim sent rank " << rank << " a notice";
+  }
+  EXPECT_EQ(NodeByName(cluster, "node-0")["state"], "ready");
+  EXPECT_EQ(NodeByName(cluster, "node-1")["state"], "ready");
+  EXPECT_EQ(cluster.Json({"reclaims"}, "admin-token")["reclaims"].size(), 0u);
+  int audited = 0;
+  const json audit = cluster.Json({"audit"}, "admin-token");
+  for (const json& e : audit["entries"]) audited += e["action"] == "reclaim_refused" ? 1 : 0;
+  // The ones that reached the coordinator (the CLI refuses an empty reason
+  // and a zero deadline itself, before any connection, where it can).
+  EXPECT_GE(audited, 4) << audit.dump();
+
+  // The same job does take a valid reclaim: the checks above could fail.
+  Reclaim(cluster, {"--nodes", "node-1", "--deadline", "60s", "--reason", "now", "--no-wait"});
+  WaitForFile(gate + ".noticed.0");
+  std::ofstream(gate) << "go\n";
+  cluster.WaitForState(id, "pending");
+  cluster.Json({"cancel", id});
 }
 
 TEST(ReclaimE2eTest, GpuCountReclaimPicksTheLowPriorityJobAndReleaseLetsItRunAgain) {

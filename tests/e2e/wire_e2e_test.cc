@@ -266,7 +266,9 @@ TEST(WireE2eTest, AWorkerWithAnUnlistedKeyIsRefusedAndTheRefusalIsAudited) {
   waitpid(intruder, nullptr, 0);
   ASSERT_FALSE(refusal.is_null()) << audit.dump(2);
   EXPECT_THAT(refusal["detail"].get<std::string>(), HasSubstr("not listed under workers.keys"));
-  for (const json& n : cluster.Json({"nodes"}, "admin-token")["nodes"]) {
+  const json nodes = cluster.Json({"nodes"}, "admin-token");  // a range-for over a temporary's member dangles
+  ASSERT_FALSE(nodes["nodes"].empty());
+  for (const json& n : nodes["nodes"]) {
     EXPECT_NE(n["name"], "node-9") << "an unlisted node registered";
   }
   EXPECT_THAT(ReadFile(cluster.dir() + "/intruder.log"), HasSubstr("may not register"));
