@@ -24,13 +24,22 @@ absl::Status Ip(const std::vector<std::string>& args) {
 
 absl::StatusOr<std::unique_ptr<TestNetwork>> TestNetwork::Create(int hosts) {
   std::unique_ptr<TestNetwork> net(new TestNetwork());
-  // Names and subnets unique per test process, so parallel runs never clash.
-  net->prefix_ = fmt::format("sl{}", getpid() % 100000);
-  net->net_ = 100 + getpid() % 150;
-  net->service_address_ = fmt::format("10.{}.255.1", net->net_);
-  std::string svc = net->prefix_ + "s";
-  SUBLET_RETURN_IF_ERROR(Ip({"link", "add", svc + "a", "type", "veth", "peer", "name", svc + "b"}));
+  // The subnet 10.N.0.0/16 and every name are claimed at once by creating
+  // the service link named after N: `ip link add` fails for a name that
+  // exists, so parallel test processes (or a killed run's leftovers) never
+  // share a subnet, a link or a namespace.
+  std::string svc;
+  absl::Status claimed = absl::UnavailableError("no free subnet in 10.100-249.0.0");
+  for (int tries = 0; tries < 150 && !claimed.ok(); ++tries) {
+    net->net_ = 100 + (getpid() + tries) % 150;
+    net->prefix_ = fmt::format("sl{}", net->net_);
+    svc = net->prefix_ + "s";
+    claimed = Ip({"link", "add", svc + "a", "type", "veth", "peer", "name", svc + "b"});
+    if (!claimed.ok() && claimed.message().find("exists") == std::string::npos) return claimed;
+  }
+  SUBLET_RETURN_IF_ERROR(claimed);
   net->links_.push_back(svc + "a");
+  net->service_address_ = fmt::format("10.{}.255.1", net->net_);
   SUBLET_RETURN_IF_ERROR(Ip({"addr", "add", net->service_address_ + "/32", "dev", svc + "a"}));
   SUBLET_RETURN_IF_ERROR(Ip({"link", "set", svc + "a", "up"}));
   SUBLET_RETURN_IF_ERROR(Ip({"link", "set", svc + "b", "up"}));

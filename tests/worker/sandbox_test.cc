@@ -13,6 +13,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/strict_skip.h"
 #include "common/exit_codes.h"
 #include "fmt/format.h"
 #include "tests/worker/test_util.h"
@@ -50,7 +51,7 @@ def call(label, fn, *args):
 class SandboxTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "sandboxes need root";
+    if (geteuid() != 0) SUBLET_SKIP_UNLESS_STRICT() << "sandboxes need root";
     absl::StatusOr<std::unique_ptr<SandboxConfinement>> confinement = SandboxConfinement::Create();
     ASSERT_TRUE(confinement.ok()) << confinement.status();
     confinement_ = *std::move(confinement);
@@ -381,7 +382,7 @@ TEST_F(SandboxTest, SignalAllReachesProcessesInOtherSessions) {
 }
 
 TEST_F(SandboxTest, TheJobsCgroupLimitsItsProcessesAndMemory) {
-  if (!JobCgroup::Probe().ok()) GTEST_SKIP() << JobCgroup::Probe();
+  if (!JobCgroup::Probe().ok()) SUBLET_SKIP_UNLESS_STRICT() << JobCgroup::Probe();
   absl::StatusOr<std::unique_ptr<JobCgroup>> cgroup = JobCgroup::Create(
       fmt::format("sandbox-test-{}", getpid()), {.memory_bytes = 64 << 20, .pids = 12});
   ASSERT_TRUE(cgroup.ok()) << cgroup.status();
@@ -418,7 +419,7 @@ for pid in children:
 }
 
 TEST_F(SandboxTest, LeftoverCgroupsOfOneNodeAreRemovedAndOtherNodesKeepTheirs) {
-  if (!JobCgroup::Probe().ok()) GTEST_SKIP() << JobCgroup::Probe();
+  if (!JobCgroup::Probe().ok()) SUBLET_SKIP_UNLESS_STRICT() << JobCgroup::Probe();
   const std::string ours = fmt::format("test-node-{}.", getpid());
   const std::string theirs = fmt::format("other-node-{}.", getpid());
   // What a killed worker leaves behind: cgroups it never removed.
