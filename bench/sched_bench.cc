@@ -1,6 +1,8 @@
 #include "bench/sched_bench.h"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -10,6 +12,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -155,6 +158,108 @@ SubmitResult DurableSubmissions(const SchedBenchOptions& o, const std::string& d
     auto snap = (*store)->Load();
     if (snap.ok()) r.stored = snap->jobs.size();
   }
+  return r;
+}
+
+struct KilledResult {
+  double per_s = 0;  // acknowledged submissions/s until the kill
+  int acknowledged = 0;
+  int failed = 0;      // calls the kill cut off (one per client)
+  size_t stored = 0;   // jobs in the store after the SIGKILL
+  int missing = 0;     // acknowledged ids not in it
+};
+
+// The coordinator in a child process, SIGKILLed (no shutdown, no final
+// commit) by the client whose acknowledgement is number `kill_after`, while
+// the others are still submitting; then the store is reopened and every
+// acknowledged id looked up.
+KilledResult DurableSubmissionsKilled(const SchedBenchOptions& o, const std::string& dir,
+                                      int kill_after) {
+  coordinator::CoordinatorOptions copts;
+  copts.listen = "tcp://127.0.0.1:0";
+  copts.state_dir = dir + "/coordinator";
+  copts.config.storage_root = dir + "/storage";
+  copts.config.AddToken("bench-token", {coordinator::Role::kTenant, "bench"});
+  int hello[2];
+  if (pipe(hello) != 0) throw std::runtime_error("pipe failed");
+  const pid_t child = fork();
+  if (child < 0) throw std::runtime_error("fork failed");
+  if (child == 0) {  // no thread of the parent's runs here; the child makes its own
+    close(hello[0]);
+    zmq::context_t context;
+    RealClock clock;
+    auto coord = coordinator::Coordinator::Create(copts, context, clock);
+    if (!coord.ok()) _exit(3);
+    const std::string line = (*coord)->endpoint() + "\n" + (*coord)->public_key() + "\n";
+    if (write(hello[1], line.data(), line.size()) != static_cast<ssize_t>(line.size())) _exit(4);
+    close(hello[1]);
+    std::atomic<bool> stop{false};
+    (*coord)->Run(stop);  // until the SIGKILL
+    _exit(0);
+  }
+  close(hello[1]);
+  std::string text;
+  char buf[256];
+  for (ssize_t n; std::count(text.begin(), text.end(), '\n') < 2 &&
+                  (n = read(hello[0], buf, sizeof buf)) > 0;) {
+    text.append(buf, static_cast<size_t>(n));
+  }
+  close(hello[0]);
+  const size_t nl = text.find('\n');
+  if (std::count(text.begin(), text.end(), '\n') < 2) {
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+    throw std::runtime_error("the coordinator child did not start");
+  }
+  const std::string endpoint = text.substr(0, nl);
+  const std::string key = text.substr(nl + 1, text.find('\n', nl + 1) - nl - 1);
+
+  std::mutex mu;
+  std::vector<uint64_t> acked;
+  std::atomic<int> count{0}, failed{0};
+  std::atomic<int64_t> killed_at_ns{0};
+  std::vector<std::thread> clients;
+  const auto t0 = Clock::now();
+  for (int c = 0; c < o.clients; ++c) {
+    clients.emplace_back([&, c] {
+      client::Client cl({.endpoint = endpoint,
+                         .token = "bench-token",
+                         .coordinator_key = key,
+                         .timeout = std::chrono::seconds(5)});
+      for (int i = c; i < 10 * kill_after + o.clients; i += o.clients) {  // bounded
+        absl::StatusOr<uint64_t> id = cl.Submit(BenchSpec(i));
+        if (!id.ok()) {
+          ++failed;
+          return;
+        }
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          acked.push_back(*id);
+        }
+        if (++count == kill_after) {
+          killed_at_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             Clock::now() - t0).count();
+          kill(child, SIGKILL);
+        }
+      }
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  kill(child, SIGKILL);  // in case the stream ended first (it does not: the bound is 10x)
+  waitpid(child, nullptr, 0);
+
+  KilledResult r;
+  r.acknowledged = static_cast<int>(acked.size());
+  r.failed = failed;
+  r.per_s = killed_at_ns > 0 ? kill_after / (killed_at_ns * 1e-9) : 0;
+  auto store = coordinator::Store::Open(copts.state_dir + "/state.db");
+  if (!store.ok()) throw std::runtime_error(std::string(store.status().message()));
+  auto snap = (*store)->Load();
+  if (!snap.ok()) throw std::runtime_error(std::string(snap.status().message()));
+  std::set<uint64_t> stored;
+  for (const auto& job : snap->jobs) stored.insert(job.id);
+  r.stored = stored.size();
+  for (uint64_t id : acked) r.missing += stored.count(id) ? 0 : 1;
   return r;
 }
 
@@ -359,13 +464,22 @@ Report RunSchedBench(const SchedBenchOptions& o, const std::string& command) {
   report.machine["fsync_per_s"] = FsyncRate(dir);
   report.machine["cores"] = std::thread::hardware_concurrency();
 
-  SubmitResult ours = DurableSubmissions(o, dir);
+  // Acknowledged submissions/s, and durability: the coordinator is SIGKILLed
+  // mid-stream once half of --submissions are acknowledged.
+  KilledResult ours = DurableSubmissionsKilled(o, TempDir(dir, "killed"), o.submissions / 2);
   double peer = PerRequestCommitRate(dir, o.baseline_commits);
   report.rows.push_back({{"op", "durable_submit"}, {"clients", o.clients},
-                         {"acknowledged", ours.acknowledged}, {"failed", ours.failed},
-                         {"stored_after_restart", ours.stored}, {"ours_per_s", ours.per_s},
+                         {"acknowledged", ours.acknowledged}, {"cut_off_by_sigkill", ours.failed},
+                         {"stored_after_sigkill", ours.stored},
+                         {"acknowledged_missing", ours.missing}, {"ours_per_s", ours.per_s},
                          {"peer", "sqlite_commit_per_request"}, {"peer_per_s", peer},
                          {"ratio", ours.per_s / peer}, {"target_per_s", 1000}});
+  if (ours.missing > 0) {
+    report.Print(false);
+    throw std::runtime_error(fmt::format(
+        "durable_submit: {} of {} acknowledged submissions are missing after the SIGKILL",
+        ours.missing, ours.acknowledged));
+  }
   // CURVE against plain TCP, alternated in fresh state dirs; the best round of each.
   double curve = 0, plain = 0;
   for (int round = 0; round < o.wire_rounds; ++round) {
@@ -393,12 +507,14 @@ std::pair<CLI::App*, std::function<Report(const std::string&)>> AddSchedCommand(
   auto o = std::make_shared<SchedBenchOptions>();
   CLI::App* s = app.add_subcommand(
       "sched",
-      "Starts a coordinator in-process on tcp://127.0.0.1 with a fresh SQLite store under --dir, "
-      "has --clients threads (one ZeroMQ socket each) submit --submissions 2-node jobs in total "
-      "and reports acknowledged submissions/s; reopens the store to check every acknowledged job "
-      "is there. Peer: the same rows written with one SQLite WAL commit (fsync) per request. "
-      "Then the same submissions over CURVE (as deployed) against plain TCP, alternated "
-      "--wire-rounds times. "
+      "Starts a coordinator in a child process on tcp://127.0.0.1 with a fresh SQLite store "
+      "under --dir, has --clients threads (one ZeroMQ socket each) submit 2-node jobs and "
+      "SIGKILLs the coordinator once half of --submissions are acknowledged, while the clients "
+      "are still submitting; reports acknowledged submissions/s until then, reopens the store "
+      "and fails (exit 1) when one acknowledged job is missing. Peer: the same rows written "
+      "with one SQLite WAL commit (fsync) per request. "
+      "Then --submissions submissions over CURVE (as deployed, coordinator in-process) against "
+      "plain TCP, alternated --wire-rounds times. "
       "Then times one scheduling pass over --nodes nodes x --gpus-per-node GPUs (randomly half "
       "busy) and --pending-jobs queued gang jobs of mixed sizes: the pure pass (median of "
       "--repeats), the same pass with quotas and fair share over --tenants tenants, and the "
