@@ -7,7 +7,6 @@ synchronise."""
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,12 +16,6 @@ import sublet
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("SUBLET_BIN_DIR", os.path.join(REPO, "build", "bin"))
 VENV_PYTHON = os.path.join(REPO, ".venv", "bin", "python")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def binaries_built():
@@ -37,7 +30,9 @@ class Cluster:
         self.shared = os.path.join(self.dir, "shared")
         os.makedirs(self.shared)
         os.chmod(self.shared, 0o1777)
-        self.endpoint = f"tcp://127.0.0.1:{free_port()}"
+        # Port 0: the coordinator binds a free port and reports it
+        # (start_coordinator); a restart reuses it.
+        self.endpoint = "tcp://127.0.0.1:0"
         self.gpus = gpus
         self._procs = {}
         state = os.path.join(self.dir, "coordinator")
@@ -91,10 +86,22 @@ class Cluster:
                                              stdin=subprocess.DEVNULL)
 
     def start_coordinator(self):
-        self._spawn("coordinator", [os.path.join(BIN, "sublet-coordinator"), "--listen",
-                                    self.endpoint, "--state-dir",
-                                    os.path.join(self.dir, "coordinator"), "--config",
-                                    os.path.join(self.dir, "coordinator.yaml")])
+        first = self.endpoint.endswith(":0")
+        ready = os.path.join(self.dir, "coordinator.endpoint")
+        argv = [os.path.join(BIN, "sublet-coordinator"), "--listen", self.endpoint,
+                "--state-dir", os.path.join(self.dir, "coordinator"), "--config",
+                os.path.join(self.dir, "coordinator.yaml")]
+        self._spawn("coordinator", argv + (["--ready-file", ready] if first else []))
+        if not first:
+            return
+        deadline = time.monotonic() + 60
+        while not os.path.exists(ready):  # written (renamed into place) once it listens
+            if self._procs["coordinator"].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the coordinator did not start: " +
+                                   open(os.path.join(self.dir, "coordinator.log")).read())
+            time.sleep(0.05)
+        with open(ready) as f:
+            self.endpoint = f.read().strip()
 
     def start_worker(self, i):
         self._spawn(f"worker-{i}", self._worker_argv(i) +

@@ -31,18 +31,6 @@ namespace {
 constexpr auto kDeadline = std::chrono::seconds(90);
 constexpr auto kPollEvery = std::chrono::milliseconds(50);
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  int port = ntohs(addr.sin_port);
-  close(fd);
-  return port;
-}
 
 std::vector<char*> CStrings(std::vector<std::string>& v) {
   std::vector<char*> out;
@@ -158,7 +146,9 @@ CommandResult Run(const std::vector<std::string>& argv,
 TestCluster::TestCluster(Options options) : options_(std::move(options)) {
   std::string tmpl = ::testing::TempDir() + "/sublet-e2e-XXXXXX";
   dir_ = mkdtemp(tmpl.data());
-  endpoint_ = fmt::format("tcp://{}:{}", options_.listen_host, FreePort());
+  // Port 0: the coordinator binds a free port itself and reports it
+  // (StartCoordinator); restarts then reuse that port, as a real one would.
+  endpoint_ = fmt::format("tcp://{}:0", options_.listen_host);
   // Keys as `sublet up` makes them: the coordinator's in its state dir, each
   // node's in its work dir, listed in the config.
   std::filesystem::create_directories(dir_ + "/coordinator");
@@ -226,9 +216,26 @@ pid_t TestCluster::Spawn(const std::vector<std::string>& argv, const std::string
 }
 
 void TestCluster::StartCoordinator() {
-  coordinator_ = Spawn({Bin("sublet-coordinator"), "--listen", endpoint_, "--state-dir",
-                        dir_ + "/coordinator", "--config", dir_ + "/coordinator.yaml"},
-                       "coordinator.log");
+  const bool first = endpoint_.ends_with(":0");
+  const std::string ready = dir_ + "/coordinator.endpoint";
+  std::vector<std::string> argv = {Bin("sublet-coordinator"), "--listen", endpoint_,
+                                   "--state-dir", dir_ + "/coordinator", "--config",
+                                   dir_ + "/coordinator.yaml"};
+  if (first) argv.insert(argv.end(), {"--ready-file", ready});
+  coordinator_ = Spawn(argv, "coordinator.log");
+  if (!first) return;
+  // The endpoint it bound, written once it is listening.
+  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  std::string bound;
+  while ((bound = ReadFile(ready)).empty() || bound.back() != '\n') {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ADD_FAILURE() << "the coordinator never wrote " << ready << ": "
+                    << ReadFile(dir_ + "/coordinator.log");
+      return;
+    }
+    std::this_thread::sleep_for(kPollEvery);
+  }
+  endpoint_ = bound.substr(0, bound.size() - 1);
 }
 
 int TestCluster::KillCoordinator(int signal) {

@@ -143,9 +143,9 @@ TEST_F(PosixProcessLauncherTest, RunsNothingUnlessThePidFileWasWritten) {
   EXPECT_FALSE(launcher_.Launch(spec).ok());
   // The child was forked but must leave without exec: wait for its exit.
   std::vector<ProcessExit> exits;
-  for (int i = 0; i < 10000 && exits.empty(); ++i) {
-    exits = launcher_.Reap();
-    if (exits.empty()) usleep(1000);
+  const auto deadline = std::chrono::steady_clock::now() + testing::kEventTimeout;
+  while ((exits = launcher_.Reap()).empty() && std::chrono::steady_clock::now() < deadline) {
+    testing::PollReadable(launcher_.wakeup_fd(), std::chrono::seconds(1));  // SIGCHLD wakes it
   }
   ASSERT_EQ(exits.size(), 1u);
   EXPECT_EQ(exits[0].exit_code, 126);
