@@ -1,6 +1,6 @@
 """One process of a small gloo group for test_torch.py:
-`python dist_helper.py SCENARIO OUT_JSON [ARGS]` with RANK, WORLD_SIZE,
-MASTER_ADDR and MASTER_PORT in the environment. Writes what it saw to
+`python dist_helper.py SCENARIO OUT_JSON [ARGS]` with RANK, WORLD_SIZE and
+DIST_INIT_METHOD (a file:// store) in the environment. Writes what it saw to
 OUT_JSON."""
 
 import json
@@ -24,7 +24,8 @@ def model(seed):
 
 def main():
     scenario, out = sys.argv[1], sys.argv[2]
-    dist.init_process_group("gloo", init_method="env://")
+    dist.init_process_group("gloo", init_method=os.environ["DIST_INIT_METHOD"],
+                            rank=int(os.environ["RANK"]), world_size=int(os.environ["WORLD_SIZE"]))
     me = dist.get_rank()
     result = {"rank": me}
     if scenario == "agree":

@@ -10,7 +10,6 @@ import pytest
 import torch
 import torch.nn as nn
 
-from cluster import free_port
 from sublet import rank
 from sublet.errors import SubletError
 from sublet.torch import Checkpointer, ModelState, step_dir_name
@@ -20,12 +19,15 @@ HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dist_helper.p
 
 def run_group(tmp_path, world, scenario, *args):
     """Runs dist_helper.py as a gloo group of `world` processes; their results."""
-    port = str(free_port())
+    # A FileStore for the rendezvous: no port to probe (gloo's own
+    # connections bind port 0).
+    store = tmp_path / f"store-{scenario}-{world}"
     procs, outs = [], []
     for r in range(world):
         out = tmp_path / f"{scenario}-{world}-{r}.json"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SUBLET_")}
-        env.update(RANK=str(r), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=port,
+        env.update(RANK=str(r), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                   DIST_INIT_METHOD=f"file://{store}",
                    LOCAL_RANK=str(r), LOCAL_WORLD_SIZE=str(world))
         procs.append(subprocess.Popen([sys.executable, HELPER, scenario, str(out), *args], env=env))
         outs.append(out)
