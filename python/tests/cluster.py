@@ -76,9 +76,10 @@ class Cluster:
                 "--work-dir", os.path.join(self.dir, f"node-{i}"),
                 "--token-file", os.path.join(self.dir, "node-token"), "--heartbeat", "200ms",
                 "--address", "127.0.0.1", "--share", self.shared,
-                # The build (ranks' binaries) is hidden by a sandbox's private
-                # /tmp when it lives there.
-                "--share", os.path.dirname(BIN)]
+                # The checkout (the venv, the scripts ranks run) and the build
+                # are hidden by a sandbox's private /tmp when they live there.
+                "--share", REPO] + ([] if BIN.startswith(REPO + os.sep)
+                                    else ["--share", os.path.dirname(BIN)])
 
     def _spawn(self, name, argv):
         log = open(os.path.join(self.dir, name + ".log"), "ab")
