@@ -48,8 +48,9 @@ struct Flags {
 
 void DefineFlags(CLI::App& app, Flags& f) {
   TrainerOptions& o = f.options;
-  app.add_option("--model", f.model, "preset: tiny (seconds on one core) or small (~3.3M params)")
-      ->check(CLI::IsMember({"tiny", "small"}));
+  app.add_option("--model", f.model, "preset: tiny (seconds on one core), small (~3.3M params) or medium (~101M params, "
+                 "1.2 GB of state with AdamW's moments)")
+      ->check(CLI::IsMember({"tiny", "small", "medium"}));
   app.add_option("--steps", o.steps, "optimizer steps in the whole run")->required();
   app.add_option("--seed", o.seed, "initialisation and data seed");
   app.add_option("--tp", f.tp, "tensor parallel size (default SUBLET_TENSOR_PARALLEL or 1); dp = world / tp");
@@ -64,7 +65,8 @@ void DefineFlags(CLI::App& app, Flags& f) {
                "resume even if the checkpoint's run had other --steps, --seq-len, --data or "
                "--global-batch (refused otherwise)");
   app.add_option("--keep", f.keep, "checkpoints kept (default SUBLET_CHECKPOINT_KEEP or 3; 0 keeps all)");
-  app.add_option("--log-json", f.log_json, "rank 0 appends one JSON object per step and checkpoint event to PATH, or - for stdout");
+  app.add_option("--log-json", f.log_json, "rank 0 appends one JSON object per step and checkpoint event to PATH, or - for stdout; "
+                 "a PATH with {rank} in it: every rank appends to its own file");
   app.add_option("--backend", f.backend, "collectives backend")->check(CLI::IsMember({"auto", "host", "mpi", "nccl"}));
   app.add_option("--dp-schedule", f.dp_schedule, "overlap: bucketed all-reduce during backward; serial: after it")
       ->check(CLI::IsMember({"overlap", "serial"}));
@@ -153,6 +155,18 @@ class JsonLog {
   std::ofstream file_;
 };
 
+// --log-json for this rank: PATH with {rank} replaced on every rank, else
+// PATH on rank 0 and nothing elsewhere.
+std::string LogPathOfRank(const std::string& path, int rank) {
+  const size_t at = path.find("{rank}");
+  if (at == std::string::npos) return rank == 0 ? path : "";
+  std::string mine = path;
+  for (size_t i = at; i != std::string::npos; i = mine.find("{rank}", i)) {
+    mine.replace(i, 6, std::to_string(rank));
+  }
+  return mine;
+}
+
 int Fail(int code, const absl::Status& s) {
   std::cerr << "sublet-train: " << s.message() << "\n";
   return code;
@@ -197,7 +211,7 @@ int main(int argc, char** argv) {
   if (groups->size() > 1 && std::getenv("OPENBLAS_NUM_THREADS") == nullptr) {
     sublet::train::SetGemmThreads(1);  // ranks share the node's cores
   }
-  JsonLog log(groups->rank() == 0 ? flags.log_json : "");
+  JsonLog log(LogPathOfRank(flags.log_json, groups->rank()));
   if (!log.ok()) {
     return Fail(kExitBadFlags, absl::InvalidArgumentError("--log-json: cannot open " + flags.log_json));
   }

@@ -92,6 +92,11 @@ TEST(GptParams, PresetsHaveTheDocumentedSizes) {
   EXPECT_LT(tiny->GlobalCount(), 100'000);
   EXPECT_GT(small->GlobalCount(), 2'000'000);
   EXPECT_LT(small->GlobalCount(), 10'000'000);
+  // medium: at least 1 GiB of value + AdamW moments (the benches' state).
+  auto medium = InitGptParams(*GptPreset("medium"), 2, 1, 1);
+  ASSERT_TRUE(medium.ok());
+  EXPECT_EQ(medium->GlobalCount(), 101'165'056);
+  EXPECT_GE(3 * 4 * medium->GlobalCount(), int64_t{1} << 30);
   EXPECT_EQ(GptPreset("huge").status().code(), absl::StatusCode::kInvalidArgument);
 }
 

@@ -90,6 +90,24 @@ TEST(SubletTrain, OverlappedAndSerializedDataParallelGiveTheSameBits) {
   EXPECT_EQ(overlapped, serialized);
 }
 
+TEST(SubletTrain, LogPathWithRankLogsEveryRankToItsOwnFileWithIterationTimes) {
+  const std::string dir = FreshDir("per-rank-logs");
+  ProcessResult r = RunProcess(TrainCommand(2, Args(4, 1, dir + "/log-{rank}.json")));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (int rank : {0, 1}) {
+    const auto lines = ReadJsonLines(dir + "/log-" + std::to_string(rank) + ".json");
+    ASSERT_EQ(lines.size(), 4u) << "rank " << rank;
+    double last = 0;
+    for (const nlohmann::json& line : lines) {
+      ASSERT_TRUE(line.contains("elapsed_s")) << line.dump();
+      EXPECT_GT(line["elapsed_s"].get<double>(), last) << "rank " << rank << ": " << line.dump();
+      last = line["elapsed_s"].get<double>();
+    }
+  }
+  // Without {rank}, rank 0 alone logs (the file would hold 8 lines otherwise).
+  EXPECT_EQ(Train({2, 1}, 4, dir).size(), 4u);
+}
+
 TEST(SubletTrain, RunPreemptedBySigusr1ResumesToTheSameBitsAsAnUninterruptedRun) {
   const std::string a = FreshDir("interrupted"), b = FreshDir("uninterrupted");
   const std::vector<std::string> ckpt_a = {"--checkpoint-dir", a + "/ckpt", "--checkpoint-every", "5"};

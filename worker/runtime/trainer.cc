@@ -90,7 +90,7 @@ class Trainer {
   void Update(int64_t step, float lr);  // AdamW, out of place when the state is lent
   absl::StatusOr<TrainOutcome> Finish(int64_t completed, TrainOutcome outcome);
   void Log(const nlohmann::ordered_json& j) {
-    if (log_line_ && g_.rank() == 0) log_line_(j.dump());
+    if (log_line_) log_line_(j.dump());
   }
   void LogCheckpoint(const checkpoint::SaveStats& s) {
     if (progress_) progress_->SetCheckpointStats(static_cast<int64_t>(s.total_bytes), s.persist_s);
@@ -414,6 +414,7 @@ absl::StatusOr<TrainOutcome> Trainer::Run() {
     }
   }
   int64_t reported_ckpt = CheckpointStep();
+  const absl::Time loop_start = absl::Now();
   for (int64_t step = start_step_; step < o_.steps; ++step) {
     if (step == o_.signal_at_step && g_.rank() == 0) std::raise(SIGUSR1);
     SUBLET_ASSIGN_OR_RETURN(bool preempt, AgreeOnPreemption());
@@ -427,7 +428,11 @@ absl::StatusOr<TrainOutcome> Trainer::Run() {
     Update(step, lr);
     last_tokens_per_s_ = static_cast<double>(o_.global_batch * o_.seq_len) /
                          std::max(1e-9, Seconds(absl::Now() - t0));
-    Log({{"step", step + 1}, {"loss", last_loss_}, {"lr", lr}, {"tokens_per_s", last_tokens_per_s_}});
+    // elapsed_s: the same point of every iteration, so the difference of two
+    // lines' is a whole iteration (the agreement, the step and the previous
+    // step's save included), where tokens_per_s covers the step alone.
+    Log({{"step", step + 1}, {"loss", last_loss_}, {"lr", lr}, {"tokens_per_s", last_tokens_per_s_},
+         {"elapsed_s", Seconds(absl::Now() - loop_start)}});
     const int64_t completed = step + 1;
     if (o_.checkpoint_every > 0 && completed % o_.checkpoint_every == 0 && completed < o_.steps) {
       SUBLET_RETURN_IF_ERROR(Save(completed, /*sync=*/false));

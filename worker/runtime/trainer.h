@@ -72,7 +72,8 @@ absl::Status ValidateTrainerOptions(const TrainerOptions& options, int world, in
 // checkpoint_dir), so nothing was saved.
 enum class TrainOutcome { kDone, kPreempted, kStoppedUnsaved };
 
-// Rank 0's JSON lines (DESIGN "sublet-train contract"); called from the
+// The rank's JSON lines (DESIGN "sublet-train contract"; sublet-train passes
+// a sink on rank 0 only, unless --log-json names {rank}); called from the
 // training thread and, for async checkpoint events, the writer thread, so it
 // must be thread-safe. May be null.
 using LogLineFn = std::function<void(const std::string& json)>;

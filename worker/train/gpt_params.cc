@@ -71,8 +71,15 @@ absl::StatusOr<GptConfig> GptPreset(const std::string& name) {
     c.layers = 4;
     return c;
   }
+  if (name == "medium") {  // ~101M parameters: value + AdamW moments = 1.2 GB
+    c.max_seq = 128;
+    c.width = 1024;
+    c.heads = 16;
+    c.layers = 8;
+    return c;
+  }
   return absl::InvalidArgumentError(absl::StrCat("--model: unknown preset '", name,
-                                                 "'; expected tiny or small"));
+                                                 "'; expected tiny, small or medium"));
 }
 
 absl::Status CheckConfig(const GptConfig& c, int tp) {

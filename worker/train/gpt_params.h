@@ -42,8 +42,10 @@ struct GptConfig {
   int64_t mlp() const { return 4 * width; }
 };
 
-// "tiny" (trains in seconds on one core) or "small" (GEMM-bound, ~3.3M
-// parameters); InvalidArgument otherwise.
+// "tiny" (trains in seconds on one core), "small" (GEMM-bound, ~3.3M
+// parameters) or "medium" (~101M parameters, 1.2 GB of state with AdamW's
+// moments: the checkpoint and reclaim benches' size); InvalidArgument
+// otherwise.
 absl::StatusOr<GptConfig> GptPreset(const std::string& name);
 
 // InvalidArgument unless heads divide width and heads and the MLP width
