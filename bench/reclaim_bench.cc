@@ -1,15 +1,21 @@
 // sublet-bench reclaim: how long a reclaim takes from the admin's call to the
 // node handed over, against what the checkpoint it forces must cost at the
 // very least: its bytes divided by the write bandwidth of the same
-// filesystem, measured in the same run (fsynced sequential write of the same
-// byte count). Target (issue 6): reclaim_s <= 1.2 * bytes / bandwidth + 0.5 s.
+// filesystem (an fsynced sequential write of the same byte count with the
+// writeback our checkpoint files get), measured in the same run once the
+// cluster is gone, so nothing competes with it. Target (issue 21):
+// reclaim_s <= 1.1 * bytes / bandwidth + 0.2 s.
 //
 // Each repeat runs a real local cluster (`sublet up`: a coordinator and two
 // workers with emulated GPUs), submits a DP2 x TP2 sublet-train job on both
-// nodes, waits until it is training, reclaims one node and follows the
-// reclaim until the node is `reclaimed`. The checkpoint's size and persist
-// time come from the trainer's own log (--log-json).
+// nodes (--model medium by default: 1.2 GB of state), waits until it is
+// training, reclaims one node and follows the reclaim until the node is
+// `reclaimed`. The checkpoint's size and persist time come from the trainer's
+// own log (--log-json); reclaim_s minus that persist time is what the rest
+// (notice, the step boundary, agreement, exit, handover) cost.
 #include "bench/reclaim_bench.h"
+
+#include "bench/process.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -26,7 +32,6 @@
 
 #include "client/client.h"
 #include "protocols/curve.h"
-#include "protocols/curve.h"
 #include "fmt/format.h"
 
 namespace sublet::bench {
@@ -36,8 +41,8 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 struct Options {
-  std::string model = "small";
-  int global_batch = 8;
+  std::string model = "medium";
+  int global_batch = 4;
   int seq_len = 32;
   int repeats = 3;
   std::string deadline = "60s";
@@ -45,8 +50,6 @@ struct Options {
 };
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-std::string BinDir() { return fs::read_symlink("/proc/self/exe").parent_path().string(); }
 
 // `sublet up` in its own process group; killed (with its daemons) at the end.
 class LocalCluster {
@@ -84,33 +87,23 @@ void WaitUntil(Pred pred, const std::string& what, std::chrono::seconds limit) {
   }
 }
 
-// Sequential write of `bytes` to `path` in 4 MiB blocks, then fdatasync.
-double FsyncedWriteSeconds(const std::string& path, int64_t bytes) {
-  std::vector<char> block(4 << 20, 'x');
-  const auto start = Clock::now();
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw std::runtime_error("cannot write " + path);
-  for (int64_t left = bytes; left > 0;) {
-    ssize_t n = write(fd, block.data(), std::min<int64_t>(left, block.size()));
-    if (n <= 0) throw std::runtime_error("write failed: " + path);
-    left -= n;
-  }
-  fdatasync(fd);
-  close(fd);
-  const double s = Seconds(Clock::now() - start);
-  fs::remove(path);
-  return s;
-}
-
-// The trainer's log: the checkpoint written for the preemption.
-nlohmann::json PreemptionCheckpoint(const std::string& log_path, int64_t step) {
-  std::ifstream in(log_path);
-  std::string line;
+// The trainer's log: the checkpoint written for the preemption. Rank 0 logs
+// to train.jsonl in its working directory (the sandbox's, which only the
+// rank's user may write): <cluster>/node-*/jobs/<id>/attempt-*/work.
+nlohmann::json PreemptionCheckpoint(const std::string& cluster_dir, int64_t job, int64_t step) {
   nlohmann::json found;
-  while (std::getline(in, line)) {
-    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_discarded() && j.value("event", "") == "checkpoint" && j.value("step", -1) == step) {
-      found = j;
+  std::error_code error;
+  for (const auto& node : fs::directory_iterator(cluster_dir, error)) {
+    const fs::path jobs = node.path() / "jobs" / std::to_string(job);
+    for (const auto& attempt : fs::directory_iterator(jobs, error)) {
+      std::ifstream in(attempt.path() / "work" / "train.jsonl");
+      std::string line;
+      while (std::getline(in, line)) {
+        nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+        if (!j.is_discarded() && j.value("event", "") == "checkpoint" && j.value("step", -1) == step) {
+          found = j;
+        }
+      }
     }
   }
   return found;
@@ -120,7 +113,7 @@ nlohmann::json RunOnce(const Options& o, int repeat) {
   const std::string dir = fmt::format("{}/run-{}", o.dir, repeat);
   fs::create_directories(dir);
   const std::string endpoint = fmt::format("tcp://127.0.0.1:{}", 29000 + (getpid() + repeat) % 900);
-  LocalCluster cluster(dir, endpoint);
+  auto cluster = std::make_unique<LocalCluster>(dir, endpoint);
   // `sublet up` makes the coordinator's key before starting anything.
   const std::string key_file = dir + "/cluster/coordinator/coordinator.key";
   absl::StatusOr<protocols::CurveKeyPair> keys = protocols::ReadKeyFile(key_file);
@@ -139,7 +132,6 @@ nlohmann::json RunOnce(const Options& o, int repeat) {
                        [](const auto& n) { return n.state == "ready"; });
   }, "two ready nodes", std::chrono::seconds(60));
 
-  const std::string log = dir + "/train.jsonl";
   protocols::JobSpec spec;
   spec.name = "reclaim-bench";
   spec.nodes = 2;
@@ -148,13 +140,13 @@ nlohmann::json RunOnce(const Options& o, int repeat) {
   spec.elastic_min_nodes = 1;
   spec.command = {BinDir() + "/sublet-train", "--model", o.model, "--steps", "100000",
                   "--seed", "1", "--tp", "2", "--global-batch", std::to_string(o.global_batch),
-                  "--seq-len", std::to_string(o.seq_len), "--log-json", log};
+                  "--seq-len", std::to_string(o.seq_len), "--log-json", "train.jsonl"};
   auto id = tenant.Submit(spec);
   if (!id.ok()) throw std::runtime_error("submit: " + std::string(id.status().message()));
   WaitUntil([&] {
     auto job = tenant.GetJob(*id);
     return job.ok() && job->state == "running" && job->progress.step >= 3;
-  }, "the job to train 3 steps", std::chrono::seconds(120));
+  }, "the job to train 3 steps", std::chrono::seconds(600));
 
   protocols::ReclaimRequest request{{"node-2"}, 0, 60000, "sublet-bench reclaim"};
   const auto start = Clock::now();
@@ -178,21 +170,25 @@ nlohmann::json RunOnce(const Options& o, int repeat) {
     throw std::runtime_error("the job did not acknowledge the reclaim");
   }
   const int64_t step = info.jobs[0].checkpoint_step;
-  nlohmann::json ckpt = PreemptionCheckpoint(log, step);
+  nlohmann::json ckpt = PreemptionCheckpoint(dir + "/cluster", *id, step);
   if (ckpt.is_null()) throw std::runtime_error("no checkpoint event for step " + std::to_string(step));
   const int64_t bytes = ckpt["bytes"].get<int64_t>();
-  // The same filesystem the checkpoints went to, the same byte count.
+  const double persist_s = ckpt["persist_s"].get<double>();
+  (void)tenant.Cancel(*id);
+  cluster.reset();  // sublet up stops its daemons and with them every rank
+  // The same filesystem the checkpoints went to, the same byte count, with
+  // nothing else running.
   std::vector<double> writes;
   for (int i = 0; i < 3; ++i) writes.push_back(FsyncedWriteSeconds(dir + "/write-probe", bytes));
   const double write_gbps = bytes / Median(writes) / 1e9;
-  const double bound_s = 1.2 * bytes / (write_gbps * 1e9) + 0.5;
-  (void)tenant.Cancel(*id);
+  const double bound_s = 1.1 * bytes / (write_gbps * 1e9) + 0.2;
   return {{"repeat", repeat},
           {"checkpoint_step", step},
           {"checkpoint_bytes", bytes},
-          {"trainer_persist_s", ckpt["persist_s"]},
+          {"trainer_persist_s", persist_s},
           {"write_gbps", write_gbps},
           {"reclaim_s", reclaim_s},
+          {"reclaim_minus_persist_s", reclaim_s - persist_s},
           {"coordinator_reclaim_s", server_s},
           {"target_s", bound_s},
           {"ratio_to_target", reclaim_s / bound_s},
@@ -208,11 +204,14 @@ std::pair<CLI::App*, std::function<Report(const std::string&)>> AddReclaimComman
       "Reclaim latency: per repeat, a local cluster (`sublet up`, 2 workers x 2 emulated GPUs) "
       "runs a DP2 x TP2 sublet-train job; once it trains, node-2 is reclaimed and the time from "
       "the reclaim call to the node `reclaimed` is measured (the trainer notices at a step "
-      "boundary, saves a checkpoint, exits 75). Baseline from the same run: the checkpoint's "
-      "bytes over the fsynced sequential write bandwidth of the same filesystem. Target: "
-      "reclaim_s <= 1.2 * bytes / bandwidth + 0.5 s.");
-  sub->add_option("--model", o->model, "sublet-train preset (tiny|small)");
-  sub->add_option("--global-batch", o->global_batch, "sequences per step");
+      "boundary, saves a checkpoint, exits 75). Baseline from the same run, once the "
+      "cluster has stopped: the checkpoint's bytes over the fsynced sequential write "
+      "bandwidth of the same filesystem (median of 3 writes of that many bytes, with the "
+      "writeback our checkpoint files get). Target: reclaim_s <= 1.1 * bytes / bandwidth + "
+      "0.2 s; reclaim_minus_persist_s is reclaim_s less the trainer's own persist time.");
+  sub->add_option("--model", o->model, "sublet-train preset (tiny|small|medium)")
+      ->capture_default_str();
+  sub->add_option("--global-batch", o->global_batch, "sequences per step")->capture_default_str();
   sub->add_option("--seq-len", o->seq_len, "tokens per sequence");
   sub->add_option("--repeats", o->repeats, "fresh clusters, one reclaim each");
   sub->add_option("--dir", o->dir, "working directory (default: a new one under /tmp)");

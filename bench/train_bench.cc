@@ -18,6 +18,9 @@
 //     collective matmul (4 chunks) against all-gather then one GEMM, with n
 //     chosen so that the GEMM takes about as long as the all-gather
 //     (n = sgemm FLOP/s / link bytes/s, then calibrated). Target >= 1.2x.
+//     tp_layer_trainer: the same at the trainer's own shape (no target).
+// Every step time is one statistic (StepSeconds): per step the slower rank's
+// whole iteration, median over steps, median over rounds.
 #include "bench/train_bench.h"
 
 #include <cblas.h>
@@ -39,8 +42,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/process.h"
 #include "bench/shaped_link.h"
 #include "fmt/format.h"
+#include "worker/runtime/trainer.h"
 #include "worker/train/gpt_params.h"
 
 namespace sublet::bench {
@@ -48,7 +53,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-using Env = std::vector<std::pair<std::string, std::string>>;
 
 struct Options {
   std::string model = "small";
@@ -63,78 +67,24 @@ struct Options {
   // Hidden: the rank half (train_bench_rank.cc).
   std::string rank_helper;
   int64_t bytes = 0, m_local = 512, k = 1024, n = 0;
+  int chunks = 4;
 };
 
 
-std::string SelfExe() { return fs::read_symlink("/proc/self/exe").string(); }
-std::string BinDir() { return fs::path(SelfExe()).parent_path().string(); }
-
-// Starts argv with `env` on top of ours (SUBLET_* and OMPI_* removed), its
-// stdout to `out`; the caller waits with Wait.
-pid_t Spawn(const std::vector<std::string>& argv, const Env& env, const std::string& out) {
-  const pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    for (const char* v : {"SUBLET_RANK", "SUBLET_WORLD_SIZE", "SUBLET_LOCAL_RANK",
-                          "SUBLET_LOCAL_WORLD_SIZE", "SUBLET_NODE_NAME", "SUBLET_RENDEZVOUS",
-                          "SUBLET_CONTROL_ENDPOINT", "SUBLET_CHECKPOINT_DIR",
-                          "SUBLET_TENSOR_PARALLEL", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"}) {
-      unsetenv(v);
-    }
-    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-    const int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execvp(args[0], args.data());
-    _exit(127);
+// A step's seconds in one run: for each step index the slower side's whole
+// iteration (a synchronous data-parallel step waits for the slower rank, and
+// this VM's two cores differ by up to a quarter for seconds at a time), then
+// the median over steps after 2 warm-up steps. Every row uses this one
+// statistic, over the log of each rank of the run.
+double StepSeconds(const std::vector<std::string>& logs) {
+  std::vector<double> slower;
+  for (const std::string& log : logs) {
+    const std::vector<double> it = IterationSeconds(ReadAll(log), 2);
+    if (slower.empty()) slower.assign(it.size(), 0.0);
+    if (it.size() != slower.size()) throw std::runtime_error("the ranks logged different step counts");
+    for (size_t i = 0; i < it.size(); ++i) slower[i] = std::max(slower[i], it[i]);
   }
-  return pid;
-}
-
-// Waits for every pid; kills all of them past `limit`. Throws unless all exit 0.
-void WaitAll(const std::vector<pid_t>& pids, std::chrono::seconds limit, const std::string& what) {
-  const auto deadline = Clock::now() + limit;
-  std::vector<bool> done(pids.size(), false);
-  bool failed = false;
-  for (size_t left = pids.size(); left > 0;) {
-    for (size_t i = 0; i < pids.size(); ++i) {
-      int status = 0;
-      if (done[i] || waitpid(pids[i], &status, WNOHANG) != pids[i]) continue;
-      done[i] = true;
-      --left;
-      failed |= !WIFEXITED(status) || WEXITSTATUS(status) != 0;
-    }
-    if (left > 0 && Clock::now() > deadline) {
-      for (size_t i = 0; i < pids.size(); ++i) {
-        if (!done[i]) kill(pids[i], SIGKILL), waitpid(pids[i], nullptr, 0);
-      }
-      throw std::runtime_error(what + ": timed out");
-    }
-    if (left > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  if (failed) throw std::runtime_error(what + ": a process failed");
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-// Step seconds of a sublet-train --log-json - run, warm-up steps dropped.
-double MedianStepSeconds(const std::string& log, int sequences, int seq) {
-  std::vector<double> steps;
-  std::istringstream in(log);
-  for (std::string line; std::getline(in, line);) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_object() && j.contains("tokens_per_s")) {
-      steps.push_back(sequences * seq / j["tokens_per_s"].get<double>());
-    }
-  }
-  if (steps.size() < 3) throw std::runtime_error("sublet-train logged too few steps:\n" + log);
-  steps.erase(steps.begin(), steps.begin() + 2);
-  return Median(steps);
+  return Median(slower);
 }
 
 // Median of `calls` sgemm 1024^3 at `threads` OpenBLAS threads, in GFLOP/s.
@@ -168,10 +118,11 @@ ModelFacts Facts(const std::string& model, int seq) {
   return f;
 }
 
-std::vector<std::string> TrainArgs(const Options& o, int global_batch, const std::string& sched) {
+std::vector<std::string> TrainArgs(const Options& o, int global_batch, const std::string& sched,
+                                   const std::string& log) {
   return {BinDir() + "/sublet-train", "--model", o.model, "--steps", std::to_string(o.steps),
           "--global-batch", std::to_string(global_batch), "--seq-len", std::to_string(o.seq),
-          "--dp-schedule", sched, "--log-json", "-"};
+          "--dp-schedule", sched, "--log-json", log};
 }
 
 // Rounds alternate the sgemm baseline and a trainer run, so that load from
@@ -182,10 +133,11 @@ void OneRank(const Options& o, const std::string& dir, Report* report) {
   std::vector<double> sgemms, steps;
   for (int r = 0; r < o.rounds; ++r) {
     sgemms.push_back(SgemmGflops(o.threads));
-    pid_t pid = Spawn(TrainArgs(o, o.batch, "overlap"),
-                      {{"OPENBLAS_NUM_THREADS", std::to_string(o.threads)}}, out);
+    fs::remove(out);  // sublet-train appends
+    pid_t pid = Spawn(TrainArgs(o, o.batch, "overlap", out),
+                      {{"OPENBLAS_NUM_THREADS", std::to_string(o.threads)}}, "/dev/null");
     WaitAll({pid}, std::chrono::seconds(600), "one-rank sublet-train");
-    steps.push_back(MedianStepSeconds(ReadAll(out), o.batch, o.seq));
+    steps.push_back(StepSeconds({out}));
   }
   const double sgemm = Median(sgemms);
   const double tokens_per_s = o.batch * o.seq / Median(steps);
@@ -199,7 +151,10 @@ void OneRank(const Options& o, const std::string& dir, Report* report) {
                           {"met", gflops / sgemm >= 0.5}});
 }
 
-// Two sublet-train ranks, one per side of the link; rank 0 logs to `out`.
+// Two processes, one per side of the link, each pinned to its own core:
+// `helper` (stdout of side 0 to `out`) or, when it is empty, sublet-train
+// ranks (a DP 2 job when `joined`, else each side a world of one on half the
+// batch) that log to `out`.0 and `out`.1, one per side.
 void RunPair(const Options& o, const ShapedLink& link, bool joined, const std::string& sched,
              const std::vector<std::string>& helper, const std::string& out) {
   std::vector<pid_t> pids;
@@ -211,15 +166,20 @@ void RunPair(const Options& o, const ShapedLink& link, bool joined, const std::s
                              {"SUBLET_NODE_NAME", "node-" + std::to_string(side)},
                              {"SUBLET_RENDEZVOUS", link.address(0) + ":29500"}});
     }
+    // Every rank logs: side s to out.s (a joined side's rank is its side;
+    // apart, each side is rank 0 of its own world).
+    const std::string log = joined ? out + ".{rank}" : fmt::format("{}.{}", out, side);
+    if (helper.empty()) fs::remove(fmt::format("{}.{}", out, side));  // sublet-train appends
     std::vector<std::string> argv =
-        helper.empty() ? TrainArgs(o, joined ? o.batch : o.batch / 2, sched) : helper;
+        helper.empty() ? TrainArgs(o, joined ? o.batch : o.batch / 2, sched, log) : helper;
     // One core per emulated node: left to the scheduler, both ranks (and
     // their comm threads) sometimes share one core on a 2-core machine and
     // the step time doubles for a while.
     if (std::thread::hardware_concurrency() >= 2) {
       argv.insert(argv.begin(), {"taskset", "-c", std::to_string(side)});
     }
-    pids.push_back(Spawn(link.Inside(side, argv), env, side == 0 ? out : out + ".1"));
+    const std::string stdout_to = !helper.empty() && side == 0 ? out : "/dev/null";
+    pids.push_back(Spawn(link.Inside(side, argv), env, stdout_to));
   }
   WaitAll(pids, std::chrono::seconds(600), "ranks in the namespaces");
 }
@@ -242,17 +202,14 @@ void DataParallel(const Options& o, const ShapedLink& link, const std::string& d
   // machine hits all of them alike; each figure is the median over rounds.
   std::vector<double> overlaps, serials, computes;
   for (int r = 0; r < o.rounds; ++r) {
+    // The same statistic for all three (StepSeconds over both sides' logs).
+    const std::vector<std::string> logs = {log + ".0", log + ".1"};
     RunPair(o, link, true, "overlap", {}, log);
-    overlaps.push_back(MedianStepSeconds(ReadAll(log), o.batch, o.seq));
+    overlaps.push_back(StepSeconds(logs));
     RunPair(o, link, true, "serial", {}, log);
-    serials.push_back(MedianStepSeconds(ReadAll(log), o.batch, o.seq));
-    // A synchronous data-parallel step waits for the slower rank, and the
-    // two cores of this VM are not equally fast at any moment (one slows by
-    // up to a quarter for seconds at a time): compute alone is the slower
-    // side's, as the overlapped and serialized steps are.
+    serials.push_back(StepSeconds(logs));
     RunPair(o, link, false, "overlap", {}, log);
-    computes.push_back(std::max(MedianStepSeconds(ReadAll(log), o.batch / 2, o.seq),
-                                MedianStepSeconds(ReadAll(log + ".1"), o.batch / 2, o.seq)));
+    computes.push_back(StepSeconds(logs));
   }
   const double overlap = Median(overlaps), serial = Median(serials), compute = Median(computes);
   const double comm = HelperResult(o, link, {"allreduce", "--bytes", std::to_string(4 * f.params)},
@@ -274,11 +231,22 @@ void TensorParallelLayer(const Options& o, const ShapedLink& link, double link_b
   // GEMM 2*(2 m k) n / R equals all-gather m k 4 / B when n = R / B; one
   // calibration run then scales n by the measured all-gather / GEMM times
   // (the GEMM runs slower beside the transfer than alone).
-  auto measure = [&](int64_t n) {
+  auto measure_at = [&](int64_t m_local, int64_t k, int64_t n, int chunks) {
     return HelperResult(o, link,
-                        {"tp-layer", "--m-local", std::to_string(o.m_local), "--k",
-                         std::to_string(o.k), "--n", std::to_string(n)},
+                        {"tp-layer", "--m-local", std::to_string(m_local), "--k",
+                         std::to_string(k), "--n", std::to_string(n), "--chunks",
+                         std::to_string(chunks)},
                         dir + "/tp.json");
+  };
+  auto measure = [&](int64_t n) { return measure_at(o.m_local, o.k, n, 4); };
+  auto add_row = [&](const std::string& name, const std::string& shape, int chunks,
+                     const nlohmann::json& r, const std::string& target) {
+    const double ours = r["collective_matmul_s"], peer = r["gather_then_gemm_s"];
+    report->rows.push_back({{"case", name}, {"shape", shape}, {"chunks", chunks},
+                            {"ours_s", ours}, {"peer", "all-gather then GEMM"}, {"peer_s", peer},
+                            {"ratio", peer / ours}, {"allgather_s", r["allgather_s"]},
+                            {"gemm_s", r["gemm_s"]}, {"target", target},
+                            {"met", target == "-" || peer / ours >= 1.2}});
   };
   auto round64 = [](double v) { return std::max<int64_t>(64, std::llround(v / 64) * 64); };
   int64_t n = o.n;
@@ -287,13 +255,19 @@ void TensorParallelLayer(const Options& o, const ShapedLink& link, double link_b
     const nlohmann::json c = measure(n);
     n = round64(n * c["allgather_s"].get<double>() / c["gemm_s"].get<double>());
   }
-  const nlohmann::json r = measure(n);
-  const double ours = r["collective_matmul_s"], peer = r["gather_then_gemm_s"];
-  report->rows.push_back({{"case", "tp_layer"},
-                          {"shape", fmt::format("2x{}x{} * {}x{}", o.m_local, o.k, o.k, n)},
-                          {"ours_s", ours}, {"peer", "all-gather then GEMM"}, {"peer_s", peer},
-                          {"ratio", peer / ours}, {"allgather_s", r["allgather_s"]},
-                          {"gemm_s", r["gemm_s"]}, {"target", ">= 1.2"}, {"met", peer / ours >= 1.2}});
+  add_row("tp_layer", fmt::format("2x{}x{} * {}x{}", o.m_local, o.k, o.k, n), 4, measure(n),
+          ">= 1.2");
+  // The trainer's own layer: --model's first MLP layer (column-parallel,
+  // TP 2) on --global-batch x --seq-len rows, at sublet-train's default
+  // --tp-chunks, whatever the GEMM / all-gather balance there is.
+  auto c = train::GptPreset(o.model);
+  if (!c.ok()) throw std::runtime_error(std::string(c.status().message()));
+  const int64_t rows_local = int64_t{o.batch} * o.seq / 2, mlp_local = c->mlp() / 2;
+  const int chunks = worker::TrainerOptions{}.tp_chunks;
+  add_row("tp_layer_trainer",
+          fmt::format("2x{}x{} * {}x{} ({} fc1, {}x{} tokens)", rows_local, c->width, c->width,
+                      mlp_local, o.model, o.batch, o.seq),
+          chunks, measure_at(rows_local, c->width, mlp_local, chunks), "-");
 }
 
 double RateBytesPerSecond(const std::string& rate) {
@@ -345,7 +319,11 @@ std::pair<CLI::App*, std::function<Report(const std::string&)>> AddTrainCommand(
       "column-parallel forward all-gather(X: 2 x m_local x k) * W (k x n): collective matmul "
       "(4 chunks) against all-gather then one GEMM; n starts at sgemm FLOP/s / link bytes/s "
       "and one calibration run scales it so that the GEMM takes as long as the all-gather; "
-      "--repeats interleaved, medians. The namespaces are deleted at the end.");
+      "--repeats interleaved, medians; tp_layer_trainer: the same at the trainer's own shape "
+      "(--model's first MLP layer at TP 2 on --global-batch x --seq-len rows, sublet-train's "
+      "default --tp-chunks). Every step time is one statistic: per step, the slower rank's "
+      "whole iteration (elapsed_s between log lines), median over steps after 2 warm-up "
+      "steps, median over rounds. The namespaces are deleted at the end.");
   c->add_option("--model", o->model)->capture_default_str();
   c->add_option("--global-batch", o->batch)->capture_default_str();
   c->add_option("--seq-len", o->seq)->capture_default_str();
@@ -368,10 +346,11 @@ std::pair<CLI::App*, std::function<Report(const std::string&)>> AddTrainCommand(
   c->add_option("--m-local", o->m_local)->group("");
   c->add_option("--k", o->k)->group("");
   c->add_option("--n", o->n)->group("");
+  c->add_option("--chunks", o->chunks)->group("");
   return {c, [o](const std::string& command) -> Report {
             if (!o->rank_helper.empty()) {
               std::exit(RunTrainRankHelper(o->rank_helper, o->bytes, o->m_local, o->k, o->n,
-                                           o->repeats, o->threads));
+                                           o->chunks, o->repeats, o->threads));
             }
             return RunTrainBench(*o, command);
           }};

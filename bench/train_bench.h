@@ -20,6 +20,6 @@ std::pair<CLI::App*, std::function<Report(const std::string&)>> AddTrainCommand(
 // The rank half of the link measurements: run by `train` itself inside a
 // namespace (hidden flag --rank-helper). Rank 0 prints one JSON line.
 int RunTrainRankHelper(const std::string& mode, int64_t bytes, int64_t m_local, int64_t k,
-                       int64_t n, int repeats, int threads);
+                       int64_t n, int chunks, int repeats, int threads);
 
 }  // namespace sublet::bench

@@ -3,7 +3,7 @@
 // (collectives/bootstrap.h). Modes:
 //   allreduce  the data-parallel gradient bytes all-reduced alone (T_comm).
 //   tp-layer   a column-parallel layer's forward: Y = all-gather(X) * W, as
-//              collective matmul (4 chunks, chunk i multiplies while chunk
+//              collective matmul (`chunks` chunks, chunk i multiplies while chunk
 //              i+1 moves) and as all-gather then one GEMM (1 chunk); plus
 //              the all-gather alone and the GEMM alone, to show comm ~ GEMM.
 // Every measurement is repeated `repeats` times, interleaved, and rank 0
@@ -51,7 +51,7 @@ double Timed(coll::Communicator& comm, Fn fn) {
 }  // namespace
 
 int RunTrainRankHelper(const std::string& mode, int64_t bytes, int64_t m_local, int64_t k,
-                       int64_t n, int repeats, int threads) {
+                       int64_t n, int chunks, int repeats, int threads) {
   try {
     openblas_set_num_threads(threads);
     auto info = coll::RankInfoFromEnv([](const char* v) { return std::getenv(v); });
@@ -89,7 +89,7 @@ int RunTrainRankHelper(const std::string& mode, int64_t bytes, int64_t m_local, 
                     gathered.data(), k, w.data(), n, 0.0f, y.data(), n);
       };
       const std::vector<std::pair<std::string, std::function<void()>>> runs = {
-          {"collective_matmul_s", with_chunks(4)}, {"gather_then_gemm_s", with_chunks(1)},
+          {"collective_matmul_s", with_chunks(chunks)}, {"gather_then_gemm_s", with_chunks(1)},
           {"allgather_s", gather}, {"gemm_s", gemm}};
       for (const auto& [name, fn] : runs) Timed(comm, fn);  // warm-up
       for (int r = 0; r < repeats; ++r) {

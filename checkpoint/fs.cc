@@ -72,7 +72,7 @@ class PosixWritableFile final : public WritableFile {
       size -= static_cast<size_t>(n);
       written_ += static_cast<uint64_t>(n);
     }
-    if (written_ - flushing_from_ >= kWritebackChunk) {
+    if (written_ - flushing_from_ >= kWritebackBytes) {
       // Best effort: Sync() reports any error that matters.
       sync_file_range(fd_, static_cast<off_t>(flushing_from_),
                       static_cast<off_t>(written_ - flushing_from_), SYNC_FILE_RANGE_WRITE);
@@ -94,7 +94,6 @@ class PosixWritableFile final : public WritableFile {
   }
 
  private:
-  static constexpr uint64_t kWritebackChunk = 16 << 20;
   std::string path_;
   int fd_;
   uint64_t written_ = 0;

@@ -60,6 +60,10 @@ class FileSystem {
   virtual absl::Status RemoveAll(const std::string& path) = 0;  // ok if absent
 };
 
+// PosixFileSystem's files start writeback (sync_file_range) of every this
+// many bytes written, so that Sync() has little left to flush.
+inline constexpr uint64_t kWritebackBytes = 16 << 20;
+
 // The real thing: POSIX calls, retried on EINTR. Writes start writeback of
 // each 16 MiB as it is appended (sync_file_range), so Sync() finds little
 // left to flush and the disk stays busy while the writer checksums.
